@@ -1,0 +1,84 @@
+"""Configuration of the autoregressive priors over VQ-VAE code grids."""
+
+from math import prod
+
+from transformers import PreTrainedConfig
+
+PRIOR_TYPES = ("transformer", "pixelcnn")
+
+
+class VQPriorConfig(PreTrainedConfig):
+    r"""
+    Configuration of a [`VQPriorModel`]: an autoregressive model of the code grids a [`VQVAEModel`] produces.
+
+    Args:
+        prior_type (`str`, defaults to `"transformer"`):
+            `"transformer"`: a causal decoder over the codes in raster order, for any modality.
+            `"pixelcnn"`: the paper's gated PixelCNN (van den Oord et al., 2016); 2-D code grids only.
+        codebook_size (`int`, defaults to 512):
+            K, the number of codes of the VQ-VAE this prior models.
+        code_shape (`list[int]`, defaults to `[8, 8]`):
+            The code grid of one sample, e.g. `[8, 8]` (image), `[250]` (audio), `[8, 16, 16]` (video).
+        num_classes (`int`, defaults to 0):
+            Number of classes for class-conditional sampling; 0 makes the prior unconditional.
+        hidden_size (`int`, defaults to 256):
+            Width of the backbone (transformer embedding size, PixelCNN feature maps).
+        num_layers (`int`, defaults to 4):
+            Transformer blocks, or gated PixelCNN layers.
+        num_heads (`int`, defaults to 8):
+            Attention heads of the transformer prior.
+        dropout (`float`, defaults to 0.0):
+            Dropout inside the backbone during training.
+        kernel_size (`int`, defaults to 3):
+            Size of the PixelCNN's masked kernels (odd).
+        initializer_range (`float`, defaults to 0.02):
+            Standard deviation of the normal initialisation of linear and embedding weights.
+    """
+
+    model_type = "hf_vqvae_prior"
+
+    prior_type: str = "transformer"
+    codebook_size: int = 512
+    code_shape: list[int] | tuple[int, ...] = (8, 8)
+    num_classes: int = 0
+    hidden_size: int = 256
+    num_layers: int = 4
+    num_heads: int = 8
+    dropout: float = 0.0
+    kernel_size: int = 3
+    initializer_range: float = 0.02
+
+    def __post_init__(self, **kwargs):
+        self.code_shape = [int(size) for size in self.code_shape]
+        self._check_fields()
+        super().__post_init__(**kwargs)
+
+    def _check_fields(self) -> None:
+        if self.prior_type not in PRIOR_TYPES:
+            raise ValueError(f"Unknown prior_type={self.prior_type!r}; expected one of {PRIOR_TYPES}.")
+        if self.codebook_size < 2:
+            raise ValueError(f"codebook_size must be at least 2, got {self.codebook_size}.")
+        if not self.code_shape or any(size < 1 for size in self.code_shape):
+            raise ValueError(f"code_shape must be a non-empty list of positive sizes, got {self.code_shape}.")
+        if self.num_classes < 0:
+            raise ValueError(f"num_classes must be >= 0 (0 = unconditional), got {self.num_classes}.")
+        if self.prior_type == "transformer" and self.hidden_size % self.num_heads:
+            raise ValueError(
+                f"hidden_size ({self.hidden_size}) must be divisible by num_heads ({self.num_heads})."
+            )
+        if self.prior_type == "pixelcnn":
+            if len(self.code_shape) != 2:
+                raise ValueError(
+                    f"prior_type='pixelcnn' models 2-D code grids, got code_shape={self.code_shape}; "
+                    "use prior_type='transformer' for audio or video codes."
+                )
+            if self.kernel_size < 3 or self.kernel_size % 2 == 0:
+                raise ValueError(f"kernel_size must be odd and >= 3, got {self.kernel_size}.")
+
+    @property
+    def num_codes(self) -> int:
+        """Number of codes in one sample's grid (the sequence length of the prior)."""
+        return prod(self.code_shape)
+
+
+__all__ = ["VQPriorConfig"]
