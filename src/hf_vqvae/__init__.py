@@ -1,8 +1,30 @@
-"""hf_vqvae: VQ-VAE and autoregressive code priors as Hugging Face models, for images, audio and video."""
+"""hf_vqvae: VQ-VAE and autoregressive code priors as Hugging Face models, for images, audio and video.
+
+Importing the package registers its configs and models with transformers' Auto classes, so that
+`AutoModel.from_pretrained(folder)` works without `trust_remote_code`.
+"""
+
+from transformers import AutoConfig, AutoModel
 
 from .configuration_prior import VQPriorConfig
 from .configuration_vqvae import VQVAEConfig
+from .modeling_vqvae import VQVAEEncoderOutput, VQVAEModel, VQVAEOutput, VQVAEPreTrainedModel
+from .quantization import QuantizerOutput, VectorQuantizer
 
 __version__ = "0.1.0"
 
-__all__ = ["VQPriorConfig", "VQVAEConfig", "__version__"]
+AutoConfig.register(VQVAEConfig.model_type, VQVAEConfig, exist_ok=True)
+AutoModel.register(VQVAEConfig, VQVAEModel, exist_ok=True)
+AutoConfig.register(VQPriorConfig.model_type, VQPriorConfig, exist_ok=True)
+
+__all__ = [
+    "QuantizerOutput",
+    "VQPriorConfig",
+    "VQVAEConfig",
+    "VQVAEEncoderOutput",
+    "VQVAEModel",
+    "VQVAEOutput",
+    "VQVAEPreTrainedModel",
+    "VectorQuantizer",
+    "__version__",
+]

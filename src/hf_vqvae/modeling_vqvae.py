@@ -1,0 +1,324 @@
+"""VQ-VAE (van den Oord, Vinyals, Kavukcuoglu, 2017): encoder -> vector quantizer -> decoder, for images, audio and
+video from one rank-parameterised implementation."""
+
+from dataclasses import dataclass
+from math import log2
+
+import torch
+from torch import nn
+from transformers import PreTrainedModel
+from transformers import initialization as init
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.utils import ModelOutput
+
+from .configuration_vqvae import VQVAEConfig
+from .quantization import VectorQuantizer
+from .strict_loading import StrictLoadingMixin
+
+CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
+CONV_TRANSPOSE = {1: nn.ConvTranspose1d, 2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d}
+INPUT_LAYOUT = {"image": "(batch, channels, height, width)", "audio": "(batch, channels, time)",
+                "video": "(batch, frames, channels, height, width)"}
+
+
+@dataclass
+class VQVAEEncoderOutput(ModelOutput):
+    """
+    Args:
+        latents (`torch.FloatTensor` of shape `(batch, embedding_dim, *code_grid)`):
+            Continuous encoder outputs z_e(x), before quantization.
+        quantized (`torch.FloatTensor` of shape `(batch, embedding_dim, *code_grid)`):
+            z_q(x), the nearest code vectors (straight-through gradients to `latents`).
+        codes (`torch.LongTensor` of shape `(batch, *code_grid)`):
+            Indices of the codes, in [0, codebook_size).
+    """
+
+    latents: torch.FloatTensor | None = None
+    quantized: torch.FloatTensor | None = None
+    codes: torch.LongTensor | None = None
+
+
+@dataclass
+class VQVAEOutput(ModelOutput):
+    """
+    Args:
+        loss (`torch.FloatTensor` of shape `()`):
+            reconstruction_loss + codebook_loss + commitment_cost * commitment_loss (the paper's objective).
+        reconstruction (`torch.FloatTensor`, same shape as the input):
+            The decoded quantized latents.
+        codes (`torch.LongTensor` of shape `(batch, *code_grid)`):
+            Indices of the codes, in [0, codebook_size).
+        reconstruction_loss (`torch.FloatTensor` of shape `()`):
+            Mean squared error between input and reconstruction.
+        codebook_loss (`torch.FloatTensor` of shape `()`):
+            ||sg[z_e] - e||^2 (zero for the EMA codebook, which is learned without gradients).
+        commitment_loss (`torch.FloatTensor` of shape `()`):
+            ||z_e - sg[e]||^2, unweighted.
+        perplexity (`torch.FloatTensor` of shape `()`):
+            exp(entropy) of the code usage in the batch.
+        latents (`torch.FloatTensor` of shape `(batch, embedding_dim, *code_grid)`):
+            Continuous encoder outputs z_e(x).
+    """
+
+    loss: torch.FloatTensor | None = None
+    reconstruction: torch.FloatTensor | None = None
+    codes: torch.LongTensor | None = None
+    reconstruction_loss: torch.FloatTensor | None = None
+    codebook_loss: torch.FloatTensor | None = None
+    commitment_loss: torch.FloatTensor | None = None
+    perplexity: torch.FloatTensor | None = None
+    latents: torch.FloatTensor | None = None
+
+
+def stride_plan(downsample_factors: list[int]) -> list[tuple[int, ...]]:
+    """Per-layer strides: one layer per factor of two, striding only the axes that still need downsampling.
+
+    E.g. `[2, 4, 4]` -> `[(2, 2, 2), (1, 2, 2)]`.
+    """
+    num_layers = int(log2(max(downsample_factors)))
+    return [tuple(2 if factor > 2**i else 1 for factor in downsample_factors) for i in range(num_layers)]
+
+
+def _kernel_for(stride: tuple[int, ...]) -> tuple[int, ...]:
+    # The paper's 4-wide kernels on strided axes; 3-wide (same size, padding 1) on the others.
+    return tuple(4 if s == 2 else 3 for s in stride)
+
+
+class VQVAEResidualBlock(GradientCheckpointingLayer):
+    """h + conv1x1(ReLU(conv3x3(ReLU(h)))), as in the paper's and Sonnet's residual stacks."""
+
+    def __init__(self, config: VQVAEConfig):
+        super().__init__()
+        conv = CONV[config.num_axes]
+        self.conv_in = conv(config.hidden_channels, config.residual_channels, 3, padding=1, bias=False)
+        self.conv_out = conv(config.residual_channels, config.hidden_channels, 1, bias=False)
+        self.activation = nn.ReLU()
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        residual = self.conv_out(self.activation(self.conv_in(self.activation(hidden_states))))
+        return hidden_states + residual
+
+
+class VQVAEResidualStack(nn.Module):
+    def __init__(self, config: VQVAEConfig):
+        super().__init__()
+        self.layers = nn.ModuleList(VQVAEResidualBlock(config) for _ in range(config.num_residual_layers))
+        self.activation = nn.ReLU()
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            hidden_states = layer(hidden_states)
+        return self.activation(hidden_states)
+
+
+class VQVAEEncoder(nn.Module):
+    """Strided 4-wide convs (hidden/2 channels, the last one hidden) -> 3-wide conv -> residual stack -> 1x1 conv to
+    `embedding_dim`."""
+
+    def __init__(self, config: VQVAEConfig):
+        super().__init__()
+        conv = CONV[config.num_axes]
+        strides = stride_plan(config.downsample_factors)
+        channels = [config.in_channels] + [config.hidden_channels // 2] * (len(strides) - 1)
+        channels += [config.hidden_channels] if strides else []
+        layers = []
+        for stride, c_in, c_out in zip(strides, channels, channels[1:]):
+            layers += [conv(c_in, c_out, _kernel_for(stride), stride=stride, padding=1), nn.ReLU()]
+        layers.append(conv(channels[-1], config.hidden_channels, 3, padding=1))
+        self.downsample = nn.Sequential(*layers)
+        self.residual_stack = VQVAEResidualStack(config)
+        self.pre_quantization = conv(config.hidden_channels, config.embedding_dim, 1)
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        return self.pre_quantization(self.residual_stack(self.downsample(inputs)))
+
+
+class VQVAEDecoder(nn.Module):
+    """The encoder's mirror: 3-wide conv from `embedding_dim` -> residual stack -> strided transposed convs."""
+
+    def __init__(self, config: VQVAEConfig):
+        super().__init__()
+        conv, conv_transpose = CONV[config.num_axes], CONV_TRANSPOSE[config.num_axes]
+        strides = stride_plan(config.downsample_factors)[::-1]
+        self.post_quantization = conv(config.embedding_dim, config.hidden_channels, 3, padding=1)
+        self.residual_stack = VQVAEResidualStack(config)
+        channels = [config.hidden_channels] + [config.hidden_channels // 2] * (len(strides) - 1)
+        channels += [config.in_channels]
+        layers = []
+        for stride, c_in, c_out in zip(strides, channels, channels[1:]):
+            layers += [conv_transpose(c_in, c_out, _kernel_for(stride), stride=stride, padding=1), nn.ReLU()]
+        if strides:
+            layers.pop()  # no activation on the output
+        else:
+            layers.append(conv(config.hidden_channels, config.in_channels, 3, padding=1))
+        self.upsample = nn.Sequential(*layers)
+
+    def forward(self, quantized: torch.Tensor) -> torch.Tensor:
+        return self.upsample(self.residual_stack(self.post_quantization(quantized)))
+
+
+class VQVAEPreTrainedModel(StrictLoadingMixin, PreTrainedModel):
+    config: VQVAEConfig
+    base_model_prefix = "vqvae"
+    main_input_name = "pixel_values"
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["VectorQuantizer"]
+    # Distances, argmin and the codebook statistics must stay fp32 even when the model is loaded in bf16/fp16.
+    _keep_in_fp32_modules_strict = ["quantizer"]
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d,
+                               nn.ConvTranspose3d)):
+            # PyTorch's default (Kaiming-uniform) init, as in the reference implementations; transformers' default
+            # would re-initialise convs with N(0, 0.02).
+            module.reset_parameters()
+        elif isinstance(module, VectorQuantizer):
+            bound = 1.0 / module.codebook_size
+            init.uniform_(module.embedding.weight, -bound, bound)
+            init.ones_(module.cluster_size)
+            if module.use_ema:
+                init.copy_(module.embed_sum, module.embedding.weight)
+            init.constant_(module.initialized, not module.kmeans_init)
+            init.zeros_(module.num_restarts)
+
+
+class VQVAEModel(VQVAEPreTrainedModel):
+    """
+    The VQ-VAE: `forward` encodes, quantizes and decodes, and returns the paper's loss
+    `reconstruction + ||sg[z_e] - e||^2 + beta * ||z_e - sg[e]||^2`; `encode` and `decode` expose the two halves
+    around the discrete codes.
+
+    Inputs follow the modality (`config.modality`), as floats in [-1, 1]: images `pixel_values`
+    `(batch, channels, height, width)`, audio `input_values` `(batch, channels, time)`, video `pixel_values`
+    `(batch, frames, channels, height, width)`. Sizes must be divisible by `config.downsample_factors`.
+    """
+
+    def __init__(self, config: VQVAEConfig):
+        super().__init__(config)
+        self.main_input_name = "input_values" if config.modality == "audio" else "pixel_values"
+        self.input_modalities = config.modality
+        self.encoder = VQVAEEncoder(config)
+        self.quantizer = VectorQuantizer(config)
+        self.decoder = VQVAEDecoder(config)
+        self.post_init()
+
+    def forward(
+        self, pixel_values: torch.FloatTensor | None = None, input_values: torch.FloatTensor | None = None
+    ) -> VQVAEOutput:
+        """Encode, quantize and decode a batch; returns the losses, the reconstruction and the codes.
+
+        Pass the batch positionally or by its modality's name (`pixel_values` for images and video,
+        `input_values` for audio).
+        """
+        inputs = self._select_inputs(pixel_values, input_values)
+        latents = self.encoder(self._to_channels_first(inputs))
+        quantization = self.quantizer(latents)
+        reconstruction = self._from_channels_first(self.decoder(quantization.quantized))
+        reconstruction_loss = nn.functional.mse_loss(reconstruction.float(), inputs.float())
+        loss = (
+            reconstruction_loss
+            + quantization.codebook_loss
+            + self.config.commitment_cost * quantization.commitment_loss
+        )
+        return VQVAEOutput(
+            loss=loss,
+            reconstruction=reconstruction,
+            codes=quantization.codes,
+            reconstruction_loss=reconstruction_loss,
+            codebook_loss=quantization.codebook_loss,
+            commitment_loss=quantization.commitment_loss,
+            perplexity=quantization.perplexity,
+            latents=latents,
+        )
+
+    def encode(
+        self, pixel_values: torch.FloatTensor | None = None, input_values: torch.FloatTensor | None = None
+    ) -> VQVAEEncoderOutput:
+        """Map a batch to its code grid `(batch, *code_grid)` (and the latents before and after quantization)."""
+        inputs = self._select_inputs(pixel_values, input_values)
+        latents = self.encoder(self._to_channels_first(inputs))
+        quantization = self.quantizer(latents)
+        return VQVAEEncoderOutput(latents=latents, quantized=quantization.quantized, codes=quantization.codes)
+
+    def decode(self, codes: torch.LongTensor) -> torch.FloatTensor:
+        """Reconstruct signals from code grids `(batch, *code_grid)`; the output has the modality's input layout."""
+        self._check_codes(codes)
+        quantized = self.quantizer.lookup(codes).to(self.decoder.post_quantization.weight.dtype)
+        return self.decode_latents(quantized)
+
+    def decode_latents(self, quantized: torch.FloatTensor) -> torch.FloatTensor:
+        """Reconstruct signals from quantized latents `(batch, embedding_dim, *code_grid)`."""
+        return self._from_channels_first(self.decoder(quantized))
+
+    def _to_channels_first(self, inputs: torch.Tensor) -> torch.Tensor:
+        # Video arrives as (B, T, C, H, W) like transformers' video models; Conv3d wants (B, C, T, H, W).
+        return inputs.transpose(1, 2) if self.config.modality == "video" else inputs
+
+    def _from_channels_first(self, outputs: torch.Tensor) -> torch.Tensor:
+        return outputs.transpose(1, 2) if self.config.modality == "video" else outputs
+
+    def _select_inputs(self, pixel_values: torch.Tensor | None, input_values: torch.Tensor | None) -> torch.Tensor:
+        if (pixel_values is None) == (input_values is None):
+            raise ValueError(
+                f"Pass exactly one input batch: `{self.main_input_name}` for modality={self.config.modality!r} "
+                "(or positionally)."
+            )
+        inputs = pixel_values if pixel_values is not None else input_values
+        self._check_inputs(inputs)
+        return inputs
+
+    def _check_inputs(self, inputs: torch.Tensor) -> None:
+        """Raise a clear error for inputs the model cannot encode, naming what is accepted."""
+        config, layout = self.config, INPUT_LAYOUT[self.config.modality]
+        if not isinstance(inputs, torch.Tensor):
+            raise TypeError(f"Expected a torch.Tensor of shape {layout}, got {type(inputs).__name__}.")
+        if not inputs.is_floating_point():
+            raise TypeError(
+                f"Expected floating-point inputs scaled to [-1, 1], got dtype {inputs.dtype}; "
+                "e.g. convert uint8 pixels with `x.float() / 127.5 - 1`."
+            )
+        if inputs.ndim != config.num_axes + 2:
+            raise ValueError(
+                f"A {config.modality} VQ-VAE expects a {config.num_axes + 2}-D tensor {layout}, got shape "
+                f"{tuple(inputs.shape)}" + (" (add a batch axis with `x.unsqueeze(0)`)."
+                                             if inputs.ndim == config.num_axes + 1 else ".")
+            )
+        channel_axis = 2 if config.modality == "video" else 1
+        if inputs.shape[channel_axis] != config.in_channels:
+            raise ValueError(
+                f"Expected {config.in_channels} channels at axis {channel_axis} of {layout}, got shape "
+                f"{tuple(inputs.shape)}."
+            )
+        sizes = [s for axis, s in enumerate(inputs.shape[1:], 1) if axis != channel_axis]
+        if any(size % factor for size, factor in zip(sizes, config.downsample_factors)):
+            nearest = [
+                sorted({max(factor, size // factor * factor), -(-size // factor) * factor})
+                for size, factor in zip(sizes, config.downsample_factors)
+            ]
+            raise ValueError(
+                f"Input sizes {sizes} of shape {tuple(inputs.shape)} are not divisible by downsample_factors "
+                f"{config.downsample_factors}; nearest valid sizes per axis: {nearest}."
+            )
+        if not torch.isfinite(inputs).all():
+            raise ValueError("Inputs contain NaN or infinite values.")
+
+    def _check_codes(self, codes: torch.Tensor) -> None:
+        """Raise a clear error for code grids that `decode` cannot map back to signals."""
+        config = self.config
+        grid = ", ".join(f"{size}" for size in config.code_shape)
+        if not isinstance(codes, torch.Tensor) or codes.is_floating_point() or codes.is_complex():
+            raise TypeError(f"codes must be an integer tensor (torch.long), got {getattr(codes, 'dtype', type(codes))}.")
+        if codes.ndim != config.num_axes + 1 or 0 in codes.shape:
+            raise ValueError(
+                f"codes must have shape (batch, *code_grid) with a {config.num_axes}-D code grid (e.g. "
+                f"(batch, {grid}) for sample_size {config.sample_size}), got shape {tuple(codes.shape)}."
+            )
+        if codes.min() < 0 or codes.max() >= config.codebook_size:
+            raise ValueError(
+                f"codes must lie in [0, {config.codebook_size}), got values in [{int(codes.min())}, "
+                f"{int(codes.max())}]."
+            )
+
+
+__all__ = ["VQVAEEncoderOutput", "VQVAEModel", "VQVAEOutput", "VQVAEPreTrainedModel"]

@@ -1,0 +1,30 @@
+"""Checkpoints whose weights do not match their config fail loudly instead of being silently re-initialised."""
+
+from transformers import PreTrainedModel
+
+_PROBLEMS = {"missing_keys": "missing from the checkpoint", "unexpected_keys": "not used by the model",
+             "mismatched_keys": "of a different shape than the config implies"}
+
+
+class StrictLoadingMixin:
+    """`from_pretrained` that raises when the checkpoint's tensors do not match the config.
+
+    transformers only logs a load report for missing or unexpected keys and re-initialises the missing ones, so a
+    truncated or edited `model.safetensors` would load as a partly random model. Passing
+    `ignore_mismatched_sizes=True` keeps transformers' lenient behaviour for users who mean it.
+    """
+
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs) -> PreTrainedModel:
+        if kwargs.get("ignore_mismatched_sizes"):
+            return super().from_pretrained(*args, **kwargs)
+        return_info = kwargs.pop("output_loading_info", False)
+        model, info = super().from_pretrained(*args, ignore_mismatched_sizes=True, output_loading_info=True, **kwargs)
+        problems = [f"{len(info[kind])} tensors {what}: {sorted(map(str, info[kind]))[:8]}"
+                    for kind, what in _PROBLEMS.items() if info.get(kind)]
+        if problems:
+            raise ValueError(
+                f"The checkpoint at {args[0] if args else kwargs.get('pretrained_model_name_or_path')!r} does not "
+                f"match its config ({cls.__name__}): " + "; ".join(problems)
+            )
+        return (model, info) if return_info else model
