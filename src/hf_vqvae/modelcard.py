@@ -1,0 +1,342 @@
+"""Hub-ready model cards for `hf_vqvae` models, written from their configs and measured metrics."""
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from urllib.parse import quote
+
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+from .configuration_prior import VQPriorConfig
+from .configuration_vqvae import VQVAEConfig
+
+# Bit depth of the uncompressed signal the compression factor is measured against: 8-bit pixels, 16-bit PCM.
+RAW_BIT_DEPTH = {"image": 8, "audio": 16, "video": 8}
+INPUT_NAMES = {"image": "pixel_values", "audio": "input_values", "video": "pixel_values"}
+MODALITY_NOUNS = {"image": "images", "audio": "audio", "video": "videos"}
+PIPELINE_OUTPUTS = {
+    "image": "a list of PIL images",
+    "audio": 'a list of {"audio": np.ndarray (channels, samples), "sampling_rate": int}',
+    "video": "a list of videos, each a list of PIL frames",
+}
+
+# The Hub's pipeline tags (huggingface.js `pipelines.ts`) have an unconditional generation task for images
+# only. "text-to-audio" / "text-to-video" would advertise a text prompt these models do not take (and make the
+# Hub's widget send one), so audio and video cards, and a VQ-VAE without a prior (it cannot sample), get none.
+GENERATION_PIPELINE_TAGS = {"image": "unconditional-image-generation"}
+# model-index task under which reconstruction metrics are filed: the task mapping the modality onto itself.
+RECONSTRUCTION_TASKS = {"image": "image-to-image", "audio": "audio-to-audio", "video": "other"}
+
+# Display name and method of the metrics `hf_vqvae.metrics` computes, by the key the training scripts log them
+# under. Keys starting with "prior_" are filed under the generation task in the model-index.
+METRIC_DESCRIPTIONS: dict[str, tuple[str, str]] = {
+    "mse": ("MSE", "Mean squared error of the [-1, 1] signal."),
+    "psnr": ("PSNR (dB)", "PSNR of the float reconstruction (peak-to-peak 2), per example, then averaged."),
+    "psnr_uint8": (
+        "PSNR, 8-bit (dB)",
+        "Original and reconstruction quantised to [0, 255] as stored images, PSNR with peak 255 per example, "
+        "then averaged (exact examples count as 100 dB).",
+    ),
+    "ssim": ("SSIM", "torchmetrics SSIM (11x11 Gaussian window, σ 1.5) per image or frame, then averaged."),
+    "snr_db": ("SNR (dB)", "10 log10(‖x‖² / ‖x − x̂‖²) per clip, then averaged."),
+    "log_mel_distance": (
+        "Log-mel L1",
+        "Mean absolute difference of natural-log mel spectrograms (80 Slaney bands, 1024-point STFT, "
+        "hop 256).",
+    ),
+    "codebook_perplexity": ("Codebook perplexity", "exp(entropy) of code usage over the whole set (≤ K)."),
+    "codebook_fraction_used": ("Codes used", "Fraction of the K codes chosen at least once over the set."),
+    "code_entropy_bits": ("Code entropy (bits)", "Entropy of code usage over the whole set (≤ log2 K)."),
+    "prior_bits_per_code": ("Prior bits/code", "The prior's mean negative log-likelihood per code, in bits."),
+    "prior_bits_per_input_dim": (
+        "Prior bits/input dim",
+        "The prior's code NLL spread over the input's scalar values: the rate of the codes, without the "
+        "decoder's distortion.",
+    ),
+}
+
+MODEL_CARD_TEMPLATE = """---
+{{ card_data }}
+---
+
+# {{ model_name }}
+
+A VQ-VAE ([van den Oord et al., 2017](https://arxiv.org/abs/1711.00937)) that compresses {{ noun }} into \
+a grid of discrete codes and decodes them back{% if prior_rows %}, with an autoregressive prior over those \
+codes to sample new {{ noun }}{% endif %}. Built with the `hf_vqvae` package, whose models load as regular \
+`transformers` models.
+
+## Model
+
+| | |
+|---|---|
+{% for name, value in architecture_rows + prior_rows %}| {{ name }} | {{ value }} |
+{% endfor %}
+## How to use
+
+```python
+import torch
+
+import hf_vqvae  # registers the hf_vqvae models and the "vq-sample" pipeline with transformers
+from hf_vqvae import VQVAEModel
+
+model = VQVAEModel.from_pretrained("{{ model_id }}")
+{{ input_name }} = torch.rand({{ batch_shape }}) * 2 - 1  # a batch scaled to [-1, 1]
+codes = model.encode({{ input_name }}).codes  # torch.long, shape {{ codes_shape }}
+reconstruction = model.decode(codes)
+```
+{% if prior_rows %}
+Sampling new {{ noun }} from the prior:
+
+```python
+from transformers import pipeline
+
+pipe = pipeline("vq-sample", model="{{ model_id }}")
+samples = pipe(num_samples=4{{ class_labels }}, seed=0)  # {{ pipeline_output }}
+```
+{% endif %}
+## Training
+
+```bash
+{{ training_command }}
+```
+{% if training_time %}
+- Training time: {{ training_time }}
+{%- endif %}
+{%- if hardware %}
+- Hardware: {{ hardware }}
+{%- endif %}
+
+## Evaluation
+
+Measured on {{ eval_data }} with `hf_vqvae.metrics`; signals are in [-1, 1].
+
+| Metric | Value | How it was computed |
+|---|---|---|
+{% for name, value, method in metric_rows %}| {{ name }} | {{ value }} | {{ method }} |
+{% endfor %}
+{%- if samples %}
+## Samples
+{% for sample in samples %}
+{{ sample }}
+{% endfor %}
+{%- endif %}
+## Intended use and limitations
+
+{{ limitations }}
+{% for title, text in extra_sections.items() %}
+## {{ title }}
+
+{{ text }}
+{% endfor %}"""
+
+
+def write_model_card(
+    output_dir: str | Path,
+    *,
+    model_id: str,
+    config: VQVAEConfig,
+    metrics: Mapping[str, float],
+    training_command: str,
+    prior_config: VQPriorConfig | None = None,
+    datasets: Sequence[str] = (),
+    eval_split: str | None = None,
+    sample_files: Sequence[str] = (),
+    training_time: str | None = None,
+    hardware: str | None = None,
+    limitations: str | None = None,
+    extra_sections: Mapping[str, str] | None = None,
+    license: str = "apache-2.0",
+) -> ModelCard:
+    """
+    Write `output_dir/README.md`, the Hub model card of a VQ-VAE (and its prior), and return it.
+
+    The YAML metadata carries `library_name: hf_vqvae` (the Hub accepts any library name; "transformers"
+    would make the Hub show a snippet that fails without `import hf_vqvae`), the license, tags, datasets, a
+    pipeline tag where the Hub has a fitting one (`unconditional-image-generation` for image models with a
+    prior; none for audio/video, see `GENERATION_PIPELINE_TAGS`) and a `model-index` entry per metric. The
+    body describes the architecture (code grid, K, D, downsampling, bitrate and compression factor), usage,
+    training command and hardware, the metrics and how they were computed, samples, and limitations.
+
+    Args:
+        output_dir (`str` or `Path`): the hub-ready folder (config.json, model.safetensors, prior/, samples).
+        model_id (`str`): Hub repo id used in the usage snippets, e.g. `"org/vqvae-cifar10"`.
+        config (`VQVAEConfig`): the VQ-VAE's config.
+        metrics (`Mapping[str, float]`): measured values by key; keys of `METRIC_DESCRIPTIONS` get a readable
+            name and a description of the method, keys starting with `"prior_"` are prior metrics.
+        training_command (`str`): the command that trained the model(s).
+        prior_config (`VQPriorConfig`, *optional*): the prior's config, if the folder holds a prior.
+        datasets (`Sequence[str]`, defaults to `()`): Hub dataset ids; the first is the evaluation dataset.
+        eval_split (`str`, *optional*): the split the metrics were measured on, e.g. `"test"`.
+        sample_files (`Sequence[str]`, defaults to `()`): paths relative to `output_dir`; PNG/JPEG files are
+            shown, others (WAV, GIF, MP4) linked.
+        training_time (`str`, *optional*): e.g. `"2 h 10 min"`.
+        hardware (`str`, *optional*): e.g. `"1x NVIDIA H100"`.
+        limitations (`str`, *optional*): replaces the generic intended-use-and-limitations text.
+        extra_sections (`Mapping[str, str]`, *optional*): further sections, title -> Markdown text.
+        license (`str`, defaults to `"apache-2.0"`): Hub license id.
+
+    Returns:
+        `huggingface_hub.ModelCard`: the card, as saved.
+    """
+    output_dir = Path(output_dir)
+    if prior_config is not None and prior_config.codebook_size != config.codebook_size:
+        raise ValueError(
+            f"The prior models {prior_config.codebook_size} codes but the VQ-VAE has {config.codebook_size}."
+        )
+    noun = MODALITY_NOUNS[config.modality]
+    eval_data = f"the `{eval_split}` split of {datasets[0]}" if datasets and eval_split else "held-out data"
+    card = ModelCard.from_template(
+        _card_data(model_id, config, prior_config, metrics, datasets, eval_split, license),
+        template_str=MODEL_CARD_TEMPLATE,
+        model_id=model_id,
+        noun=noun,
+        architecture_rows=_architecture_rows(config),
+        prior_rows=_prior_rows(prior_config),
+        **_usage_snippet_values(config, prior_config),
+        training_command=training_command,
+        training_time=training_time,
+        hardware=hardware,
+        eval_data=eval_data,
+        metric_rows=_metric_rows(metrics),
+        samples=_sample_markdown(output_dir, sample_files),
+        limitations=limitations or _default_limitations(noun),
+        extra_sections=dict(extra_sections or {}),
+    )
+    card.save(output_dir / "README.md")
+    return card
+
+
+def _card_data(
+    model_id: str,
+    config: VQVAEConfig,
+    prior_config: VQPriorConfig | None,
+    metrics: Mapping[str, float],
+    datasets: Sequence[str],
+    eval_split: str | None,
+    license: str,
+) -> ModelCardData:
+    pipeline_tag = GENERATION_PIPELINE_TAGS.get(config.modality) if prior_config is not None else None
+    reconstruction_task = (RECONSTRUCTION_TASKS[config.modality], f"{config.modality.title()} reconstruction")
+    likelihood_task = (pipeline_tag or "other", "Code likelihood")
+    # A model-index entry must name its dataset: without one the metrics are reported in the body only.
+    eval_results = [
+        EvalResult(
+            task_type=task_type,
+            task_name=task_name,
+            dataset_type=datasets[0],
+            dataset_name=datasets[0],
+            dataset_split=eval_split,
+            metric_type=key,
+            metric_name=METRIC_DESCRIPTIONS.get(key, (key,))[0],
+            metric_value=float(value),
+        )
+        for key, value in metrics.items()
+        for task_type, task_name in [likelihood_task if key.startswith("prior_") else reconstruction_task]
+        if datasets
+    ]
+    return ModelCardData(
+        model_name=model_id.split("/")[-1],
+        library_name="hf_vqvae",
+        license=license,
+        pipeline_tag=pipeline_tag,
+        tags=["vq-vae", "hf_vqvae", config.modality],
+        datasets=list(datasets) or None,
+        metrics=list(metrics) or None,
+        eval_results=eval_results or None,
+    )
+
+
+def _example_shape(config: VQVAEConfig) -> list[int]:
+    """Shape of one model input without the batch axis: (C, H, W), (C, T) or (T, C, H, W)."""
+    if config.modality == "video":
+        return [config.sample_size[0], config.in_channels, *config.sample_size[1:]]
+    return [config.in_channels, *config.sample_size]
+
+
+def _architecture_rows(config: VQVAEConfig) -> list[tuple[str, str]]:
+    """(name, value) rows describing the VQ-VAE, its code grid and its bitrate."""
+    times = " × ".join
+    num_codes = math.prod(config.code_shape)
+    bits_per_code = math.log2(config.codebook_size)
+    bits = num_codes * bits_per_code
+    raw_bits = math.prod(_example_shape(config)) * RAW_BIT_DEPTH[config.modality]
+    quantizer = "EMA codebook updates" if config.quantizer == "ema" else "codebook loss (as in the paper)"
+    rows = [
+        ("Input", f"`{INPUT_NAMES[config.modality]}` ({times(map(str, _example_shape(config)))}) in [-1, 1]"),
+        ("Downsampling per axis", times(map(str, config.downsample_factors))),
+        ("Code grid", f"{times(map(str, config.code_shape))} = {num_codes} codes"),
+        ("Codebook", f"K = {config.codebook_size} codes of dimension D = {config.embedding_dim}"),
+        ("Codebook learning", quantizer),
+        (
+            "Encoder / decoder",
+            f"{config.hidden_channels} channels, {config.num_residual_layers} residual blocks "
+            f"({config.residual_channels}-channel bottleneck)",
+        ),
+        ("Code size", f"{bits:.0f} bits per example ({num_codes} codes × log2 K = {bits_per_code:.3g} bits)"),
+        (f"Compression vs {RAW_BIT_DEPTH[config.modality]}-bit input", f"{raw_bits / bits:.1f}×"),
+    ]
+    if config.modality in ("audio", "video"):
+        # The first axis is time for both: seconds per example from the sampling rate or the frame rate.
+        rate = config.sampling_rate if config.modality == "audio" else config.fps
+        seconds = config.sample_size[0] / rate
+        rows.append(("Input rate", f"{rate} Hz" if config.modality == "audio" else f"{rate} fps"))
+        rows.append(("Codes per second", f"{num_codes / seconds:.4g}"))
+        rows.append(("Bitrate", f"{bits / seconds / 1000:.4g} kbit/s"))
+    return rows
+
+
+def _prior_rows(prior_config: VQPriorConfig | None) -> list[tuple[str, str]]:
+    """(name, value) rows describing the prior; empty without one."""
+    if prior_config is None:
+        return []
+    backbone = f"{prior_config.num_layers} layers of width {prior_config.hidden_size}"
+    if prior_config.prior_type == "transformer":
+        backbone += f", {prior_config.num_heads} heads"
+    conditioning = f"{prior_config.num_classes} classes" if prior_config.num_classes else "unconditional"
+    return [("Prior", f"{prior_config.prior_type} over raster-ordered codes, {backbone}; {conditioning}")]
+
+
+def _usage_snippet_values(config: VQVAEConfig, prior_config: VQPriorConfig | None) -> dict[str, str]:
+    """Values the usage snippets are filled with."""
+    num_classes = prior_config.num_classes if prior_config is not None else 0
+    return {
+        "input_name": INPUT_NAMES[config.modality],
+        "batch_shape": ", ".join(map(str, [1, *_example_shape(config)])),
+        "codes_shape": str((1, *config.code_shape)),
+        "class_labels": ", class_labels=[0] * 4" if num_classes else "",
+        "pipeline_output": PIPELINE_OUTPUTS[config.modality],
+    }
+
+
+def _metric_rows(metrics: Mapping[str, float]) -> list[tuple[str, str, str]]:
+    """(name, value, how it was computed) per metric; unknown keys are shown as they are."""
+    rows = []
+    for key, value in metrics.items():
+        name, method = METRIC_DESCRIPTIONS.get(key, (key, ""))
+        rows.append((name, f"{value:.4g}", method))
+    return rows
+
+
+def _sample_markdown(output_dir: Path, sample_files: Sequence[str]) -> list[str]:
+    """One Markdown line per sample file: PNG/JPEG embedded as images, others (WAV, GIF, MP4) linked."""
+    lines = []
+    for name in sample_files:
+        if Path(name).is_absolute() or not (output_dir / name).is_file():
+            raise FileNotFoundError(f"Sample file {name!r} must be a file given relative to {output_dir}.")
+        target = quote(Path(name).as_posix())
+        embed = Path(name).suffix.lower() in (".png", ".jpg", ".jpeg")
+        lines.append(f"![{Path(name).stem}]({target})" if embed else f"[{name}]({target})")
+    return lines
+
+
+def _default_limitations(noun: str) -> str:
+    return (
+        f"A research model for learning and comparing discrete representations of {noun}. Reconstructions "
+        "are lossy (see the compression factor above) and degrade on data unlike the training set; samples "
+        "reproduce the content and biases of the training data. Do not use it where faithful reconstruction "
+        "matters."
+    )
+
+
+__all__ = ["METRIC_DESCRIPTIONS", "write_model_card"]
