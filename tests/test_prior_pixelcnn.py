@@ -1,5 +1,5 @@
-"""Tests of the gated PixelCNN backbone: shapes, exact causality and receptive field, class conditioning, dropout,
-and the cached sampler against the naive one."""
+"""Tests of the gated PixelCNN backbone: shapes, exact causality and receptive field, class conditioning,
+dropout, and the cached sampler against the naive one."""
 
 import pytest
 import torch
@@ -13,8 +13,8 @@ GRIDS = [(5, 5), (4, 6)]
 
 def tiny_prior(code_shape=(5, 5), num_classes=0, kernel_size=3, **overrides) -> GatedPixelCNNPrior:
     config = VQPriorConfig(
-        prior_type="pixelcnn", codebook_size=CODEBOOK_SIZE, code_shape=list(code_shape), num_classes=num_classes,
-        hidden_size=16, num_layers=3, kernel_size=kernel_size, **overrides,
+        prior_type="pixelcnn", codebook_size=CODEBOOK_SIZE, code_shape=list(code_shape),
+        num_classes=num_classes, hidden_size=16, num_layers=3, kernel_size=kernel_size, **overrides,
     )
     torch.manual_seed(0)
     return GatedPixelCNNPrior(config).eval()
@@ -26,7 +26,7 @@ def random_codes(batch_size: int, code_shape, seed: int = 0) -> torch.LongTensor
 
 
 def recording_sampler(seed: int):
-    """A `sample_next` drawing from softmax(logits) with a seeded generator, and the list of logits it was given."""
+    """A `sample_next` drawing from softmax(logits) with a seeded generator, and the logits it was given."""
     generator = torch.Generator().manual_seed(seed)
     seen_logits = []
 
@@ -40,8 +40,8 @@ def recording_sampler(seed: int):
 def expected_receptive_field(code_shape, kernel_size: int, num_layers: int) -> torch.BoolTensor:
     """`field[r, c, r2, c2]`: whether the logits at (r, c) should depend on the code at (r2, c2).
 
-    With p = kernel_size // 2 and L layers (see the module docstring): the codes (r, c-1-L*p .. c-1) of the same
-    row, and the rows r-1-L*p .. r-1 over the columns c-L*p .. c+L*p -- up-and-right included, no blind spot.
+    With p = kernel_size // 2 and L layers (see the module docstring): the codes (r, c-1-L*p .. c-1) of the
+    same row, and the rows r-1-L*p .. r-1 over the columns c-L*p .. c+L*p (up-and-right included).
     """
     height, width = code_shape
     reach = num_layers * (kernel_size // 2)
@@ -55,10 +55,10 @@ def expected_receptive_field(code_shape, kernel_size: int, num_layers: int) -> t
 
 
 def measured_dependencies(prior: GatedPixelCNNPrior, codes: torch.LongTensor) -> torch.BoolTensor:
-    """`depends[r, c, r2, c2]`: whether the gradient of the logits at (r, c) w.r.t. the embedding of the code at
-    (r2, c2) is non-zero. Exact: positions outside the convolutions' supports get exactly zero gradient."""
+    """`depends[r, c, r2, c2]`: whether the gradient of the logits at (r, c) w.r.t. the embedding of the code
+    at (r2, c2) is non-zero. Exact: positions outside the convolutions' supports get exactly zero gradient."""
     embedded = {}
-    handle = prior.embedding.register_forward_hook(lambda module, args, output: embedded.setdefault("out", output))
+    handle = prior.embedding.register_forward_hook(lambda module, args, out: embedded.setdefault("out", out))
     logits = prior(codes)[0]  # (H, W, K)
     handle.remove()
     height, width = codes.shape[1:]

@@ -6,7 +6,8 @@ Conventions shared by every function here:
 - Reconstruction metrics are computed **per example, then averaged over the batch** (the usual convention
   of VQ-VAE papers); averaging batch values weighted by batch size then gives the same number for any
   batching of the evaluation set.
-- Functions return 0-dim float tensors (like `torchmetrics.functional`); call `.item()` for a number.
+- Metric functions return 0-dim float tensors (like `torchmetrics.functional`); call `.item()` for a number.
+  `CodebookUsage` summaries are Python floats, ready for logs and model cards.
 """
 
 import math
@@ -253,10 +254,12 @@ class CodebookUsage:
     Example:
 
     ```python
+    >>> import torch
     >>> usage = CodebookUsage(codebook_size=4)
     >>> usage.update(torch.tensor([[0, 1], [2, 3]]))
     >>> usage.perplexity, usage.fraction_used, usage.entropy_bits
     (4.0, 1.0, 2.0)
+
     ```
     """
 
@@ -276,10 +279,9 @@ class CodebookUsage:
         if codes.dtype.is_floating_point or codes.dtype.is_complex or codes.dtype == torch.bool:
             raise ValueError(f"codes must be an integer tensor, got dtype {codes.dtype}.")
         codes = codes.flatten()
-        if codes.numel() and (codes.min() < 0 or codes.max() >= self.codebook_size):
-            raise ValueError(
-                f"codes must lie in [0, {self.codebook_size}), got values in [{codes.min()}, {codes.max()}]."
-            )
+        low, high = (codes.min().item(), codes.max().item()) if codes.numel() else (0, 0)
+        if low < 0 or high >= self.codebook_size:
+            raise ValueError(f"codes must lie in [0, {self.codebook_size}), got values in [{low}, {high}].")
         self.counts += torch.bincount(codes.long(), minlength=self.codebook_size).cpu()
 
     @property

@@ -70,14 +70,16 @@ codes to sample new {{ noun }}{% endif %}. Built with the `hf_vqvae` package, wh
 
 | | |
 |---|---|
-{% for name, value in architecture_rows + prior_rows %}| {{ name }} | {{ value }} |
-{% endfor %}
+{%- for name, value in architecture_rows + prior_rows %}
+| {{ name }} | {{ value }} |
+{%- endfor %}
+
 ## How to use
 
 ```python
 import torch
 
-import hf_vqvae  # registers the hf_vqvae models and the "vq-sample" pipeline with transformers
+import hf_vqvae  # registers the hf_vqvae models and their pipeline with transformers
 from hf_vqvae import VQVAEModel
 
 model = VQVAEModel.from_pretrained("{{ model_id }}")
@@ -85,7 +87,8 @@ model = VQVAEModel.from_pretrained("{{ model_id }}")
 codes = model.encode({{ input_name }}).codes  # torch.long, shape {{ codes_shape }}
 reconstruction = model.decode(codes)
 ```
-{% if prior_rows %}
+{%- if prior_rows %}
+
 Sampling new {{ noun }} from the prior:
 
 ```python
@@ -94,18 +97,19 @@ from transformers import pipeline
 pipe = pipeline("vq-sample", model="{{ model_id }}")
 samples = pipe(num_samples=4{{ class_labels }}, seed=0)  # {{ pipeline_output }}
 ```
-{% endif %}
+{%- endif %}
+
 ## Training
 
 ```bash
 {{ training_command }}
 ```
-{% if training_time %}
-- Training time: {{ training_time }}
+{%- if training_facts %}
+{% for fact in training_facts %}
+- {{ fact }}
+{%- endfor %}
 {%- endif %}
-{%- if hardware %}
-- Hardware: {{ hardware }}
-{%- endif %}
+{%- if metric_rows %}
 
 ## Evaluation
 
@@ -113,22 +117,30 @@ Measured on {{ eval_data }} with `hf_vqvae.metrics`; signals are in [-1, 1].
 
 | Metric | Value | How it was computed |
 |---|---|---|
-{% for name, value, method in metric_rows %}| {{ name }} | {{ value }} | {{ method }} |
-{% endfor %}
-{%- if samples %}
-## Samples
-{% for sample in samples %}
-{{ sample }}
-{% endfor %}
+{%- for name, value, method in metric_rows %}
+| {{ name }} | {{ value }} | {{ method }} |
+{%- endfor %}
 {%- endif %}
+{%- if samples %}
+
+## Samples
+{%- for sample in samples %}
+
+{{ sample }}
+{%- endfor %}
+{%- endif %}
+
 ## Intended use and limitations
 
 {{ limitations }}
-{% for title, text in extra_sections.items() %}
+{%- for title, text in extra_sections.items() %}
+
 ## {{ title }}
 
 {{ text }}
-{% endfor %}"""
+{%- endfor %}
+
+"""
 
 
 def write_model_card(
@@ -151,8 +163,8 @@ def write_model_card(
     """
     Write `output_dir/README.md`, the Hub model card of a VQ-VAE (and its prior), and return it.
 
-    The YAML metadata carries `library_name: hf_vqvae` (the Hub accepts any library name; "transformers"
-    would make the Hub show a snippet that fails without `import hf_vqvae`), the license, tags, datasets, a
+    The YAML metadata carries `library_name: hf_vqvae` (a free-form field; "transformers" would make the Hub
+    show a snippet that fails without `import hf_vqvae`), the license, tags, datasets, a
     pipeline tag where the Hub has a fitting one (`unconditional-image-generation` for image models with a
     prior; none for audio/video, see `GENERATION_PIPELINE_TAGS`) and a `model-index` entry per metric. The
     body describes the architecture (code grid, K, D, downsampling, bitrate and compression factor), usage,
@@ -180,23 +192,27 @@ def write_model_card(
         `huggingface_hub.ModelCard`: the card, as saved.
     """
     output_dir = Path(output_dir)
-    if prior_config is not None and prior_config.codebook_size != config.codebook_size:
+    if prior_config is not None and (
+        prior_config.codebook_size != config.codebook_size or prior_config.code_shape != config.code_shape
+    ):
         raise ValueError(
-            f"The prior models {prior_config.codebook_size} codes but the VQ-VAE has {config.codebook_size}."
+            f"The prior models {prior_config.code_shape} grids of {prior_config.codebook_size} codes, but "
+            f"the VQ-VAE makes {config.code_shape} grids of {config.codebook_size} codes."
         )
     noun = MODALITY_NOUNS[config.modality]
+    facts = {"Training time": training_time, "Hardware": hardware}
     eval_data = f"the `{eval_split}` split of {datasets[0]}" if datasets and eval_split else "held-out data"
     card = ModelCard.from_template(
         _card_data(model_id, config, prior_config, metrics, datasets, eval_split, license),
         template_str=MODEL_CARD_TEMPLATE,
         model_id=model_id,
+        model_name=model_id.split("/")[-1],
         noun=noun,
         architecture_rows=_architecture_rows(config),
         prior_rows=_prior_rows(prior_config),
         **_usage_snippet_values(config, prior_config),
         training_command=training_command,
-        training_time=training_time,
-        hardware=hardware,
+        training_facts=[f"{name}: {value}" for name, value in facts.items() if value],
         eval_data=eval_data,
         metric_rows=_metric_rows(metrics),
         samples=_sample_markdown(output_dir, sample_files),
@@ -219,24 +235,24 @@ def _card_data(
     pipeline_tag = GENERATION_PIPELINE_TAGS.get(config.modality) if prior_config is not None else None
     reconstruction_task = (RECONSTRUCTION_TASKS[config.modality], f"{config.modality.title()} reconstruction")
     likelihood_task = (pipeline_tag or "other", "Code likelihood")
+    eval_results = []
     # A model-index entry must name its dataset: without one the metrics are reported in the body only.
-    eval_results = [
-        EvalResult(
-            task_type=task_type,
-            task_name=task_name,
-            dataset_type=datasets[0],
-            dataset_name=datasets[0],
-            dataset_split=eval_split,
-            metric_type=key,
-            metric_name=METRIC_DESCRIPTIONS.get(key, (key,))[0],
-            metric_value=float(value),
+    for key, value in metrics.items() if datasets else ():
+        task_type, task_name = likelihood_task if key.startswith("prior_") else reconstruction_task
+        eval_results.append(
+            EvalResult(
+                task_type=task_type,
+                task_name=task_name,
+                dataset_type=datasets[0],
+                dataset_name=datasets[0],
+                dataset_split=eval_split,
+                metric_type=key,
+                metric_name=METRIC_DESCRIPTIONS.get(key, (key,))[0],
+                metric_value=float(value),
+            )
         )
-        for key, value in metrics.items()
-        for task_type, task_name in [likelihood_task if key.startswith("prior_") else reconstruction_task]
-        if datasets
-    ]
     return ModelCardData(
-        model_name=model_id.split("/")[-1],
+        model_name=model_id.split("/")[-1] if eval_results else None,
         library_name="hf_vqvae",
         license=license,
         pipeline_tag=pipeline_tag,
@@ -265,7 +281,7 @@ def _architecture_rows(config: VQVAEConfig) -> list[tuple[str, str]]:
     rows = [
         ("Input", f"`{INPUT_NAMES[config.modality]}` ({times(map(str, _example_shape(config)))}) in [-1, 1]"),
         ("Downsampling per axis", times(map(str, config.downsample_factors))),
-        ("Code grid", f"{times(map(str, config.code_shape))} = {num_codes} codes"),
+        ("Code grid", f"{times(map(str, config.code_shape))} codes"),
         ("Codebook", f"K = {config.codebook_size} codes of dimension D = {config.embedding_dim}"),
         ("Codebook learning", quantizer),
         (
@@ -293,7 +309,8 @@ def _prior_rows(prior_config: VQPriorConfig | None) -> list[tuple[str, str]]:
     backbone = f"{prior_config.num_layers} layers of width {prior_config.hidden_size}"
     if prior_config.prior_type == "transformer":
         backbone += f", {prior_config.num_heads} heads"
-    conditioning = f"{prior_config.num_classes} classes" if prior_config.num_classes else "unconditional"
+    num_classes = prior_config.num_classes
+    conditioning = f"class-conditional ({num_classes} classes)" if num_classes else "unconditional"
     return [("Prior", f"{prior_config.prior_type} over raster-ordered codes, {backbone}; {conditioning}")]
 
 

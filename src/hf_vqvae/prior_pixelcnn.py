@@ -1,22 +1,22 @@
 """The paper's image prior: a gated PixelCNN over 2-D code grids, with cached fast sampling.
 
-Architecture from van den Oord et al. (2016), "Conditional Image Generation with PixelCNN Decoders": a vertical
-and a horizontal stack of gated layers tanh(W_f * x + V_f h) * sigmoid(W_g * x + V_g h), the vertical stack feeding
-the horizontal one, so there is no blind spot. Sampling caches, per layer, the last rows of the vertical stack and
-the last positions of the horizontal stack (Ramachandran et al., 2017, "Fast Generation for Convolutional
-Autoregressive Models"), so each code costs the same whatever the size of the grid.
+Architecture from van den Oord et al. (2016), "Conditional Image Generation with PixelCNN Decoders": a
+vertical and a horizontal stack of gated layers tanh(W_f * x + V_f h) * sigmoid(W_g * x + V_g h), the vertical
+stack feeding the horizontal one, so there is no blind spot. Sampling caches, per layer, the last rows of the
+vertical stack and the last positions of the horizontal stack (Ramachandran et al., 2017, "Fast Generation for
+Convolutional Autoregressive Models"), so each code costs the same whatever the size of the grid.
 
-Causality comes from two shifts rather than masked kernels. The vertical stack's input is the embedded grid shifted
-down one row, the horizontal stack's input the embedded grid shifted right one column; every convolution may then
-include its own position:
+Causality comes from two shifts rather than masked kernels. The vertical stack's input is the embedded grid
+shifted down one row, the horizontal stack's input the embedded grid shifted right one column; every
+convolution may then include its own position:
 
-- vertical kernels span rows r-p..r (p = kernel_size // 2) and columns c-p..c+p, so the vertical stack at row r only
-  ever sees codes in rows strictly above r, including those up and to the right;
-- horizontal kernels span columns c-p..c of row r, so the horizontal stack at (r, c) sees the codes strictly left of
-  c, plus the vertical stack at (r, c) through a 1x1 convolution.
+- vertical kernels span rows r-p..r (p = kernel_size // 2) and columns c-p..c+p, so the vertical stack at
+  row r only ever sees codes in rows strictly above r, including those up and to the right;
+- horizontal kernels span columns c-p..c of row r, so the horizontal stack at (r, c) sees the codes strictly
+  left of c, plus the vertical stack at (r, c) through a 1x1 convolution.
 
-After L layers the logits at (r, c) see the codes (r, c-1-L*p .. c-1) and the rows r-1-L*p .. r-1 over the columns
-c-L*p .. c+L*p.
+After L layers the logits at (r, c) see the codes (r, c-1-L*p .. c-1) and the rows r-1-L*p .. r-1 over the
+columns c-L*p .. c+L*p.
 """
 
 from collections.abc import Callable
@@ -28,7 +28,7 @@ from torch import nn
 
 from .configuration_prior import VQPriorConfig
 
-# Per-sample gate biases (vertical, horizontal) of one layer, each (batch, 2 * hidden, 1, 1); None if unconditional.
+# Gate biases (vertical, horizontal) of one layer, each (batch, 2 * hidden, 1, 1); None if unconditional.
 ClassBiases = tuple[torch.Tensor | None, torch.Tensor | None]
 
 
@@ -55,13 +55,14 @@ def push(window: torch.Tensor, newest: torch.Tensor, dim: int) -> torch.Tensor:
 
 @dataclass
 class GatedLayerCache:
-    """What one gated layer keeps between sampling steps (C = hidden_size, p = kernel_size // 2, W = grid width).
+    """What one gated layer keeps between sampling steps (C = hidden_size, p = kernel_size // 2, W = width).
 
     Args:
         vertical_rows (`torch.FloatTensor` of shape `(batch, C, p + 1, W)`):
             The last p + 1 rows of the layer's vertical input, the current row last; zeros above the grid.
         horizontal_window (`torch.FloatTensor` of shape `(batch, C, 1, p + 1)`):
-            The last p + 1 positions of the layer's horizontal input in the current row; zeros left of the grid.
+            The last p + 1 positions of the layer's horizontal input in the current row; zeros left of the
+            grid.
         vertical_to_horizontal (`torch.FloatTensor` of shape `(batch, 2 * C, 1, W)`):
             The vertical stack's contribution to the horizontal gates over the whole current row.
     """
@@ -74,8 +75,8 @@ class GatedLayerCache:
 class GatedPixelCNNLayer(nn.Module):
     """One gated layer of both stacks (the paper's Figure 2), without masks thanks to the shifted inputs.
 
-    The vertical and horizontal halves are separate methods so that the full-grid forward and the cached sampler
-    run the same convolutions on windows of different sizes.
+    The vertical and horizontal halves are separate methods so that the full-grid forward and the cached
+    sampler run the same convolutions on windows of different sizes.
     """
 
     def __init__(self, config: VQPriorConfig):
@@ -93,8 +94,8 @@ class GatedPixelCNNLayer(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
 
     def class_biases(self, class_labels: torch.LongTensor | None) -> ClassBiases:
-        """Per-sample gate biases `(vertical, horizontal)`, each `(batch, 2 * hidden, 1, 1)`; `(None, None)` when
-        the prior is unconditional."""
+        """Per-sample gate biases `(vertical, horizontal)`, each `(batch, 2 * hidden, 1, 1)`; `(None, None)`
+        when the prior is unconditional."""
         if self.class_bias is None:
             return None, None
         vertical, horizontal = self.class_bias(class_labels)[:, :, None, None].chunk(2, dim=1)
@@ -132,7 +133,8 @@ class GatedPixelCNNLayer(nn.Module):
 
         Args:
             window (`torch.FloatTensor` of shape `(batch, hidden, n, p + m)`):
-                m columns of the horizontal input preceded by the p columns left of them (zeros left of the grid).
+                m columns of the horizontal input preceded by the p columns left of them (zeros left of the
+                grid).
             vertical_to_horizontal (`torch.FloatTensor` of shape `(batch, 2 * hidden, n, m)`):
                 The vertical half's contribution at the same m columns.
             class_bias (`torch.FloatTensor` of shape `(batch, 2 * hidden, 1, 1)`, *optional*):
@@ -162,15 +164,15 @@ class GatedPixelCNNLayer(nn.Module):
 
 
 class GatedPixelCNNPrior(nn.Module):
-    """Gated PixelCNN over (H, W) code grids: logits at (r, c) for the code there given the codes before it in
-    raster order and the class.
+    """Gated PixelCNN over (H, W) code grids: logits at (r, c) for the code there given the codes before it
+    in raster order and the class.
 
-    Embedding (K -> hidden) -> `num_layers` gated layers -> ReLU -> 1x1 conv -> ReLU -> 1x1 conv (hidden -> K).
+    Embedding (K -> hidden) -> `num_layers` gated layers -> ReLU -> 1x1 conv -> ReLU -> 1x1 conv to K logits.
 
     Args:
         config ([`VQPriorConfig`]):
-            Uses `codebook_size`, `code_shape` ([H, W]), `num_classes`, `hidden_size`, `num_layers`, `kernel_size`
-            and `dropout`.
+            Uses `codebook_size`, `code_shape` ([H, W]), `num_classes`, `hidden_size`, `num_layers`,
+            `kernel_size` and `dropout`.
     """
 
     def __init__(self, config: VQPriorConfig):
@@ -188,7 +190,9 @@ class GatedPixelCNNPrior(nn.Module):
             nn.Conv2d(config.hidden_size, config.codebook_size, 1),
         )
 
-    def forward(self, codes: torch.LongTensor, class_labels: torch.LongTensor | None = None) -> torch.FloatTensor:
+    def forward(
+        self, codes: torch.LongTensor, class_labels: torch.LongTensor | None = None
+    ) -> torch.FloatTensor:
         """
         Args:
             codes (`torch.LongTensor` of shape `(batch, H, W)`):
@@ -197,13 +201,13 @@ class GatedPixelCNNPrior(nn.Module):
                 Classes of the samples; required if and only if the prior is class-conditional.
 
         Returns:
-            `torch.FloatTensor` of shape `(batch, H, W, codebook_size)`: the logits at (r, c) depend only on the
-            codes before (r, c) in raster order and on the class.
+            `torch.FloatTensor` of shape `(batch, H, W, codebook_size)`: the logits at (r, c) depend only on
+            the codes before (r, c) in raster order and on the class.
         """
         class_biases = self._class_biases(class_labels)
         embedded = self._embed(codes)
         vertical, horizontal = shift_down(embedded), shift_right(embedded)
-        for layer, biases in zip(self.layers, class_biases):
+        for layer, biases in zip(self.layers, class_biases, strict=True):
             vertical, horizontal = layer(vertical, horizontal, biases)
         return self.head(horizontal).permute(0, 2, 3, 1).contiguous()
 
@@ -227,8 +231,8 @@ class GatedPixelCNNPrior(nn.Module):
                 Maps the fp32 logits `(batch_size, codebook_size)` of the current position to its codes
                 `(batch_size,)` (temperature, top-k, top-p and the generator live there).
             use_cache (`bool`, defaults to `True`):
-                Reuse per-layer rolling caches so each code costs the same whatever the grid size; `False` reruns
-                the full network on the whole grid for every code (the reference implementation).
+                Reuse per-layer rolling caches so each code costs the same whatever the grid size; `False`
+                reruns the full network on the whole grid for every code (the reference implementation).
             progress (`Callable[[], None]`, *optional*):
                 Called once after each generated code.
 
@@ -236,7 +240,8 @@ class GatedPixelCNNPrior(nn.Module):
             `torch.LongTensor` of shape `(batch_size, H, W)`.
         """
         height, width = self.code_shape
-        codes = torch.zeros(batch_size, height, width, dtype=torch.long, device=self.embedding.weight.device)
+        device = self.embedding.weight.device
+        codes = torch.zeros(batch_size, height, width, dtype=torch.long, device=device)
         class_biases = self._class_biases(class_labels)
         cache = self._empty_cache(batch_size) if use_cache else None
         for row in range(height):
@@ -276,19 +281,24 @@ class GatedPixelCNNPrior(nn.Module):
         ]
 
     def _start_row(
-        self, codes: torch.LongTensor, row: int, cache: list[GatedLayerCache], class_biases: list[ClassBiases]
+        self,
+        codes: torch.LongTensor,
+        row: int,
+        cache: list[GatedLayerCache],
+        class_biases: list[ClassBiases],
     ) -> None:
-        """Runs the vertical stack over the whole of `row`, which needs only the rows above it (all sampled by now),
-        and clears the horizontal windows."""
+        """Runs the vertical stack over the whole of `row`, which needs only the rows above it (all sampled by
+        now), and clears the horizontal windows."""
         batch_size, width = codes.size(0), self.code_shape[1]
         # The shifted-down input: row r of the vertical stack holds the embedded codes of row r-1.
         if row > 0:
             vertical = self._embed(codes[:, row - 1 : row])
         else:
             vertical = self.embedding.weight.new_zeros(batch_size, self.hidden_size, 1, width)
-        for layer, layer_cache, (vertical_bias, _) in zip(self.layers, cache, class_biases):
+        for layer, layer_cache, (vertical_bias, _) in zip(self.layers, cache, class_biases, strict=True):
             layer_cache.vertical_rows = push(layer_cache.vertical_rows, vertical, dim=2)
-            vertical, layer_cache.vertical_to_horizontal = layer.vertical(layer_cache.vertical_rows, vertical_bias)
+            vertical, to_horizontal = layer.vertical(layer_cache.vertical_rows, vertical_bias)
+            layer_cache.vertical_to_horizontal = to_horizontal
             layer_cache.horizontal_window = torch.zeros_like(layer_cache.horizontal_window)
 
     def _cached_logits(
@@ -299,7 +309,7 @@ class GatedPixelCNNPrior(nn.Module):
         cache: list[GatedLayerCache],
         class_biases: list[ClassBiases],
     ) -> torch.FloatTensor:
-        """Logits `(batch, K)` at (row, column) from the caches, every earlier position having been sampled."""
+        """Logits `(batch, K)` at (row, column) from the caches, every earlier position being sampled."""
         if column == 0:
             self._start_row(codes, row, cache, class_biases)
         # The shifted-right input: position c of the horizontal stack holds the embedded code at c-1.
@@ -307,7 +317,7 @@ class GatedPixelCNNPrior(nn.Module):
             horizontal = self._embed(codes[:, row : row + 1, column - 1 : column])
         else:
             horizontal = self.embedding.weight.new_zeros(codes.size(0), self.hidden_size, 1, 1)
-        for layer, layer_cache, (_, horizontal_bias) in zip(self.layers, cache, class_biases):
+        for layer, layer_cache, (_, horizontal_bias) in zip(self.layers, cache, class_biases, strict=True):
             layer_cache.horizontal_window = push(layer_cache.horizontal_window, horizontal, dim=3)
             to_horizontal = layer_cache.vertical_to_horizontal[..., column : column + 1]
             horizontal = layer.horizontal(layer_cache.horizontal_window, to_horizontal, horizontal_bias)

@@ -34,7 +34,7 @@ class BadExampleTracker:
         max_bad_fraction (`float`, defaults to 0.05):
             Largest tolerated fraction of bad examples among all examples seen so far.
         min_examples (`int`, defaults to 100):
-            The fraction is only enforced after this many examples, so one early bad example cannot fail a run.
+            The fraction is enforced only after this many examples, so an early bad example cannot fail a run.
         max_reported (`int`, defaults to 5):
             How many bad examples are logged individually (and quoted in the final error).
     """

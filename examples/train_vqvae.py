@@ -1,0 +1,254 @@
+"""Train or fine-tune a VQ-VAE with Accelerate on a `datasets` dataset: the same script on one CPU, one GPU, many
+GPUs or many nodes.
+
+    python examples/train_vqvae.py --dataset_name builtin:shapes --output_dir out/shapes --max_train_steps 200
+    accelerate launch --num_processes 2 examples/train_vqvae.py --data_files train.parquet --image_column img ...
+    ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes 2 examples/train_vqvae.py ...  # 2 CPU procs
+
+The output folder is hub-ready (config.json, model.safetensors, README.md model card, samples); checkpoints go to
+`output_dir/checkpoint-{step}` and each one also loads with `VQVAEModel.from_pretrained`.
+"""
+
+import argparse
+import logging
+import math
+import sys
+import time
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator, DataLoaderConfiguration
+from accelerate.utils import ProjectConfiguration, set_seed
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+from transformers import get_scheduler
+
+from hf_vqvae import VQVAEConfig, VQVAEModel
+from hf_vqvae.checkpointing import (
+    checkpoint_step,
+    register_pretrained_hooks,
+    resolve_resume_checkpoint,
+    save_checkpoint,
+)
+from hf_vqvae.config_overrides import apply_config_overrides, parse_config_overrides
+from hf_vqvae.data import (
+    BadExampleTracker,
+    build_preprocessor,
+    collate_examples,
+    load_raw_dataset,
+    prepare_dataset,
+    resolve_label_names,
+    split_train_validation,
+)
+from hf_vqvae.evaluation import evaluate_reconstruction
+from hf_vqvae.modelcard import write_model_card
+from hf_vqvae.plotting import plot_training_curves
+from hf_vqvae.exporting import save_samples
+from hf_vqvae.training_args import add_data_args, add_training_args, data_column
+from hf_vqvae.training_history import TrainingHistory
+
+logger = logging.getLogger(__name__)
+
+# Not needed in the hub folder: resumable state and the local history/tracker files.
+HUB_IGNORE_PATTERNS = ["checkpoint-*", "logs/*", "training_history.jsonl", "*.partial"]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    model = parser.add_argument_group("model")
+    model.add_argument("--model_name_or_path", help="Fine-tune this VQ-VAE (local folder or Hub id).")
+    model.add_argument("--config_name", help="Start a new model from this config (folder, JSON file or Hub id).")
+    model.add_argument("--modality", choices=["image", "audio", "video"], help="New model's modality.")
+    model.add_argument("--config_overrides", help='New model\'s config fields, e.g. "hidden_channels=64,codebook_size=256".')
+    add_data_args(parser)
+    add_training_args(parser)
+    args = parser.parse_args(argv)
+    if args.model_name_or_path and (args.config_name or args.config_overrides or args.modality):
+        parser.error("--model_name_or_path fine-tunes an existing model; --config_name/--config_overrides/--modality "
+                     "only apply to a new one.")
+    return args
+
+
+def build_model(args: argparse.Namespace) -> VQVAEModel:
+    """The model to train: a pretrained one to fine-tune, or a new one from a config plus overrides."""
+    if args.model_name_or_path:
+        return VQVAEModel.from_pretrained(args.model_name_or_path)
+    overrides = parse_config_overrides(args.config_overrides)
+    if args.modality:
+        overrides["modality"] = args.modality
+    base = VQVAEConfig.from_pretrained(args.config_name) if args.config_name else VQVAEConfig
+    return VQVAEModel(apply_config_overrides(base, overrides))
+
+
+def build_dataloaders(args, config: VQVAEConfig, accelerator: Accelerator):
+    """Raw dataset -> train/validation split -> lazy per-modality preprocessing -> DataLoaders."""
+    options = {"num_examples": args.builtin_num_examples} if args.builtin_num_examples else None
+    raw = load_raw_dataset(args.dataset_name, args.dataset_config_name, args.train_data_dir, args.data_files,
+                           streaming=args.streaming, modality=config.modality, builtin_options=options)
+    raw_train, raw_eval = split_train_validation(raw, args.validation_split_percentage, args.max_train_samples,
+                                                 args.max_eval_samples, seed=args.seed)
+    column = data_column(args, config.modality)
+    tracker = BadExampleTracker(max_bad_fraction=args.max_bad_fraction)
+    train = prepare_dataset(raw_train, build_preprocessor(config, train=True), column, args.label_column,
+                            tracker=tracker)
+    train_loader = DataLoader(train, batch_size=args.train_batch_size, shuffle=not args.streaming,
+                              collate_fn=collate_examples, drop_last=not args.streaming)
+    eval_loader = None
+    if raw_eval is not None:
+        evaluation = prepare_dataset(raw_eval, build_preprocessor(config, train=False), column, args.label_column,
+                                     tracker=tracker)
+        eval_loader = DataLoader(evaluation, batch_size=args.eval_batch_size, collate_fn=collate_examples)
+    label_names = resolve_label_names(raw, args.label_column) if args.label_column else None
+    return train_loader, eval_loader, label_names
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    output_dir = Path(args.output_dir)
+    resume_checkpoint = resolve_resume_checkpoint(args.resume_from_checkpoint, output_dir)
+    accelerator = Accelerator(
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        mixed_precision=args.mixed_precision,
+        log_with=None if args.report_to == "none" else args.report_to,
+        project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / args.logging_dir)),
+        # A seedable sampler makes the data order a function of (seed, epoch), so a resumed run sees the same batches.
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=args.seed),
+    )
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    set_seed(args.seed)
+
+    model = build_model(args)
+    train_loader, eval_loader, label_names = build_dataloaders(args, model.config, accelerator)
+    effective_batch = args.train_batch_size * accelerator.num_processes * args.gradient_accumulation_steps
+    logger.info("processes: %d | batch per process: %d | effective batch size: %d | mixed precision: %s",
+                accelerator.num_processes, args.train_batch_size, effective_batch, accelerator.mixed_precision)
+
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=args.learning_rate,
+                                 weight_decay=args.adam_weight_decay)
+    steps_per_epoch = None if args.streaming else math.ceil(len(train_loader) / args.gradient_accumulation_steps)
+    max_train_steps = args.max_train_steps or args.num_train_epochs * steps_per_epoch
+    scheduler = get_scheduler(args.lr_scheduler, optimizer, num_warmup_steps=args.lr_warmup_steps,
+                              num_training_steps=max_train_steps)
+    model, optimizer, train_loader, scheduler = accelerator.prepare(model, optimizer, train_loader, scheduler)
+    if eval_loader is not None:
+        eval_loader = accelerator.prepare(eval_loader)
+    register_pretrained_hooks(accelerator, {"": model})
+    if accelerator.is_main_process:
+        accelerator.init_trackers("train_vqvae", config={k: v for k, v in vars(args).items()
+                                                          if isinstance(v, int | float | str | bool)})
+
+    global_step = 0
+    if resume_checkpoint is not None:
+        accelerator.load_state(str(resume_checkpoint))
+        global_step = checkpoint_step(resume_checkpoint)
+        logger.info("Resumed from %s at step %d", resume_checkpoint, global_step)
+    history = TrainingHistory(output_dir / "training_history.jsonl", accelerator, resume_step=global_step)
+
+    start = time.perf_counter()
+    train(args, accelerator, model, optimizer, scheduler, train_loader, eval_loader, history, global_step,
+          max_train_steps)
+    finish(args, accelerator, model, eval_loader, history, time.perf_counter() - start)
+    accelerator.end_training()
+
+
+def batches_from(train_loader, accelerator: Accelerator, global_step: int, gradient_accumulation_steps: int):
+    """Yield `(epoch, batch)` forever, starting where an uninterrupted run would be at `global_step`.
+
+    The seedable sampler makes each epoch's order a function of (seed, epoch); a resumed run sets the epoch and
+    skips the batches already consumed in it (Accelerate's `save_state` does not store the data position).
+    """
+    consumed = global_step * gradient_accumulation_steps
+    batches_per_epoch = len(train_loader) if hasattr(train_loader, "__len__") else None
+    epoch, skip = divmod(consumed, batches_per_epoch) if batches_per_epoch else (0, consumed)
+    while True:
+        train_loader.set_epoch(epoch)
+        loader = accelerator.skip_first_batches(train_loader, skip) if skip else train_loader
+        for batch in loader:
+            yield epoch, batch
+        epoch, skip = epoch + 1, 0
+
+
+def train(args, accelerator, model, optimizer, scheduler, train_loader, eval_loader, history, global_step,
+          max_train_steps) -> None:
+    """The optimisation loop: accumulate, step, log, validate, checkpoint."""
+    progress = tqdm(total=max_train_steps, initial=global_step, desc="train_vqvae",
+                    disable=not accelerator.is_local_main_process)
+    model.train()
+    for epoch, batch in batches_from(train_loader, accelerator, global_step, args.gradient_accumulation_steps):
+        if global_step >= max_train_steps:
+            break
+        with accelerator.accumulate(model):
+            outputs = model(batch[accelerator.unwrap_model(model).main_input_name])
+            accelerator.backward(outputs.loss)
+            if accelerator.sync_gradients and args.max_grad_norm:
+                accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+        if not accelerator.sync_gradients:
+            continue
+        global_step += 1
+        progress.update(1)
+        logs = {"loss": outputs.loss.item(), "reconstruction_loss": outputs.reconstruction_loss.item(),
+                "commitment_loss": outputs.commitment_loss.item(), "batch_perplexity": outputs.perplexity.item(),
+                "lr": scheduler.get_last_lr()[0], "epoch": epoch}
+        progress.set_postfix(loss=f"{logs['loss']:.4f}", perplexity=f"{logs['batch_perplexity']:.0f}")
+        history.log(logs, step=global_step)
+        if eval_loader is not None and global_step % args.validation_steps == 0:
+            validate(accelerator, model, eval_loader, history, global_step)
+        if global_step % args.checkpointing_steps == 0:
+            save_checkpoint(accelerator, args.output_dir, global_step, args.checkpoints_total_limit)
+    progress.close()
+
+
+def validate(accelerator, model, eval_loader, history, global_step: int) -> dict[str, float]:
+    """Whole-set reconstruction metrics and codebook usage, plus the restarts so far, logged at `global_step`."""
+    unwrapped = accelerator.unwrap_model(model)
+    results = evaluate_reconstruction(unwrapped, eval_loader, accelerator)
+    results["num_restarts"] = int(unwrapped.quantizer.num_restarts)
+    history.log({f"eval_{name}": value for name, value in results.items()}, step=global_step)
+    logger.info("step %d validation: %s", global_step, {k: round(v, 4) for k, v in results.items()})
+    return results
+
+
+def finish(args, accelerator, model, eval_loader, history, training_seconds: float) -> None:
+    """Final validation, then the hub-ready folder: weights, reconstructions, curves, model card."""
+    output_dir = Path(args.output_dir)
+    results = validate(accelerator, model, eval_loader, history, history.last_step) if eval_loader else {}
+    accelerator.wait_for_everyone()
+    if not accelerator.is_main_process:
+        return
+    unwrapped = accelerator.unwrap_model(model)
+    unwrapped.save_pretrained(output_dir)
+    sample_files = []
+    if eval_loader is not None:
+        inputs = next(iter(eval_loader))[unwrapped.main_input_name][: args.num_validation_samples]
+        with torch.no_grad():
+            reconstruction = unwrapped.eval()(inputs).reconstruction
+        paired = torch.cat([inputs, reconstruction.to(inputs.dtype)])
+        sample_files = save_samples(paired, unwrapped.config, output_dir / "samples", prefix="reconstruction",
+                                    rows=2)
+    sample_files.append(plot_training_curves(history.records, output_dir / "samples" / "training_curves.png"))
+    card_metrics = {k: v for k, v in results.items() if k not in ("num_eval_examples",)}
+    write_model_card(
+        output_dir, model_id=args.hub_model_id or output_dir.name, config=unwrapped.config, metrics=card_metrics,
+        training_command="python " + " ".join(sys.argv), datasets=[args.dataset_name] if args.dataset_name else [],
+        sample_files=[str(Path(p).relative_to(output_dir)) for p in sample_files],
+        training_time=f"{training_seconds / 60:.1f} minutes on {accelerator.num_processes} process(es)",
+    )
+    if args.push_to_hub:
+        push_folder(output_dir, args.hub_model_id or output_dir.name, args.hub_token)
+
+
+def push_folder(output_dir: Path, repo_id: str, token: str | None) -> None:
+    """Upload the hub-ready folder (without checkpoints) to the Hub."""
+    from huggingface_hub import HfApi
+
+    api = HfApi(token=token)
+    api.create_repo(repo_id, exist_ok=True)
+    api.upload_folder(repo_id=repo_id, folder_path=output_dir, ignore_patterns=HUB_IGNORE_PATTERNS,
+                      commit_message="Upload VQ-VAE trained with hf_vqvae")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+"""Crash-safe Accelerate checkpoints in diffusers' `checkpoint-{step}` layout.
+
+A checkpoint is written under a temporary name and renamed to `checkpoint-{step}` only once every process has
+finished writing, so a process killed mid-write never leaves a broken checkpoint that `latest` would pick. Each
+checkpoint also holds `save_pretrained` copies of the models, so it loads with `from_pretrained` and the pipeline.
+"""
+
+import logging
+import re
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+from accelerate import Accelerator
+from transformers import PreTrainedModel
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
+PARTIAL_SUFFIX = ".partial"
+
+
+def list_checkpoints(output_dir: str | Path) -> list[Path]:
+    """Complete checkpoints in `output_dir`, oldest first (partial ones, still being written or killed, excluded)."""
+    output_dir = Path(output_dir)
+    if not output_dir.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in output_dir.iterdir() if p.is_dir() and (m := CHECKPOINT_PATTERN.match(p.name))]
+    return [path for _, path in sorted(found)]
+
+
+def checkpoint_step(checkpoint: str | Path) -> int:
+    """The optimisation step a `checkpoint-{step}` folder was written at."""
+    match = CHECKPOINT_PATTERN.match(Path(checkpoint).name)
+    if match is None:
+        raise ValueError(f"{checkpoint} is not a `checkpoint-{{step}}` folder written by this script.")
+    return int(match.group(1))
+
+
+def resolve_resume_checkpoint(resume_from_checkpoint: str | None, output_dir: str | Path) -> Path | None:
+    """Map `--resume_from_checkpoint` (a path, or `latest`) to a checkpoint folder; fail before any training."""
+    if resume_from_checkpoint is None:
+        return None
+    if resume_from_checkpoint == "latest":
+        checkpoints = list_checkpoints(output_dir)
+        if not checkpoints:
+            raise ValueError(
+                f"--resume_from_checkpoint latest: no complete checkpoint-{{step}} folder in {output_dir}. "
+                "Drop the flag to start a new run, or pass a checkpoint path."
+            )
+        return checkpoints[-1]
+    path = Path(resume_from_checkpoint)
+    if not path.is_dir():
+        raise ValueError(f"--resume_from_checkpoint {path}: no such checkpoint folder.")
+    checkpoint_step(path)
+    return path
+
+
+def save_checkpoint(accelerator: Accelerator, output_dir: str | Path, step: int, total_limit: int | None) -> Path:
+    """Save the full training state as `output_dir/checkpoint-{step}`; all processes must call this."""
+    final = Path(output_dir) / f"checkpoint-{step}"
+    partial = final.with_name(final.name + PARTIAL_SUFFIX)
+    if accelerator.is_main_process and partial.exists():
+        shutil.rmtree(partial)  # left over by a process killed while writing it
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(partial))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        if final.exists():
+            shutil.rmtree(final)
+        partial.rename(final)
+        prune_checkpoints(output_dir, total_limit)
+        logger.info("Saved checkpoint %s", final)
+    accelerator.wait_for_everyone()
+    return final
+
+
+def prune_checkpoints(output_dir: str | Path, total_limit: int | None) -> None:
+    """Keep only the newest `total_limit` complete checkpoints (all when None)."""
+    if total_limit is None:
+        return
+    for old in list_checkpoints(output_dir)[: max(0, len(list_checkpoints(output_dir)) - total_limit)]:
+        shutil.rmtree(old)
+
+
+def register_pretrained_hooks(
+    accelerator: Accelerator,
+    models: dict[str, PreTrainedModel],
+    extra_save: Callable[[Path], None] | None = None,
+) -> None:
+    """Make `save_state`/`load_state` store each trained model as a `save_pretrained` folder (as diffusers' scripts do).
+
+    Args:
+        models: subfolder -> model, in the order they were passed to `accelerator.prepare` ("" = the checkpoint root).
+        extra_save: called with the checkpoint folder on the main process, e.g. to add a frozen VQ-VAE beside a prior
+            so that the checkpoint is a complete pipeline folder.
+    """
+    subfolders = list(models)
+
+    def save_hook(prepared_models, weights, output_dir):
+        if accelerator.is_main_process:
+            for subfolder, model in zip(subfolders, prepared_models):
+                accelerator.unwrap_model(model).save_pretrained(Path(output_dir) / subfolder)
+            if extra_save is not None:
+                extra_save(Path(output_dir))
+        weights.clear()  # Accelerate would otherwise write the same weights a second time
+
+    def load_hook(prepared_models, input_dir):
+        for subfolder in reversed(subfolders):
+            model = prepared_models.pop()
+            unwrapped = accelerator.unwrap_model(model)
+            saved = type(unwrapped).from_pretrained(Path(input_dir) / subfolder)
+            unwrapped.load_state_dict(saved.state_dict())
+
+    accelerator.register_save_state_pre_hook(save_hook)
+    accelerator.register_load_state_pre_hook(load_hook)

@@ -1,0 +1,181 @@
+"""Audio: decode (soundfile, PyAV fallback), mix channels, resample, and cut fixed windows in [-1, 1].
+
+Decoding does not go through `datasets.Audio`, whose decoder needs torchcodec: audio columns are read
+undecoded (`{"bytes", "path"}`, see `columns.disable_media_decoding`) and decoded here.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass
+from math import ceil, gcd
+from typing import Any, ClassVar
+
+import av
+import numpy as np
+import soundfile
+import torch
+import torch.nn.functional as F
+from scipy.signal import resample_poly
+
+from .cropping import window_start
+from .robustness import BadExampleError
+
+
+def decode_audio(value: Any) -> tuple[np.ndarray, int]:
+    """
+    Decodes one recording.
+
+    Args:
+        value: An undecoded `datasets.Audio` value `{"bytes", "path"}`; encoded bytes; a file path; or a
+            decoded `{"array", "sampling_rate"}` dict whose array has shape (T,) or (C, T).
+
+    Returns:
+        `tuple[np.ndarray, int]`: the waveform, float32 of shape (C, T), and its sampling rate in Hz.
+
+    Raises:
+        BadExampleError: when the value cannot be decoded, is empty, or contains NaN/inf.
+    """
+    if isinstance(value, dict) and "array" in value:
+        waveform, sampling_rate = np.asarray(value["array"], dtype=np.float32), int(value["sampling_rate"])
+        waveform = waveform[None] if waveform.ndim == 1 else waveform
+    else:
+        waveform, sampling_rate = _read_encoded(_encoded_source(value))
+    if waveform.ndim != 2 or waveform.shape[-1] == 0:
+        raise BadExampleError(f"audio must be a non-empty (C, T) waveform, got shape {waveform.shape}")
+    if not np.isfinite(waveform).all():
+        raise BadExampleError("audio contains NaN or infinite samples")
+    return waveform, sampling_rate
+
+
+def _encoded_source(value: Any) -> bytes | str | os.PathLike:
+    if isinstance(value, dict):
+        value = value.get("bytes") or value.get("path")
+    if not isinstance(value, (bytes, bytearray, str, os.PathLike)):
+        raise BadExampleError(
+            f"expected audio bytes, a path or an {{'array', 'sampling_rate'}} dict, got {value!r:.80}"
+        )
+    return value
+
+
+def _read_encoded(source: bytes | str | os.PathLike) -> tuple[np.ndarray, int]:
+    def reopen():  # each reader needs a fresh stream: a failed read leaves a BytesIO mid-way
+        return io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source
+
+    try:
+        samples, sampling_rate = soundfile.read(reopen(), dtype="float32", always_2d=True)
+        return samples.T, sampling_rate  # soundfile gives (T, C)
+    except soundfile.SoundFileError as soundfile_error:
+        # libsndfile reads WAV/FLAC/OGG/MP3; FFmpeg (through PyAV) covers AAC, Opus-in-WebM, video files, ...
+        try:
+            return _read_with_pyav(reopen())
+        except (av.FFmpegError, IndexError, OSError) as pyav_error:
+            raise BadExampleError(
+                f"cannot decode audio (soundfile: {soundfile_error}; PyAV: {pyav_error})"
+            ) from None
+
+
+def _read_with_pyav(source: io.BytesIO | str | os.PathLike) -> tuple[np.ndarray, int]:
+    with av.open(source) as container:
+        stream = container.streams.audio[0]  # IndexError when the file has no audio stream
+        resampler = av.AudioResampler(format="fltp")  # planar float32, same layout and rate
+        chunks = [
+            resampled.to_ndarray()
+            for frame in [*container.decode(stream), None]  # None flushes the resampler
+            for resampled in resampler.resample(frame)
+        ]
+        sampling_rate = stream.rate
+    if not chunks:
+        raise BadExampleError("audio stream has no samples")
+    return np.concatenate(chunks, axis=1), sampling_rate
+
+
+def mix_channels(waveform: np.ndarray, channels: int) -> np.ndarray:
+    """(C, T) -> (channels, T): averages to mono, repeats mono, or keeps matching channel counts."""
+    if waveform.shape[0] == channels:
+        return waveform
+    if channels == 1:
+        return waveform.mean(axis=0, keepdims=True)
+    if waveform.shape[0] == 1:
+        return np.repeat(waveform, channels, axis=0)
+    raise BadExampleError(f"cannot mix {waveform.shape[0]} audio channels to {channels}")
+
+
+def resample(waveform: np.ndarray, orig_sampling_rate: int, target_sampling_rate: int) -> np.ndarray:
+    """Polyphase resampling of a (C, T) waveform along time; the length scales by target/orig."""
+    if orig_sampling_rate == target_sampling_rate:
+        return waveform
+    divisor = gcd(orig_sampling_rate, target_sampling_rate)
+    up, down = target_sampling_rate // divisor, orig_sampling_rate // divisor
+    return resample_poly(waveform, up, down, axis=-1).astype(np.float32)
+
+
+def crop_or_pad(
+    waveform: torch.Tensor, num_samples: int, random: bool, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """(C, T) -> (C, num_samples): pads short recordings with zeros at the end, else cuts a window."""
+    total = waveform.shape[-1]
+    if total <= num_samples:
+        return F.pad(waveform, (0, num_samples - total))
+    start = window_start(total, num_samples, random, generator)
+    return waveform[:, start : start + num_samples]
+
+
+def split_into_windows(waveform: torch.Tensor, num_samples: int) -> torch.Tensor:
+    """
+    Splits a whole recording into consecutive windows, zero-padding the last one (e.g. to measure SNR on
+    whole recordings: encode/decode every window, then [`merge_windows`]).
+
+    Args:
+        waveform (`torch.Tensor` of shape (C, T)): the recording.
+        num_samples (`int`): window length.
+
+    Returns:
+        `torch.Tensor` of shape (ceil(T / num_samples), C, num_samples).
+    """
+    channels, total = waveform.shape
+    num_windows = max(1, ceil(total / num_samples))
+    padded = F.pad(waveform, (0, num_windows * num_samples - total))
+    return padded.reshape(channels, num_windows, num_samples).transpose(0, 1)
+
+
+def merge_windows(windows: torch.Tensor, length: int) -> torch.Tensor:
+    """Inverse of [`split_into_windows`]: (N, C, W) -> (C, length), dropping the padding."""
+    num_windows, channels, num_samples = windows.shape
+    return windows.transpose(0, 1).reshape(channels, num_windows * num_samples)[:, :length]
+
+
+@dataclass
+class AudioPreprocessor:
+    """
+    Turns one raw recording into a model input: decode -> mix channels -> resample -> clip -> window.
+
+    Args:
+        sampling_rate (`int`): Target rate in Hz (`config.sampling_rate`).
+        num_samples (`int`): Window length in samples at `sampling_rate` (`config.sample_size[0]`).
+        channels (`int`, defaults to 1): Output channels (`config.in_channels`).
+        random_window (`bool`, defaults to `False`): Random window (training) instead of the centred one.
+        generator (`torch.Generator`, *optional*): RNG for random windows; torch's global RNG if `None`.
+
+    Calling it returns a `torch.FloatTensor` of shape (channels, num_samples) in [-1, 1] (short recordings
+    zero-padded at the end), or raises `BadExampleError`.
+    """
+
+    sampling_rate: int
+    num_samples: int
+    channels: int = 1
+    random_window: bool = False
+    generator: torch.Generator | None = None
+
+    modality: ClassVar[str] = "audio"
+
+    def load_waveform(self, value: Any) -> torch.Tensor:
+        """The whole recording, `torch.FloatTensor` of shape (channels, T) at `sampling_rate`, in [-1, 1]."""
+        waveform, sampling_rate = decode_audio(value)
+        waveform = resample(mix_channels(waveform, self.channels), sampling_rate, self.sampling_rate)
+        # Float files may exceed full scale and resampling overshoots slightly; the model expects [-1, 1].
+        return torch.from_numpy(np.ascontiguousarray(np.clip(waveform, -1.0, 1.0)))
+
+    def __call__(self, value: Any) -> torch.Tensor:
+        return crop_or_pad(self.load_waveform(value), self.num_samples, self.random_window, self.generator)

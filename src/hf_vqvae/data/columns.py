@@ -1,0 +1,113 @@
+"""Finding, checking and casting the columns that hold the data and the labels, before any training starts."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from datasets import Array2D, Array3D, Array4D, Audio, ClassLabel, Dataset, Features, IterableDataset, Value
+from datasets import Image as ImageFeature
+from datasets import Video as VideoFeature
+
+# Column looked for first when none is named, as in the HF example scripts (`--image_column image`).
+DEFAULT_DATA_COLUMNS = {"image": "image", "audio": "audio", "video": "video"}
+
+# What `Audio(decode=False)` / `Video(decode=False)` give; used for the columns this package builds itself,
+# because a `datasets.Audio` feature cannot even be encoded without torchcodec.
+ENCODED_MEDIA = {"bytes": Value("binary"), "path": Value("string")}
+
+_MODALITY_OF_FEATURE = {
+    ImageFeature: "image",
+    Array2D: "image",
+    Array3D: "image",
+    Audio: "audio",
+    VideoFeature: "video",
+    Array4D: "video",
+}
+
+
+def feature_modality(feature) -> str | None:
+    """The modality a `datasets` feature holds (`"image"`, `"audio"`, `"video"`), or `None` when it does not
+    tell (e.g. file paths or `{"bytes", "path"}` structs, whose content is only known once decoded)."""
+    return _MODALITY_OF_FEATURE.get(type(feature))
+
+
+def _columns_by_modality(features: Features) -> dict[str, str]:
+    return {name: modality for name, feature in features.items() if (modality := feature_modality(feature))}
+
+
+def resolve_data_column(dataset: Dataset | IterableDataset, modality: str, column: str | None = None) -> str:
+    """
+    Returns the column holding the `modality` data, checking it exists and holds that modality.
+
+    Args:
+        dataset: The raw dataset.
+        modality (`str`): `"image"`, `"audio"` or `"video"` (the model's `config.modality`).
+        column (`str`, *optional*): The column named by the user. If `None`: `DEFAULT_DATA_COLUMNS[modality]`
+            when present, else the only column whose feature holds `modality` (e.g. CIFAR-10's `img`).
+
+    Raises:
+        ValueError: naming the columns available, when the column is missing, ambiguous, or holds another
+            modality (e.g. an audio model pointed at an image column).
+    """
+    names, features = dataset.column_names, dataset.features
+    if column is None:
+        column = _guess_data_column(names, features, modality)
+    elif names is not None and column not in names:
+        raise ValueError(f"Column {column!r} not found; the dataset has columns {names}.")
+    found = feature_modality(features[column]) if features is not None else None
+    if found is not None and found != modality:
+        raise ValueError(
+            f"Column {column!r} holds {found} data ({features[column]}) but the model's modality is "
+            f"{modality!r}. Columns by modality: {_columns_by_modality(features)}."
+        )
+    return column
+
+
+def _guess_data_column(names: list[str] | None, features: Features | None, modality: str) -> str:
+    default = DEFAULT_DATA_COLUMNS[modality]
+    if names is None or default in names:
+        return default
+    candidates = [name for name, found in _columns_by_modality(features or {}).items() if found == modality]
+    if len(candidates) == 1:
+        return candidates[0]
+    raise ValueError(
+        f"Cannot tell which column holds the {modality} data: no column is named {default!r} and "
+        f"{len(candidates)} columns have a {modality} feature. Name one of {names} explicitly."
+    )
+
+
+def resolve_label_names(dataset: Dataset | IterableDataset, label_column: str) -> list[str] | None:
+    """
+    Checks `label_column` holds class ids and returns the class names (for `config.id2label`).
+
+    Returns:
+        `list[str]` for a `ClassLabel` column, `None` for a plain integer column (ids without names).
+
+    Raises:
+        ValueError: when the column is missing (listing the columns) or does not hold integer class ids.
+    """
+    names, features = dataset.column_names, dataset.features
+    if names is not None and label_column not in names:
+        raise ValueError(f"Label column {label_column!r} not found; the dataset has columns {names}.")
+    feature = features[label_column] if features is not None else None
+    if isinstance(feature, ClassLabel):
+        return list(feature.names)
+    if feature is None or (isinstance(feature, Value) and feature.dtype.startswith(("int", "uint"))):
+        return None
+    raise ValueError(
+        f"Label column {label_column!r} must hold class ids (a ClassLabel or integer column), got {feature}. "
+        f"Encode it first, e.g. `dataset.class_encode_column({label_column!r})`."
+    )
+
+
+def disable_media_decoding(dataset: Dataset | IterableDataset) -> Dataset | IterableDataset:
+    """
+    Casts every `Image`, `Audio` and `Video` column to `decode=False`, so values come as `{"bytes", "path"}`.
+
+    hf_vqvae decodes them itself: `datasets` needs torchcodec for audio and video, and an image that fails
+    inside `datasets`' decoder would crash the DataLoader instead of being skipped as a bad example.
+    """
+    for name, feature in (dataset.features or {}).items():
+        if isinstance(feature, (ImageFeature, Audio, VideoFeature)) and feature.decode:
+            dataset = dataset.cast_column(name, dataclasses.replace(feature, decode=False))
+    return dataset

@@ -1,0 +1,128 @@
+"""Images: decode whatever a dataset holds, then resize, crop and scale to model inputs in [-1, 1]."""
+
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import PIL.Image
+import torch
+
+from .cropping import window_start
+from .robustness import BadExampleError
+
+# PIL mode for each supported number of channels.
+CHANNEL_MODES = {1: "L", 3: "RGB"}
+
+
+def decode_image(value: Any, mode: str | None = None) -> PIL.Image.Image:
+    """
+    Decodes one image and converts it to `mode`.
+
+    Args:
+        value: A `PIL.Image.Image`; an undecoded `datasets.Image` value `{"bytes", "path"}`; encoded bytes; a
+            file path; or an integer array (or nested list / tensor) of shape (H, W) or (H, W, C), C in 1, 3,
+            4, with values in [0, 255].
+        mode (`str`, *optional*): PIL mode to convert to, e.g. `"RGB"` or `"L"`.
+
+    Returns:
+        `PIL.Image.Image`, fully loaded.
+
+    Raises:
+        BadExampleError: when the value cannot be decoded or has an unsupported shape.
+    """
+    try:
+        image = _open_image(value)
+        image.load()  # decode now, so a truncated file fails here rather than later in a resize
+        image = image.convert(mode) if mode is not None and image.mode != mode else image
+    except (OSError, ValueError, TypeError, PIL.Image.DecompressionBombError) as error:
+        raise BadExampleError(f"cannot decode image: {error}") from error
+    if image.width == 0 or image.height == 0:
+        raise BadExampleError(f"image has zero size {image.size}")
+    return image
+
+
+def _open_image(value: Any) -> PIL.Image.Image:
+    if isinstance(value, PIL.Image.Image):
+        return value
+    if isinstance(value, dict):
+        value = value.get("bytes") or value.get("path")
+    if value is None:
+        raise BadExampleError("image is missing (None)")
+    if isinstance(value, (bytes, bytearray)):
+        return PIL.Image.open(io.BytesIO(value))
+    if isinstance(value, (str, os.PathLike)):
+        return PIL.Image.open(value)
+    return PIL.Image.fromarray(_as_uint8_image_array(np.asarray(value)))
+
+
+def _as_uint8_image_array(array: np.ndarray) -> np.ndarray:
+    if array.ndim == 3 and array.shape[-1] == 1:
+        array = array[..., 0]
+    if not (array.ndim == 2 or (array.ndim == 3 and array.shape[-1] in (3, 4))):
+        raise BadExampleError(
+            f"image array must have shape (H, W) or (H, W, C) with C in 1, 3, 4; got {array.shape}"
+        )
+    # Floats are refused: [0, 1] and [0, 255] conventions cannot be told apart reliably.
+    if not np.issubdtype(array.dtype, np.integer) or array.min(initial=0) < 0 or array.max(initial=0) > 255:
+        raise BadExampleError(f"image array must hold integers in [0, 255]; got dtype {array.dtype}")
+    return array.astype(np.uint8, copy=False)
+
+
+def resize_to_cover(image: PIL.Image.Image, size: tuple[int, int]) -> PIL.Image.Image:
+    """Resizes `image`, keeping its aspect ratio, to the smallest size that covers `size` = (height, width).
+
+    For a square target this is the usual "resize the shorter side" step before a crop.
+    """
+    height, width = size
+    scale = max(height / image.height, width / image.width)
+    if scale == 1.0:
+        return image
+    new_size = (max(width, round(image.width * scale)), max(height, round(image.height * scale)))
+    return image.resize(new_size, PIL.Image.Resampling.BICUBIC)
+
+
+def image_to_tensor(image: PIL.Image.Image) -> torch.Tensor:
+    """`PIL.Image` (mode L or RGB) -> `torch.FloatTensor` of shape (C, H, W) with values in [-1, 1]."""
+    array = np.asarray(image, dtype=np.float32) / 127.5 - 1.0
+    array = array[:, :, None] if array.ndim == 2 else array
+    return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
+
+
+@dataclass
+class ImagePreprocessor:
+    """
+    Turns one raw image into a model input: decode -> RGB/L -> resize to cover `size` -> crop -> [-1, 1].
+
+    Args:
+        size (`tuple[int, int]`): Output (height, width), usually `config.sample_size`.
+        channels (`int`, defaults to 3): 3 for RGB, 1 for grayscale (`config.in_channels`).
+        random_crop (`bool`, defaults to `False`): Random crop (training augmentation), not a centre crop.
+        generator (`torch.Generator`, *optional*): RNG for random crops; torch's global RNG if `None`
+            (see `cropping.py` for how this interacts with resuming).
+
+    Calling it returns a `torch.FloatTensor` of shape (channels, height, width) in [-1, 1], or raises
+    `BadExampleError`.
+    """
+
+    size: tuple[int, int]
+    channels: int = 3
+    random_crop: bool = False
+    generator: torch.Generator | None = None
+
+    modality: ClassVar[str] = "image"
+
+    def __post_init__(self):
+        if self.channels not in CHANNEL_MODES:
+            raise ValueError(f"Images need channels in {sorted(CHANNEL_MODES)}, got {self.channels}.")
+        self.size = tuple(self.size)
+
+    def __call__(self, value: Any) -> torch.Tensor:
+        image = resize_to_cover(decode_image(value, CHANNEL_MODES[self.channels]), self.size)
+        height, width = self.size
+        top = window_start(image.height, height, self.random_crop, self.generator)
+        left = window_start(image.width, width, self.random_crop, self.generator)
+        return image_to_tensor(image.crop((left, top, left + width, top + height)))

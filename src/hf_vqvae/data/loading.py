@@ -1,0 +1,108 @@
+"""Loading a raw dataset from the Hub, a local folder, data files or a built-in generator.
+
+The arguments are the HF example scripts' flags (`--dataset_name`, `--dataset_config_name`,
+`--train_data_dir`, `--data_files`, `--streaming`), so training scripts pass them straight through.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from datasets import Dataset, IterableDataset, load_dataset
+
+from .builtin import BUILTIN_PREFIX, load_builtin_dataset
+from .folders import load_media_folder
+
+# `datasets` packaged builder for each data-file extension.
+BUILDER_BY_EXTENSION = {
+    ".parquet": "parquet",
+    ".arrow": "arrow",
+    ".csv": "csv",
+    ".json": "json",
+    ".jsonl": "json",
+}
+
+
+def load_raw_dataset(
+    dataset_name: str | None = None,
+    dataset_config_name: str | None = None,
+    train_data_dir: str | os.PathLike | None = None,
+    data_files: str | list[str] | dict[str, str | list[str]] | None = None,
+    *,
+    split: str = "train",
+    streaming: bool = False,
+    modality: str | None = None,
+    cache_dir: str | None = None,
+    builtin_options: dict[str, Any] | None = None,
+    **load_kwargs,
+) -> Dataset | IterableDataset:
+    """
+    Loads one split of a raw (undecoded, unpreprocessed) dataset. Give exactly one of `dataset_name`,
+    `train_data_dir` or `data_files`.
+
+    Args:
+        dataset_name (`str`, *optional*): A Hub dataset (`"uoft-cs/cifar10"`), loaded with
+            `datasets.load_dataset`, or a built-in offline one: `"builtin:shapes"`, `"builtin:tones"`,
+            `"builtin:sprites"`, `"builtin:moving-mnist"` (see `builtin.py`).
+        dataset_config_name (`str`, *optional*): The Hub dataset's configuration.
+        train_data_dir (`str` or `os.PathLike`, *optional*): A local folder: `imagefolder` for images, a
+            folder of audio / video files otherwise (labels from sub-folder names; see `folders.py`).
+        data_files (`str`, `list[str]` or `dict`, *optional*): Parquet, Arrow, CSV or JSON files (glob
+            patterns allowed), e.g. `"data/train-*.parquet"` or `{"train": ..., "validation": ...}`.
+        split (`str`, defaults to `"train"`): The split to load.
+        streaming (`bool`, defaults to `False`): Return an `IterableDataset` that reads lazily, for sets
+            larger than memory or disk.
+        modality (`str`, *optional*): `"image"`, `"audio"` or `"video"`; required with `train_data_dir`, to
+            know which files to collect.
+        cache_dir (`str`, *optional*): `datasets` cache folder.
+        builtin_options (`dict`, *optional*): Keyword arguments for a built-in generator, e.g.
+            `{"num_examples": 500, "seed": 1}`.
+        load_kwargs: Passed on to `datasets.load_dataset` (e.g. `token`, `revision`).
+
+    Returns:
+        `datasets.Dataset`, or `datasets.IterableDataset` when `streaming=True`.
+    """
+    sources = {"dataset_name": dataset_name, "train_data_dir": train_data_dir, "data_files": data_files}
+    given = [name for name, value in sources.items() if value is not None]
+    if len(given) != 1:
+        raise ValueError(
+            f"Give exactly one of dataset_name, train_data_dir or data_files; got {given or 'none'}."
+        )
+    common = {"split": split, "streaming": streaming, "cache_dir": cache_dir, **load_kwargs}
+    if dataset_name is not None and dataset_name.startswith(BUILTIN_PREFIX):
+        if split != "train":
+            raise ValueError(f"Built-in datasets have one split, 'train', got split={split!r}.")
+        dataset = load_builtin_dataset(dataset_name, **(builtin_options or {}))
+    elif dataset_name is not None:
+        return load_dataset(dataset_name, dataset_config_name, **common)
+    elif data_files is not None:
+        return load_dataset(_builder_for(data_files), data_files=data_files, **common)
+    elif modality == "image":
+        return load_dataset("imagefolder", data_dir=str(train_data_dir), **common)
+    elif modality in ("audio", "video"):
+        dataset = load_media_folder(train_data_dir, modality, split)
+    else:
+        raise ValueError(
+            "train_data_dir needs modality='image', 'audio' or 'video' to know which files to read."
+        )
+    return dataset.to_iterable_dataset() if streaming else dataset
+
+
+def _builder_for(data_files: str | list[str] | dict[str, str | list[str]]) -> str:
+    """The packaged builder (`"parquet"`, `"csv"`, ...) for the extension shared by all `data_files`."""
+    if isinstance(data_files, dict):
+        files = [
+            file for value in data_files.values() for file in ([value] if isinstance(value, str) else value)
+        ]
+    else:
+        files = [data_files] if isinstance(data_files, str) else list(data_files)
+    extensions = {Path(file).suffix.lower() for file in files}
+    builders = {BUILDER_BY_EXTENSION.get(extension) for extension in extensions}
+    if len(builders) != 1 or None in builders:
+        raise ValueError(
+            f"data_files must all have one of the extensions {sorted(BUILDER_BY_EXTENSION)}; "
+            f"got {sorted(extensions)}."
+        )
+    return builders.pop()

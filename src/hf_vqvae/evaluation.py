@@ -1,0 +1,86 @@
+"""Validation over a whole dataset: reconstruction quality and codebook usage of a VQ-VAE, NLL of a prior.
+
+Metrics are accumulated over every example (gathered from all processes when an `Accelerator` is given), never
+averaged per batch: per-batch perplexity, for one, depends on the batch size.
+"""
+
+from collections.abc import Iterable
+
+import torch
+from accelerate import Accelerator
+from tqdm.auto import tqdm
+
+from . import metrics
+from .modeling_vqvae import VQVAEModel
+
+
+def _gather(accelerator: Accelerator | None, tensor: torch.Tensor) -> torch.Tensor:
+    return accelerator.gather_for_metrics(tensor) if accelerator is not None else tensor
+
+
+def _batch_sums(model: VQVAEModel, inputs: torch.Tensor, reconstruction: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per-batch sums of per-example metrics (so the caller can average over the whole set)."""
+    count = inputs.shape[0]
+    sums = {"mse": metrics.mse(reconstruction, inputs) * count, "psnr": metrics.psnr(reconstruction, inputs) * count}
+    modality = model.config.modality
+    if modality in ("image", "video"):
+        sums["psnr_uint8"] = metrics.psnr_uint8(reconstruction, inputs) * count
+        sums["ssim"] = metrics.ssim(reconstruction, inputs) * count
+    else:
+        sums["snr_db"] = metrics.snr_db(reconstruction, inputs) * count
+        sums["log_mel_distance"] = metrics.log_mel_distance(reconstruction, inputs, model.config.sampling_rate) * count
+    return sums
+
+
+@torch.no_grad()
+def evaluate_reconstruction(
+    model: VQVAEModel, batches: Iterable[dict], accelerator: Accelerator | None = None, show_progress_bar: bool = False
+) -> dict[str, float]:
+    """Reconstruction metrics and codebook usage of `model` over all `batches` (model inputs under their names).
+
+    Returns MSE, PSNR (float and 8-bit), SSIM (images/video) or SNR and log-mel distance (audio), each averaged
+    over examples, and `codebook_perplexity`, `codebook_fraction_used`, `code_entropy_bits` over all codes.
+    """
+    was_training = model.training
+    model.eval()
+    usage = metrics.CodebookUsage(model.config.codebook_size)
+    totals, count = {}, 0
+    for batch in tqdm(batches, desc="validation", disable=not show_progress_bar, leave=False):
+        inputs = batch[model.main_input_name]
+        outputs = model(inputs)
+        reconstruction = outputs.reconstruction.float().clamp(-1, 1)
+        inputs, reconstruction, codes = (_gather(accelerator, t) for t in (inputs, reconstruction, outputs.codes))
+        for name, value in _batch_sums(model, inputs.float(), reconstruction).items():
+            totals[name] = totals.get(name, 0.0) + value.item()
+        usage.update(codes)
+        count += inputs.shape[0]
+    model.train(was_training)
+    if count == 0:
+        raise ValueError("The validation set is empty.")
+    results = {name: total / count for name, total in totals.items()}
+    results |= {"codebook_perplexity": usage.perplexity, "codebook_fraction_used": usage.fraction_used,
+                "code_entropy_bits": usage.entropy_bits, "num_eval_examples": count}
+    return results
+
+
+@torch.no_grad()
+def evaluate_prior(
+    prior: torch.nn.Module, batches: Iterable[dict], dims_per_example: int, accelerator: Accelerator | None = None
+) -> dict[str, float]:
+    """Mean NLL of the prior over all code grids in `batches` (`codes`, optional `class_labels`), in nats and bits
+    per code and in bits per input dimension of the signal the codes stand for."""
+    was_training = prior.training
+    prior.eval()
+    total_nats, total_codes = 0.0, 0
+    for batch in batches:
+        codes = batch["codes"]
+        loss = prior(codes, class_labels=batch.get("class_labels")).loss
+        nats = _gather(accelerator, (loss * codes[0].numel()).expand(codes.shape[0]).contiguous())
+        total_nats += nats.sum().item()
+        total_codes += nats.shape[0] * codes[0].numel()
+    prior.train(was_training)
+    nats_per_code = total_nats / total_codes
+    codes_per_example = int(torch.tensor(prior.config.code_shape).prod())
+    return {"prior_nll_nats_per_code": nats_per_code, "prior_bits_per_code": metrics.bits_per_code(nats_per_code),
+            "prior_bits_per_input_dim": metrics.bits_per_input_dim(nats_per_code, codes_per_example,
+                                                                   dims_per_example)}

@@ -1,0 +1,136 @@
+"""The "vq-sample" pipeline: sample code grids from a prior and decode them with the VQ-VAE into images, audio or
+video."""
+
+from pathlib import Path
+
+import torch
+from transformers import AutoModel, Pipeline
+
+from .exporting import OUTPUT_TYPES, postprocess_samples
+from .modeling_vqvae import VQVAEModel
+
+PRIOR_SUBFOLDER = "prior"
+
+
+class VQSamplePipeline(Pipeline):
+    """
+    Generate new data from a VQ-VAE and an autoregressive prior over its codes (the paper's second stage).
+
+    A hub-ready folder (or Hub repo) holds the VQ-VAE at its root and the prior in `prior/`:
+
+    ```python
+    >>> import hf_vqvae
+    >>> from transformers import pipeline
+    >>> pipe = pipeline("vq-sample", model="org/vqvae-cifar10")
+    >>> images = pipe(num_samples=4, class_labels=3, seed=0)  # four PIL images of class 3
+    ```
+
+    `pipe(...)` returns one item per sample: a `PIL.Image.Image` (images); `{"audio": np.ndarray (channels, samples),
+    "sampling_rate": int}` (audio, like transformers' text-to-audio); a list of `PIL.Image.Image` frames (video).
+    `output_type="np"` gives uint8 arrays `(H, W, C)` / `(T, H, W, C)`, `"pt"` float tensors in [0, 1] `(C, H, W)` /
+    `(T, C, H, W)`; audio is always a float array in [-1, 1]. Turn the progress bar off with
+    `pipe.set_progress_bar_config(disable=True)`.
+    """
+
+    # Nothing to load besides the two models: no tokenizer, processor or feature extractor.
+    _load_tokenizer = False
+    _load_processor = False
+    _load_image_processor = False
+    _load_feature_extractor = False
+    _load_video_processor = False
+
+    def __init__(self, model: VQVAEModel, prior: torch.nn.Module | None = None, **kwargs):
+        super().__init__(model=model, **kwargs)
+        self.prior = (prior if prior is not None else load_prior(model)).to(self.device).eval()
+        check_prior_matches_vqvae(self.prior.config, model.config)
+        self._progress_bar_config = {}
+
+    def set_progress_bar_config(self, **kwargs) -> None:
+        """Configure the sampling progress bar as in diffusers, e.g. `disable=True`."""
+        self._progress_bar_config = kwargs
+
+    def __call__(self, inputs=None, *, batch_size: int | None = None, **kwargs):
+        # `inputs` may be omitted for unconditional sampling; `batch_size` is the sampling batch, not transformers'
+        # DataLoader batching (which needs a tokenizer or feature extractor).
+        return super().__call__(inputs, sampling_batch_size=batch_size, **kwargs)
+
+    def _sanitize_parameters(
+        self, num_samples=None, class_labels=None, temperature=None, top_k=None, top_p=None, seed=None,
+        sampling_batch_size=None, output_type=None,
+    ):
+        preprocess = {k: v for k, v in {"num_samples": num_samples, "class_labels": class_labels}.items()
+                      if v is not None}
+        forward = {k: v for k, v in {"temperature": temperature, "top_k": top_k, "top_p": top_p, "seed": seed,
+                                      "batch_size": sampling_batch_size}.items() if v is not None}
+        postprocess = {"output_type": output_type} if output_type is not None else {}
+        return preprocess, forward, postprocess
+
+    def preprocess(self, inputs=None, num_samples: int = 4, class_labels=None) -> dict:
+        """1. Check inputs and prepare the conditioning: one class label per sample, or None."""
+        if inputs is not None and class_labels is not None:
+            raise ValueError("Pass class labels either as the first argument or as `class_labels`, not both.")
+        class_labels = inputs if inputs is not None else class_labels
+        if not isinstance(num_samples, int) or num_samples < 1:
+            raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}.")
+        return {"num_samples": num_samples, "class_labels": self._label_tensor(class_labels, num_samples)}
+
+    def _label_tensor(self, class_labels, num_samples: int) -> torch.LongTensor | None:
+        if class_labels is None:
+            return None
+        if isinstance(class_labels, str | int):
+            class_labels = [class_labels] * num_samples
+        label2id = getattr(self.prior.config, "label2id", None) or {}
+        labels = [label2id.get(label, label) if isinstance(label, str) else label for label in class_labels]
+        if any(isinstance(label, str) for label in labels):
+            raise ValueError(f"Unknown class names in {class_labels}; known names: {sorted(label2id)}.")
+        labels = torch.as_tensor(labels, dtype=torch.long)
+        if labels.shape != (num_samples,):
+            raise ValueError(f"Expected one class label per sample ({num_samples}), got {len(labels)}.")
+        return labels
+
+    def _forward(self, model_inputs: dict, temperature=1.0, top_k=None, top_p=None, seed=None, batch_size=None):
+        """2. Sample code grids from the prior, batch by batch; 3. decode them with the VQ-VAE."""
+        num_samples, class_labels = model_inputs["num_samples"], model_inputs["class_labels"]
+        batch_size = batch_size or num_samples
+        generator = torch.Generator(device=self.device).manual_seed(seed) if seed is not None else None
+        decoded = []
+        for start in range(0, num_samples, batch_size):
+            count = min(batch_size, num_samples - start)
+            labels = class_labels[start : start + count].to(self.device) if class_labels is not None else None
+            codes = self.prior.generate(
+                count, class_labels=labels, temperature=temperature, top_k=top_k, top_p=top_p, generator=generator,
+                show_progress_bar=not self._progress_bar_config.get("disable", False),
+            )
+            decoded.append(self.model.decode(codes).float().clamp(-1, 1))
+        return {"samples": torch.cat(decoded)}
+
+    def postprocess(self, model_outputs: dict, output_type: str = "pil") -> list:
+        """4. Convert [-1, 1] tensors to the modality's output type."""
+        return postprocess_samples(model_outputs["samples"], self.model.config, output_type)
+
+
+def load_prior(vqvae: VQVAEModel) -> torch.nn.Module:
+    """Load the prior stored in `prior/` beside the VQ-VAE (a local folder or a Hub repo)."""
+    source = vqvae.name_or_path
+    if not source:
+        raise ValueError("This VQ-VAE was not loaded from a folder; pass the prior explicitly: "
+                         "VQSamplePipeline(model=vqvae, prior=prior).")
+    try:
+        return AutoModel.from_pretrained(source, subfolder=PRIOR_SUBFOLDER)
+    except OSError as error:
+        where = Path(source) / PRIOR_SUBFOLDER if Path(source).is_dir() else f"{source} (subfolder 'prior')"
+        raise ValueError(
+            f"No prior found at {where}: a vq-sample model folder holds the VQ-VAE at its root and the prior in "
+            "`prior/` (train one with examples/train_prior.py)."
+        ) from error
+
+
+def check_prior_matches_vqvae(prior_config, vqvae_config) -> None:
+    """The prior must model the VQ-VAE's codebook and code grid; say which field disagrees."""
+    if prior_config.codebook_size != vqvae_config.codebook_size:
+        raise ValueError(f"The prior models {prior_config.codebook_size} codes but the VQ-VAE has codebook_size "
+                         f"{vqvae_config.codebook_size}.")
+    if list(prior_config.code_shape) != list(vqvae_config.code_shape):
+        raise ValueError(f"The prior's code_shape {list(prior_config.code_shape)} does not match the VQ-VAE's code "
+                         f"grid {vqvae_config.code_shape} (sample_size {vqvae_config.sample_size} / "
+                         f"downsample_factors {vqvae_config.downsample_factors}).")

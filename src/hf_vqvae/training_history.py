@@ -1,0 +1,38 @@
+"""The scalars a training run logged, kept as JSON lines in the output folder so a resumed run continues the same
+curves (and the final plot shows the whole run)."""
+
+import json
+from pathlib import Path
+
+from accelerate import Accelerator
+
+
+class TrainingHistory:
+    """Logs scalars to Accelerate's trackers and appends them to `path`.
+
+    On resume, records written after the checkpoint's step (by the interrupted run) are dropped, so the history
+    reads as one uninterrupted run.
+    """
+
+    def __init__(self, path: str | Path, accelerator: Accelerator, resume_step: int = 0):
+        self.path = Path(path)
+        self.accelerator = accelerator
+        self.records: list[dict] = []
+        if resume_step and self.path.exists():
+            records = [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+            self.records = [record for record in records if record["step"] <= resume_step]
+        if accelerator.is_main_process:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.write_text("".join(json.dumps(record) + "\n" for record in self.records))
+
+    def log(self, values: dict[str, float], step: int) -> None:
+        self.accelerator.log(values, step=step)
+        if self.accelerator.is_main_process:
+            record = {"step": step, **values}
+            self.records.append(record)
+            with self.path.open("a") as history_file:
+                history_file.write(json.dumps(record) + "\n")
+
+    @property
+    def last_step(self) -> int:
+        return self.records[-1]["step"] if self.records else 0
