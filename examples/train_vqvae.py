@@ -28,6 +28,7 @@ from hf_vqvae.checkpointing import (
     checkpoint_step,
     register_pretrained_hooks,
     resolve_resume_checkpoint,
+    resumable_batches,
     save_checkpoint,
 )
 from hf_vqvae.config_overrides import apply_config_overrides, parse_config_overrides
@@ -41,6 +42,7 @@ from hf_vqvae.data import (
     split_train_validation,
 )
 from hf_vqvae.evaluation import evaluate_reconstruction
+from hf_vqvae.hub import push_output_dir
 from hf_vqvae.modelcard import write_model_card
 from hf_vqvae.plotting import plot_training_curves
 from hf_vqvae.exporting import save_samples
@@ -48,9 +50,6 @@ from hf_vqvae.training_args import add_data_args, add_training_args, data_column
 from hf_vqvae.training_history import TrainingHistory
 
 logger = logging.getLogger(__name__)
-
-# Not needed in the hub folder: resumable state and the local history/tracker files.
-HUB_IGNORE_PATTERNS = ["checkpoint-*", "logs/*", "training_history.jsonl", "*.partial"]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -63,6 +62,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add_data_args(parser)
     add_training_args(parser)
     args = parser.parse_args(argv)
+    if args.streaming and not args.max_train_steps:
+        parser.error("--streaming datasets have no length: give --max_train_steps.")
     if args.model_name_or_path and (args.config_name or args.config_overrides or args.modality):
         parser.error("--model_name_or_path fine-tunes an existing model; --config_name/--config_overrides/--modality "
                      "only apply to a new one.")
@@ -151,30 +152,13 @@ def main(argv: list[str] | None = None) -> None:
     accelerator.end_training()
 
 
-def batches_from(train_loader, accelerator: Accelerator, global_step: int, gradient_accumulation_steps: int):
-    """Yield `(epoch, batch)` forever, starting where an uninterrupted run would be at `global_step`.
-
-    The seedable sampler makes each epoch's order a function of (seed, epoch); a resumed run sets the epoch and
-    skips the batches already consumed in it (Accelerate's `save_state` does not store the data position).
-    """
-    consumed = global_step * gradient_accumulation_steps
-    batches_per_epoch = len(train_loader) if hasattr(train_loader, "__len__") else None
-    epoch, skip = divmod(consumed, batches_per_epoch) if batches_per_epoch else (0, consumed)
-    while True:
-        train_loader.set_epoch(epoch)
-        loader = accelerator.skip_first_batches(train_loader, skip) if skip else train_loader
-        for batch in loader:
-            yield epoch, batch
-        epoch, skip = epoch + 1, 0
-
-
 def train(args, accelerator, model, optimizer, scheduler, train_loader, eval_loader, history, global_step,
           max_train_steps) -> None:
     """The optimisation loop: accumulate, step, log, validate, checkpoint."""
     progress = tqdm(total=max_train_steps, initial=global_step, desc="train_vqvae",
                     disable=not accelerator.is_local_main_process)
     model.train()
-    for epoch, batch in batches_from(train_loader, accelerator, global_step, args.gradient_accumulation_steps):
+    for epoch, batch in resumable_batches(train_loader, accelerator, global_step, args.gradient_accumulation_steps):
         if global_step >= max_train_steps:
             break
         with accelerator.accumulate(model):
@@ -214,7 +198,7 @@ def validate(accelerator, model, eval_loader, history, global_step: int) -> dict
 def finish(args, accelerator, model, eval_loader, history, training_seconds: float) -> None:
     """Final validation, then the hub-ready folder: weights, reconstructions, curves, model card."""
     output_dir = Path(args.output_dir)
-    results = validate(accelerator, model, eval_loader, history, history.last_step) if eval_loader else {}
+    results = validate(accelerator, model, eval_loader, history, history.last_step) if eval_loader is not None else {}
     accelerator.wait_for_everyone()
     if not accelerator.is_main_process:
         return
@@ -237,17 +221,7 @@ def finish(args, accelerator, model, eval_loader, history, training_seconds: flo
         training_time=f"{training_seconds / 60:.1f} minutes on {accelerator.num_processes} process(es)",
     )
     if args.push_to_hub:
-        push_folder(output_dir, args.hub_model_id or output_dir.name, args.hub_token)
-
-
-def push_folder(output_dir: Path, repo_id: str, token: str | None) -> None:
-    """Upload the hub-ready folder (without checkpoints) to the Hub."""
-    from huggingface_hub import HfApi
-
-    api = HfApi(token=token)
-    api.create_repo(repo_id, exist_ok=True)
-    api.upload_folder(repo_id=repo_id, folder_path=output_dir, ignore_patterns=HUB_IGNORE_PATTERNS,
-                      commit_message="Upload VQ-VAE trained with hf_vqvae")
+        push_output_dir(output_dir, args.hub_model_id or output_dir.name, args.hub_token)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ checkpoint also holds `save_pretrained` copies of the models, so it loads with `
 import logging
 import re
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from accelerate import Accelerator
@@ -114,3 +114,24 @@ def register_pretrained_hooks(
 
     accelerator.register_save_state_pre_hook(save_hook)
     accelerator.register_load_state_pre_hook(load_hook)
+
+
+def resumable_batches(
+    train_loader, accelerator: Accelerator, global_step: int, gradient_accumulation_steps: int
+) -> Iterator[tuple[int, dict]]:
+    """Yield `(epoch, batch)` forever, starting where an uninterrupted run would be at `global_step`.
+
+    The seedable sampler makes each epoch's order a function of (seed, epoch); a resumed run sets the epoch and
+    skips the batches already consumed in it (Accelerate's `save_state` does not store the data position).
+    """
+    consumed = global_step * gradient_accumulation_steps
+    try:
+        epoch, skip = divmod(consumed, len(train_loader))
+    except TypeError:  # a streaming dataset has no length: one pass, skipped from its start
+        epoch, skip = 0, consumed
+    while True:
+        train_loader.set_epoch(epoch)
+        loader = accelerator.skip_first_batches(train_loader, skip) if skip else train_loader
+        for batch in loader:
+            yield epoch, batch
+        epoch, skip = epoch + 1, 0

@@ -1,11 +1,19 @@
 """Data for hf_vqvae: loading raw datasets, per-modality preprocessing, and built-in offline datasets.
 
-from hf_vqvae.data import load_raw_dataset, split_train_validation, build_preprocessor, prepare_dataset
+```python
+from hf_vqvae.data import build_preprocessor, collate_examples, load_raw_dataset, prepare_dataset
+from hf_vqvae.data import split_train_validation
 
-raw = load_raw_dataset(dataset_name="builtin:shapes")            # or a Hub name, a folder, parquet files
+raw = load_raw_dataset(dataset_name="builtin:shapes")  # or a Hub name, a local folder, parquet files
 raw_train, raw_eval = split_train_validation(raw, validation_split_percentage=5)
 train = prepare_dataset(raw_train, build_preprocessor(config, train=True), label_column="label")
 loader = DataLoader(train, batch_size=32, shuffle=True, collate_fn=collate_examples)
+```
+
+Modules: `loading` (Hub / folder / files / built-in), `folders` (audio and video folders), `splits`,
+`columns` (finding and checking columns), `image` / `audio` / `video` (decode + preprocess), `cropping`,
+`preprocessing` (dataset transform + collate), `robustness` (skipping bad examples), `builtin`,
+`moving_mnist`, `idx` (MNIST-format files).
 """
 
 from .audio import (

@@ -38,15 +38,24 @@ def decode_audio(value: Any) -> tuple[np.ndarray, int]:
         BadExampleError: when the value cannot be decoded, is empty, or contains NaN/inf.
     """
     if isinstance(value, dict) and "array" in value:
-        waveform, sampling_rate = np.asarray(value["array"], dtype=np.float32), int(value["sampling_rate"])
-        waveform = waveform[None] if waveform.ndim == 1 else waveform
+        waveform, sampling_rate = _decoded_array(value)
     else:
         waveform, sampling_rate = _read_encoded(_encoded_source(value))
-    if waveform.ndim != 2 or waveform.shape[-1] == 0:
-        raise BadExampleError(f"audio must be a non-empty (C, T) waveform, got shape {waveform.shape}")
+    if waveform.ndim != 2 or waveform.shape[-1] == 0 or sampling_rate <= 0:
+        raise BadExampleError(
+            f"audio must be a non-empty (C, T) waveform, got shape {waveform.shape} at {sampling_rate} Hz"
+        )
     if not np.isfinite(waveform).all():
         raise BadExampleError("audio contains NaN or infinite samples")
     return waveform, sampling_rate
+
+
+def _decoded_array(value: dict) -> tuple[np.ndarray, int]:
+    try:
+        waveform, sampling_rate = np.asarray(value["array"], dtype=np.float32), int(value["sampling_rate"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise BadExampleError(f"invalid decoded audio {{'array', 'sampling_rate'}}: {error!r}") from error
+    return (waveform[None] if waveform.ndim == 1 else waveform), sampling_rate
 
 
 def _encoded_source(value: Any) -> bytes | str | os.PathLike:

@@ -43,9 +43,7 @@ _VIDEO_SUPERSAMPLING = 2
 _CORNERS = {"square": 4, "triangle": 3, "star": 10}
 
 
-def _contrasting_colours(
-    rng: np.random.Generator, count: int
-) -> tuple[tuple[int, ...], list[tuple[int, ...]]]:
+def _contrasting_colours(rng: np.random.Generator, count: int) -> tuple[tuple, list[tuple]]:
     """A background colour and `count` colours that stand out from it (L1 distance >= 150)."""
     background = rng.integers(0, 256, size=3)
     colours = []
@@ -56,26 +54,35 @@ def _contrasting_colours(
     return tuple(int(c) for c in background), colours
 
 
-def _draw_shape(
-    draw: ImageDraw.ImageDraw, kind: str, center: np.ndarray, radius: float, angle: float, colour
-):
-    """Draws `kind` inscribed in the circle of `radius` around `center` = (x, y), rotated by `angle` (rad)."""
-    x, y = center
-    if kind == "circle":
-        draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=colour)
-        return
+def _shape_outline(kind: str, center: np.ndarray, radius: float, angle: float) -> list[tuple[float, float]]:
+    """Vertices of `kind` inscribed in the circle of `radius` around `center` = (x, y), rotated by `angle`."""
     corners = _CORNERS[kind]
     # A star alternates outer and inner (0.45 r) vertices.
     radii = (
         radius * np.where(np.arange(corners) % 2, 0.45, 1.0) if kind == "star" else np.full(corners, radius)
     )
     theta = angle + 2 * np.pi * np.arange(corners) / corners
-    draw.polygon(list(zip(x + radii * np.cos(theta), y + radii * np.sin(theta), strict=True)), fill=colour)
+    return list(zip(center[0] + radii * np.cos(theta), center[1] + radii * np.sin(theta), strict=True))
+
+
+def _render_shapes(
+    kind: str, size: int, background: tuple, shapes: list, supersampling: int
+) -> PIL.Image.Image:
+    """A size x size RGB image of `shapes` of one `kind`, each `(center (x, y), radius, angle, colour)`."""
+    canvas = PIL.Image.new("RGB", (size * supersampling, size * supersampling), background)
+    draw = ImageDraw.Draw(canvas)
+    for center, radius, angle, colour in shapes:
+        center, radius = np.asarray(center) * supersampling, radius * supersampling
+        if kind == "circle":
+            draw.ellipse((*(center - radius), *(center + radius)), fill=colour)
+        else:
+            draw.polygon(_shape_outline(kind, center, radius, angle), fill=colour)
+    return canvas.resize((size, size), PIL.Image.Resampling.BOX)
 
 
 def make_shapes(num_examples: int = 2000, image_size: int = 32, seed: int = 0) -> Dataset:
     """
-    Coloured shapes: one of `SHAPE_KINDS` of random colour, size (0.2-0.4 of the side as radius), position and
+    Coloured shapes: one of `SHAPE_KINDS` of random colour, size (radius 0.2-0.4 of the side), position and
     rotation, on a random background.
 
     Returns:
@@ -83,25 +90,14 @@ def make_shapes(num_examples: int = 2000, image_size: int = 32, seed: int = 0) -
         (`ClassLabel(SHAPE_KINDS)`).
     """
     rng = np.random.default_rng(seed)
-    big = image_size * _SUPERSAMPLING
-    images, labels = [], []
-    for _ in range(num_examples):
-        label = int(rng.integers(len(SHAPE_KINDS)))
+    labels = rng.integers(len(SHAPE_KINDS), size=num_examples)
+    images = []
+    for label in labels:
         background, (colour,) = _contrasting_colours(rng, 1)
         radius = rng.uniform(0.2, 0.4) * image_size
         center = rng.uniform(radius, image_size - radius, size=2)
-        canvas = PIL.Image.new("RGB", (big, big), background)
-        angle = rng.uniform(0, 2 * np.pi)
-        _draw_shape(
-            ImageDraw.Draw(canvas),
-            SHAPE_KINDS[label],
-            center * _SUPERSAMPLING,
-            radius * _SUPERSAMPLING,
-            angle,
-            colour,
-        )
-        images.append(canvas.resize((image_size, image_size), PIL.Image.Resampling.BOX))
-        labels.append(label)
+        shape = (center, radius, rng.uniform(0, 2 * np.pi), colour)
+        images.append(_render_shapes(SHAPE_KINDS[label], image_size, background, [shape], _SUPERSAMPLING))
     features = Features({"image": ImageFeature(), "label": ClassLabel(names=list(SHAPE_KINDS))})
     return Dataset.from_dict({"image": images, "label": labels}, features=features)
 
@@ -140,10 +136,20 @@ def make_tones(
     """
     Tones, chirps and noise bursts (`TONE_KINDS`) with a random envelope and peak amplitude 0.3-0.9.
 
+    Args:
+        num_examples (`int`, defaults to 1000): Recordings to generate.
+        sampling_rate (`int`, defaults to 8000): In Hz; at least 2000, as pitches reach 880 Hz.
+        duration (`float`, defaults to 1.0): Seconds per recording.
+        seed (`int`, defaults to 0): Seed of every random choice; equal seeds give equal datasets.
+
     Returns:
         `Dataset` with `audio` (`{"bytes": 16-bit mono WAV of `duration` s at `sampling_rate`, "path": None}`)
         and `label` (`ClassLabel(TONE_KINDS)`).
     """
+    if sampling_rate < 2000:
+        raise ValueError(
+            f"make_tones needs sampling_rate >= 2000 Hz (pitches reach 880 Hz), got {sampling_rate}."
+        )
     rng = np.random.default_rng(seed)
     time = np.arange(round(duration * sampling_rate)) / sampling_rate
     recordings, labels = [], []
@@ -200,18 +206,14 @@ def _render_sprites(
     radii = rng.uniform(0.1, 0.2, size=num_sprites) * frame_size
     angles = rng.uniform(0, 2 * np.pi, size=num_sprites)
     speeds = (frame_size / 32, frame_size / 13)  # 2 to 5 pixels per frame at 64x64
-    # (y, x) centres: each sprite bounces inside the frame shrunk by its radius.
+    # (y, x) centres, each sprite bouncing inside the frame shrunk by its radius.
     centers = [bouncing_trajectories(rng, num_frames, 1, frame_size - 2 * r, speeds)[:, 0] + r for r in radii]
-    big = frame_size * _VIDEO_SUPERSAMPLING
-    video = np.empty((num_frames, frame_size, frame_size, 3), dtype=np.uint8)
-    for index, frame in enumerate(video):
-        canvas = PIL.Image.new("RGB", (big, big), background)
-        draw = ImageDraw.Draw(canvas)
-        for center, radius, angle, colour in zip(centers, radii, angles, colours, strict=True):
-            xy = center[index, ::-1] * _VIDEO_SUPERSAMPLING
-            _draw_shape(draw, kind, xy, radius * _VIDEO_SUPERSAMPLING, angle, colour)
-        frame[:] = np.asarray(canvas.resize((frame_size, frame_size), PIL.Image.Resampling.BOX))
-    return video
+    sprites = list(zip(centers, radii, angles, colours, strict=True))
+    frames = []
+    for index in range(num_frames):
+        shapes = [(center[index, ::-1], radius, angle, colour) for center, radius, angle, colour in sprites]
+        frames.append(np.asarray(_render_shapes(kind, frame_size, background, shapes, _VIDEO_SUPERSAMPLING)))
+    return np.stack(frames)
 
 
 @lru_cache
@@ -223,8 +225,8 @@ def make_digits(
     num_examples: int = 1000, image_size: int = 28, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
     """
-    MNIST-like digits: 0-9 in Pillow's default font at random size, stroke width, slant and offset, white on
-    black; sprites for the offline Moving-MNIST.
+    MNIST-like digits: 0-9 in Pillow's default font at random size, stroke width, rotation and offset, white
+    on black; sprites for the offline Moving-MNIST.
 
     Returns:
         `tuple[np.ndarray, np.ndarray]`: images, uint8 (num_examples, image_size, image_size), and their
@@ -235,8 +237,8 @@ def make_digits(
     digits = rng.integers(10, size=num_examples)
     for image, digit in zip(images, digits, strict=True):
         canvas = PIL.Image.new("L", (image_size, image_size))
-        font = _font(int(rng.integers(round(0.8 * image_size), round(1.05 * image_size) + 1)))
-        position = image_size / 2 + rng.uniform(-0.08, 0.08, size=2) * image_size
+        font = _font(int(rng.integers(round(0.75 * image_size), round(image_size) + 1)))
+        position = image_size / 2 + rng.uniform(-0.05, 0.05, size=2) * image_size
         stroke = int(rng.integers(0, 2))
         ImageDraw.Draw(canvas).text(
             tuple(position),
@@ -252,11 +254,19 @@ def make_digits(
 
 
 def make_moving_digits(
-    num_examples: int = 512, num_frames: int = 16, canvas_size: int = 64, num_sprites: int = 2, seed: int = 0
+    num_examples: int = 512,
+    num_frames: int = 16,
+    canvas_size: int = 64,
+    num_sprites: int = 2,
+    seed: int = 0,
+    fps: int = 8,
 ) -> Dataset:
-    """Moving-MNIST over 1,000 procedural digits ([`make_digits`]); columns as [`make_moving_mnist`]'s."""
-    digits, _ = make_digits(1000, seed=seed)
-    return make_moving_mnist(digits, num_examples, num_frames, canvas_size, num_sprites, seed=seed)
+    """
+    Moving-MNIST over 1,000 procedural digits ([`make_digits`]) sized 28/64 of the canvas, as in the protocol;
+    columns as [`make_moving_mnist`]'s.
+    """
+    digits, _ = make_digits(1000, image_size=round(canvas_size * 28 / 64), seed=seed)
+    return make_moving_mnist(digits, num_examples, num_frames, canvas_size, num_sprites, seed=seed, fps=fps)
 
 
 BUILTIN_DATASETS = {

@@ -67,12 +67,14 @@ def _guess_data_column(names: list[str] | None, features: Features | None, modal
     default = DEFAULT_DATA_COLUMNS[modality]
     if names is None or default in names:
         return default
-    candidates = [name for name, found in _columns_by_modality(features or {}).items() if found == modality]
+    by_modality = _columns_by_modality(features or {})
+    candidates = [name for name, found in by_modality.items() if found == modality]
     if len(candidates) == 1:
         return candidates[0]
     raise ValueError(
-        f"Cannot tell which column holds the {modality} data: no column is named {default!r} and "
-        f"{len(candidates)} columns have a {modality} feature. Name one of {names} explicitly."
+        f"Cannot tell which column holds the {modality} data: none is named {default!r} and "
+        f"{len(candidates)} have a {modality} feature (columns by modality: {by_modality}). "
+        f"Name one of {names} explicitly."
     )
 
 

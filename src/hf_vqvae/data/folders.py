@@ -46,9 +46,9 @@ def load_media_folder(data_dir: str | os.PathLike, modality: str, split: str = "
     features = {column: ENCODED_MEDIA}
     folders = [path.relative_to(root).parts[0] if path.parent != root else None for path in files]
     if None not in folders:
-        names = sorted(set(folders))
-        data["label"] = [names.index(folder) for folder in folders]
-        features["label"] = ClassLabel(names=names)
+        label_ids = {name: index for index, name in enumerate(sorted(set(folders)))}
+        data["label"] = [label_ids[folder] for folder in folders]
+        features["label"] = ClassLabel(names=list(label_ids))
     return Dataset.from_dict(data, features=Features(features))
 
 

@@ -22,6 +22,7 @@ FASHION_MNIST_LABELS = (
 # IDX element type codes (third byte of the magic number) -> big-endian numpy dtypes.
 IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 _GZIP_MAGIC = b"\x1f\x8b"
+_FASHION_MNIST_PREFIXES = {"train": "train", "test": "t10k"}
 
 
 def read_idx(path: str | os.PathLike) -> np.ndarray:
@@ -67,7 +68,9 @@ def read_fashion_mnist(
         `tuple[np.ndarray, np.ndarray]`: images, uint8 (N, 28, 28), and labels, uint8 (N,) indexing
         `FASHION_MNIST_LABELS`.
     """
-    prefix = {"train": "train", "test": "t10k"}[split]
+    if split not in _FASHION_MNIST_PREFIXES:
+        raise ValueError(f"Fashion-MNIST has the splits {list(_FASHION_MNIST_PREFIXES)}, got {split!r}.")
+    prefix = _FASHION_MNIST_PREFIXES[split]
     images, labels = (
         _find(Path(root), f"{prefix}-{kind}") for kind in ("images-idx3-ubyte", "labels-idx1-ubyte")
     )

@@ -1,10 +1,12 @@
 """From a raw dataset to model-ready batches: one transform for map-style and streaming datasets, one collate.
 
+```python
 preprocessor = build_preprocessor(config, train=True)
 tracker = BadExampleTracker(max_bad_fraction=0.05)
 train_dataset = prepare_dataset(raw_train, preprocessor, label_column="label", tracker=tracker)
 loader = DataLoader(train_dataset, batch_size=32, shuffle=True, collate_fn=collate_examples)
 # batches: {"pixel_values": (B, C, H, W), "class_labels": (B,)}; tracker.summary() reports skipped examples
+```
 """
 
 from __future__ import annotations

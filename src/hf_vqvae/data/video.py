@@ -46,7 +46,11 @@ def decode_video(value: Any) -> tuple[np.ndarray, float | None]:
         raise BadExampleError("video is missing (None)")
     if isinstance(value, (bytes, bytearray, str, os.PathLike)):
         return _read_with_pyav(io.BytesIO(value) if isinstance(value, (bytes, bytearray)) else value)
-    return _as_uint8_video_array(np.asarray(value)), None
+    try:
+        frames = np.asarray(value)
+    except ValueError as error:  # ragged nested lists
+        raise BadExampleError(f"video frames do not form an array: {error}") from error
+    return _as_uint8_video_array(frames), None
 
 
 def _read_with_pyav(source: io.BytesIO | str | os.PathLike) -> tuple[np.ndarray, float | None]:
@@ -57,8 +61,8 @@ def _read_with_pyav(source: io.BytesIO | str | os.PathLike) -> tuple[np.ndarray,
             fps = float(stream.average_rate) if stream.average_rate else None
     except (av.FFmpegError, IndexError, OSError) as error:
         raise BadExampleError(f"cannot decode video: {error}") from error
-    if not frames:
-        raise BadExampleError("video has no frames")
+    if not frames or len({frame.shape for frame in frames}) > 1:
+        raise BadExampleError(f"video has no frames or frames of several sizes ({len(frames)} frames)")
     return np.stack(frames), fps
 
 

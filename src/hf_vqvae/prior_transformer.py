@@ -1,0 +1,194 @@
+"""The transformer prior: a GPT-2 decoder over the codes of a grid in raster order, for any modality.
+
+The grid (B, *code_shape) is flattened to a sequence of N codes. The decoder reads a start token followed by
+the first N - 1 codes and predicts, at position i, the code i: its input there is the start token and codes
+0..i-1, and its causal attention sees nothing later. The start token carries the class (one learned start
+embedding per class; a single one for an unconditional prior), so conditioning costs no extra position.
+
+The decoder is transformers' `GPT2Model` (its blocks, SDPA attention and initialisation), built from the
+prior's config. The only thing written here is the KV cache layer used while sampling, see
+[`PreallocatedKVLayer`].
+"""
+
+from collections.abc import Callable
+from math import prod
+
+import torch
+from torch import nn
+from transformers import GPT2Config, GPT2Model
+from transformers.cache_utils import Cache, DynamicLayer
+
+from .configuration_prior import VQPriorConfig
+
+
+def num_start_tokens(config: VQPriorConfig) -> int:
+    """One start token per class, or a single one for an unconditional prior."""
+    return max(config.num_classes, 1)
+
+
+def decoder_config(config: VQPriorConfig) -> GPT2Config:
+    """The `GPT2Config` of the decoder: codes are token ids 0..K-1, start tokens K.. K + num_start_tokens - 1."""
+    return GPT2Config(
+        vocab_size=config.codebook_size + num_start_tokens(config),
+        n_positions=config.num_codes,
+        n_embd=config.hidden_size,
+        n_layer=config.num_layers,
+        n_head=config.num_heads,
+        resid_pdrop=config.dropout,
+        embd_pdrop=config.dropout,
+        attn_pdrop=config.dropout,
+        initializer_range=config.initializer_range,
+        # No text tokens here; GPT-2's defaults (50256) would point outside this vocabulary.
+        bos_token_id=None,
+        eos_token_id=None,
+    )
+
+
+class PreallocatedKVLayer(DynamicLayer):
+    """A KV cache layer for one sampling run of known length: keys and values live in buffers allocated once, each
+    step writes its slot, and attention reads a view of the filled prefix.
+
+    Why not the stock layers: `DynamicLayer` concatenates at every step, copying the whole cache (O(n) per code,
+    O(N^2) per sample); `StaticLayer` makes every step attend over all `max_cache_len` slots under a mask, which on
+    CPU cost 4x more per step than this layer at 1024 codes. Only appending is supported (no crop, no beam
+    reordering): the prior's sampler is its only user.
+
+    Args:
+        max_cache_len (`int`):
+            Number of positions the run will write.
+    """
+
+    def __init__(self, max_cache_len: int):
+        super().__init__()
+        self.max_cache_len = max_cache_len
+        self.length = 0
+
+    def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
+        self.device = key_states.device
+        batch_size, num_heads, _, head_dim = key_states.shape
+        self.key_buffer = key_states.new_empty(batch_size, num_heads, self.max_cache_len, head_dim)
+        self.value_buffer = value_states.new_empty(batch_size, num_heads, self.max_cache_len, head_dim)
+        self.is_initialized = True
+
+    def update(
+        self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Writes `(batch, heads, n, head_dim)` new states after the cached ones; returns views of all of them."""
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+        end = self.length + key_states.shape[-2]
+        self.key_buffer[:, :, self.length : end] = key_states
+        self.value_buffer[:, :, self.length : end] = value_states
+        self.length = end
+        self.keys, self.values = self.key_buffer[:, :, :end], self.value_buffer[:, :, :end]
+        return self.keys, self.values
+
+    def get_seq_length(self) -> int:
+        return self.length
+
+    def get_max_length(self) -> int:
+        return self.max_cache_len
+
+
+class TransformerPrior(nn.Module):
+    """Causal transformer over raster-ordered codes: logits at each position for the code there given the codes
+    before it and the class.
+
+    Start token (class) + code embeddings + learned positions -> `GPT2Model` -> linear head to K logits.
+
+    Args:
+        config ([`VQPriorConfig`]):
+            Uses `codebook_size`, `code_shape` (1, 2 or 3 axes), `num_classes`, `hidden_size`, `num_layers`,
+            `num_heads`, `dropout` and `initializer_range`.
+    """
+
+    def __init__(self, config: VQPriorConfig):
+        super().__init__()
+        self.codebook_size = config.codebook_size
+        self.code_shape = tuple(config.code_shape)
+        self.is_conditional = config.num_classes > 0
+        self.decoder = GPT2Model(decoder_config(config))
+        self.head = nn.Linear(config.hidden_size, config.codebook_size)
+
+    def forward(
+        self, codes: torch.LongTensor, class_labels: torch.LongTensor | None = None
+    ) -> torch.FloatTensor:
+        """
+        Args:
+            codes (`torch.LongTensor` of shape `(batch, *code_shape)`):
+                Code grids, in [0, codebook_size).
+            class_labels (`torch.LongTensor` of shape `(batch,)`, *optional*):
+                Classes of the samples; required if and only if the prior is class-conditional.
+
+        Returns:
+            `torch.FloatTensor` of shape `(batch, *code_shape, codebook_size)`: the logits at a position depend
+            only on the codes before it in raster order and on the class.
+        """
+        batch_size = codes.shape[0]
+        # Teacher forcing: position i reads the start token and codes 0..i-1.
+        inputs = torch.cat([self._start_tokens(batch_size, class_labels), codes.reshape(batch_size, -1)[:, :-1]], 1)
+        hidden_states = self.decoder(input_ids=inputs, use_cache=False).last_hidden_state
+        return self.head(hidden_states).view(*codes.shape, self.codebook_size)
+
+    @torch.no_grad()
+    def sample(
+        self,
+        batch_size: int,
+        class_labels: torch.LongTensor | None,
+        sample_next: Callable[[torch.FloatTensor], torch.LongTensor],
+        use_cache: bool = True,
+        progress: Callable[[], None] | None = None,
+    ) -> torch.LongTensor:
+        """Generates code grids one code at a time in raster order.
+
+        Args:
+            batch_size (`int`):
+                Number of grids B.
+            class_labels (`torch.LongTensor` of shape `(batch_size,)`, *optional*):
+                Classes to sample; required if and only if the prior is class-conditional.
+            sample_next (`Callable[[torch.FloatTensor], torch.LongTensor]`):
+                Maps the fp32 logits `(batch_size, codebook_size)` of the current position to its codes
+                `(batch_size,)` (temperature, top-k, top-p and the generator live there).
+            use_cache (`bool`, defaults to `True`):
+                Keep the keys and values of the codes already generated, so that each step runs the decoder on one
+                position; `False` reruns it on the whole prefix for every code (the reference implementation).
+            progress (`Callable[[], None]`, *optional*):
+                Called once after each generated code.
+
+        Returns:
+            `torch.LongTensor` of shape `(batch_size, *code_shape)`.
+        """
+        num_codes = prod(self.code_shape)
+        start = self._start_tokens(batch_size, class_labels)
+        codes = start.new_empty(batch_size, num_codes)
+        cache = Cache(layers=[PreallocatedKVLayer(num_codes) for _ in self.decoder.h]) if use_cache else None
+        for position in range(num_codes):
+            if cache is None:
+                logits = self._last_logits(torch.cat([start, codes[:, :position]], dim=1))
+            else:
+                # The cache holds positions 0..position-1; feed only the newest input.
+                newest = start if position == 0 else codes[:, position - 1 : position]
+                logits = self._last_logits(newest, cache)
+            codes[:, position] = sample_next(logits.float())
+            if progress is not None:
+                progress()
+        return codes.view(batch_size, *self.code_shape)
+
+    def _start_tokens(self, batch_size: int, class_labels: torch.LongTensor | None) -> torch.LongTensor:
+        """`(batch, 1)` ids of the start tokens: K + class, or K for every sample if unconditional."""
+        if self.is_conditional and class_labels is None:
+            raise ValueError("This transformer prior is class-conditional: pass class_labels of shape (batch,).")
+        if not self.is_conditional and class_labels is not None:
+            raise ValueError("This transformer prior is unconditional (num_classes=0): pass class_labels=None.")
+        device = self.head.weight.device
+        if class_labels is None:
+            return torch.full((batch_size, 1), self.codebook_size, dtype=torch.long, device=device)
+        return (self.codebook_size + class_labels.to(device)).view(batch_size, 1)
+
+    def _last_logits(self, input_ids: torch.LongTensor, cache: Cache | None = None) -> torch.FloatTensor:
+        """Logits `(batch, K)` at the last position of `input_ids` `(batch, n)`, after the `cache`d positions."""
+        hidden_states = self.decoder(input_ids=input_ids, cache=cache, use_cache=cache is not None).last_hidden_state
+        return self.head(hidden_states[:, -1])
+
+
+__all__ = ["TransformerPrior"]
