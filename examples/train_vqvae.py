@@ -46,7 +46,7 @@ from hf_vqvae.hub import push_output_dir
 from hf_vqvae.modelcard import write_model_card
 from hf_vqvae.plotting import plot_training_curves
 from hf_vqvae.exporting import save_samples
-from hf_vqvae.training_args import add_data_args, add_training_args, data_column
+from hf_vqvae.training_args import add_data_args, add_training_args, data_column, resolve_report_to
 from hf_vqvae.training_history import TrainingHistory
 
 logger = logging.getLogger(__name__)
@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> None:
     accelerator = Accelerator(
         gradient_accumulation_steps=args.gradient_accumulation_steps,
         mixed_precision=args.mixed_precision,
-        log_with=None if args.report_to == "none" else args.report_to,
+        log_with=resolve_report_to(args.report_to),
         project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / args.logging_dir)),
         # A seedable sampler makes the data order a function of (seed, epoch), so a resumed run sees the same batches.
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=args.seed),
@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> None:
     if eval_loader is not None:
         eval_loader = accelerator.prepare(eval_loader)
     register_pretrained_hooks(accelerator, {"": model})
-    if accelerator.is_main_process:
+    if accelerator.is_main_process and accelerator.log_with:
         accelerator.init_trackers("train_vqvae", config={k: v for k, v in vars(args).items()
                                                           if isinstance(v, int | float | str | bool)})
 

@@ -5,10 +5,13 @@ Importing the package registers its configs and models with transformers' Auto c
 """
 
 from transformers import AutoConfig, AutoModel
+from transformers.pipelines import PIPELINE_REGISTRY
 
 from .configuration_prior import VQPriorConfig
 from .configuration_vqvae import VQVAEConfig
+from .modeling_prior import VQPriorModel, VQPriorOutput, VQPriorPreTrainedModel
 from .modeling_vqvae import VQVAEEncoderOutput, VQVAEModel, VQVAEOutput, VQVAEPreTrainedModel
+from .pipeline_vq_sample import VQSamplePipeline
 from .quantization import QuantizerOutput, VectorQuantizer
 
 __version__ = "0.1.0"
@@ -16,10 +19,16 @@ __version__ = "0.1.0"
 AutoConfig.register(VQVAEConfig.model_type, VQVAEConfig, exist_ok=True)
 AutoModel.register(VQVAEConfig, VQVAEModel, exist_ok=True)
 AutoConfig.register(VQPriorConfig.model_type, VQPriorConfig, exist_ok=True)
+AutoModel.register(VQPriorConfig, VQPriorModel, exist_ok=True)
+PIPELINE_REGISTRY.register_pipeline("vq-sample", pipeline_class=VQSamplePipeline, pt_model=AutoModel, type="multimodal")
 
 __all__ = [
     "QuantizerOutput",
     "VQPriorConfig",
+    "VQPriorModel",
+    "VQPriorOutput",
+    "VQPriorPreTrainedModel",
+    "VQSamplePipeline",
     "VQVAEConfig",
     "VQVAEEncoderOutput",
     "VQVAEModel",

@@ -27,7 +27,7 @@ def num_start_tokens(config: VQPriorConfig) -> int:
 
 
 def decoder_config(config: VQPriorConfig) -> GPT2Config:
-    """The `GPT2Config` of the decoder: codes are token ids 0..K-1, start tokens K.. K + num_start_tokens - 1."""
+    """The `GPT2Config` of the decoder: codes are token ids 0..K-1, start tokens the ids from K on."""
     return GPT2Config(
         vocab_size=config.codebook_size + num_start_tokens(config),
         n_positions=config.num_codes,
@@ -45,13 +45,13 @@ def decoder_config(config: VQPriorConfig) -> GPT2Config:
 
 
 class PreallocatedKVLayer(DynamicLayer):
-    """A KV cache layer for one sampling run of known length: keys and values live in buffers allocated once, each
-    step writes its slot, and attention reads a view of the filled prefix.
+    """A KV cache layer for one sampling run of known length: keys and values live in buffers allocated once,
+    each step writes its slot, and attention reads a view of the filled prefix.
 
-    Why not the stock layers: `DynamicLayer` concatenates at every step, copying the whole cache (O(n) per code,
-    O(N^2) per sample); `StaticLayer` makes every step attend over all `max_cache_len` slots under a mask, which on
-    CPU cost 4x more per step than this layer at 1024 codes. Only appending is supported (no crop, no beam
-    reordering): the prior's sampler is its only user.
+    Why not the stock layers: `DynamicLayer` concatenates at every step, copying the whole cache (O(n) per
+    code, O(N^2) per sample); `StaticLayer` makes every step attend over all `max_cache_len` slots under a
+    mask. STATIC_NUMBERS Only appending is supported (no crop, no beam reordering): the prior's sampler is its
+    only user.
 
     Args:
         max_cache_len (`int`):
@@ -73,7 +73,7 @@ class PreallocatedKVLayer(DynamicLayer):
     def update(
         self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Writes `(batch, heads, n, head_dim)` new states after the cached ones; returns views of all of them."""
+        """Writes `(batch, heads, n, head_dim)` states after the cached ones; returns views of all of them."""
         if not self.is_initialized:
             self.lazy_initialization(key_states, value_states)
         end = self.length + key_states.shape[-2]
@@ -91,8 +91,8 @@ class PreallocatedKVLayer(DynamicLayer):
 
 
 class TransformerPrior(nn.Module):
-    """Causal transformer over raster-ordered codes: logits at each position for the code there given the codes
-    before it and the class.
+    """Causal transformer over raster-ordered codes: logits at each position for the code there given the
+    codes before it and the class.
 
     Start token (class) + code embeddings + learned positions -> `GPT2Model` -> linear head to K logits.
 
@@ -121,12 +121,13 @@ class TransformerPrior(nn.Module):
                 Classes of the samples; required if and only if the prior is class-conditional.
 
         Returns:
-            `torch.FloatTensor` of shape `(batch, *code_shape, codebook_size)`: the logits at a position depend
-            only on the codes before it in raster order and on the class.
+            `torch.FloatTensor` of shape `(batch, *code_shape, codebook_size)`: the logits at a position
+            depend only on the codes before it in raster order and on the class.
         """
         batch_size = codes.shape[0]
         # Teacher forcing: position i reads the start token and codes 0..i-1.
-        inputs = torch.cat([self._start_tokens(batch_size, class_labels), codes.reshape(batch_size, -1)[:, :-1]], 1)
+        start = self._start_tokens(batch_size, class_labels)
+        inputs = torch.cat([start, codes.reshape(batch_size, -1)[:, :-1]], dim=1)
         hidden_states = self.decoder(input_ids=inputs, use_cache=False).last_hidden_state
         return self.head(hidden_states).view(*codes.shape, self.codebook_size)
 
@@ -150,8 +151,9 @@ class TransformerPrior(nn.Module):
                 Maps the fp32 logits `(batch_size, codebook_size)` of the current position to its codes
                 `(batch_size,)` (temperature, top-k, top-p and the generator live there).
             use_cache (`bool`, defaults to `True`):
-                Keep the keys and values of the codes already generated, so that each step runs the decoder on one
-                position; `False` reruns it on the whole prefix for every code (the reference implementation).
+                Keep the keys and values of the codes already generated, so that each step runs the decoder on
+                one position; `False` reruns it on the whole prefix for every code (the reference
+                implementation).
             progress (`Callable[[], None]`, *optional*):
                 Called once after each generated code.
 
@@ -177,18 +179,18 @@ class TransformerPrior(nn.Module):
     def _start_tokens(self, batch_size: int, class_labels: torch.LongTensor | None) -> torch.LongTensor:
         """`(batch, 1)` ids of the start tokens: K + class, or K for every sample if unconditional."""
         if self.is_conditional and class_labels is None:
-            raise ValueError("This transformer prior is class-conditional: pass class_labels of shape (batch,).")
+            raise ValueError("This prior is class-conditional: pass class_labels of shape (batch,).")
         if not self.is_conditional and class_labels is not None:
-            raise ValueError("This transformer prior is unconditional (num_classes=0): pass class_labels=None.")
+            raise ValueError("This prior is unconditional (num_classes=0): pass class_labels=None.")
         device = self.head.weight.device
         if class_labels is None:
             return torch.full((batch_size, 1), self.codebook_size, dtype=torch.long, device=device)
         return (self.codebook_size + class_labels.to(device)).view(batch_size, 1)
 
     def _last_logits(self, input_ids: torch.LongTensor, cache: Cache | None = None) -> torch.FloatTensor:
-        """Logits `(batch, K)` at the last position of `input_ids` `(batch, n)`, after the `cache`d positions."""
-        hidden_states = self.decoder(input_ids=input_ids, cache=cache, use_cache=cache is not None).last_hidden_state
-        return self.head(hidden_states[:, -1])
+        """Logits `(batch, K)` at the last of the positions `input_ids` `(batch, n)` that follow the cache."""
+        outputs = self.decoder(input_ids=input_ids, cache=cache, use_cache=cache is not None)
+        return self.head(outputs.last_hidden_state[:, -1])
 
 
 __all__ = ["TransformerPrior"]

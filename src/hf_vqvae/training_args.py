@@ -1,6 +1,10 @@
 """The command-line flags the example training scripts share, named as in the transformers/diffusers examples."""
 
 import argparse
+import importlib.util
+import logging
+
+logger = logging.getLogger(__name__)
 
 
 def add_data_args(parser: argparse.ArgumentParser) -> None:
@@ -47,7 +51,8 @@ def add_training_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--checkpoints_total_limit", type=int, help="Keep only the newest N checkpoints.")
     group.add_argument("--resume_from_checkpoint", help="A checkpoint folder, or `latest` in --output_dir.")
     group.add_argument("--validation_steps", type=int, default=500, help="Validate every N steps.")
-    group.add_argument("--report_to", default="tensorboard", help="Trackers: tensorboard, wandb, all, or none.")
+    group.add_argument("--report_to", default="tensorboard",
+                       help="Trackers: tensorboard (skipped with a warning when not installed), wandb, all, or none.")
     group.add_argument("--logging_dir", default="logs", help="Tracker folder, relative to --output_dir.")
     group.add_argument("--num_validation_samples", type=int, default=16, help="Samples / reconstructions saved.")
     group.add_argument("--push_to_hub", action="store_true")
@@ -58,3 +63,13 @@ def add_training_args(parser: argparse.ArgumentParser) -> None:
 def data_column(args: argparse.Namespace, modality: str) -> str | None:
     """The column flag that matches the model's modality."""
     return {"image": args.image_column, "audio": args.audio_column, "video": args.video_column}[modality]
+
+
+def resolve_report_to(report_to: str) -> str | None:
+    """Accelerate's `log_with` for `--report_to`; the default tracker is dropped, with a warning, when missing."""
+    if report_to == "none":
+        return None
+    if report_to == "tensorboard" and importlib.util.find_spec("tensorboard") is None:
+        logger.warning("--report_to tensorboard: tensorboard is not installed, so only the JSON history is kept.")
+        return None
+    return report_to

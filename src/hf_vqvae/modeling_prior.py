@@ -1,0 +1,325 @@
+"""Autoregressive priors over VQ-VAE code grids (the paper's second stage), as Hugging Face models.
+
+[`VQPriorModel`] holds one backbone, chosen by `config.prior_type`:
+
+- `"transformer"`: [`TransformerPrior`], a GPT-2 decoder over codes in raster order (images, audio, video);
+- `"pixelcnn"`: [`GatedPixelCNNPrior`], the paper's gated PixelCNN (2-D grids).
+
+The model validates inputs, computes the loss and drives sampling (temperature, top-k, top-p, an explicit
+generator, a progress bar); a backbone only maps codes to logits and runs its own cached sampling loop,
+through the interface that [`PriorBackbone`] describes.
+"""
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+from numbers import Integral
+from typing import Protocol
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+from transformers import PreTrainedModel, TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
+from transformers import initialization as init
+from transformers.generation.logits_process import LogitsProcessor
+from transformers.utils import ModelOutput
+
+from .configuration_prior import VQPriorConfig
+from .prior_pixelcnn import GatedPixelCNNPrior
+from .prior_transformer import TransformerPrior
+
+BACKBONES = {"transformer": TransformerPrior, "pixelcnn": GatedPixelCNNPrior}
+
+ClassLabels = int | Sequence[int] | torch.LongTensor
+
+
+@dataclass
+class VQPriorOutput(ModelOutput):
+    """
+    Output of [`VQPriorModel.forward`].
+
+    Args:
+        loss (`torch.FloatTensor` of shape `()`):
+            Mean negative log-likelihood of the codes in nats per code (the cross entropy of `logits`);
+            [`~metrics.bits_per_code`] and [`~metrics.bits_per_input_dim`] convert it to bits.
+        logits (`torch.FloatTensor` of shape `(batch, *code_shape, codebook_size)`):
+            At each position, the unnormalised log-probabilities of the code there given the codes before it
+            in raster order (and the class).
+    """
+
+    loss: torch.FloatTensor | None = None
+    logits: torch.FloatTensor | None = None
+
+
+class PriorBackbone(Protocol):
+    """
+    What [`VQPriorModel`] asks of a backbone (an `nn.Module` built from a [`VQPriorConfig`]). Inputs arrive
+    validated: codes are `torch.long` in [0, K), and `class_labels` is given if and only if
+    `config.num_classes > 0`.
+    """
+
+    def forward(self, codes: torch.LongTensor, class_labels: torch.LongTensor | None) -> torch.FloatTensor:
+        """
+        Args:
+            codes (`torch.LongTensor` of shape `(batch, *code_shape)`): the code grids.
+            class_labels (`torch.LongTensor` of shape `(batch,)`, *optional*): their classes.
+
+        Returns:
+            `torch.FloatTensor` of shape `(batch, *code_shape, codebook_size)`: logits at each position that
+            depend only on the codes before it in raster order and on the class.
+        """
+
+    def sample(
+        self,
+        batch_size: int,
+        class_labels: torch.LongTensor | None,
+        sample_next: Callable[[torch.FloatTensor], torch.LongTensor],
+        use_cache: bool,
+        progress: Callable[[], None] | None,
+    ) -> torch.LongTensor:
+        """
+        Generates `batch_size` code grids one position at a time in raster order, under `torch.no_grad`.
+
+        Args:
+            batch_size (`int`): number of grids B.
+            class_labels (`torch.LongTensor` of shape `(B,)`, *optional*): classes to sample.
+            sample_next (`Callable`): maps the fp32 logits `(B, codebook_size)` of the next position, before
+                any temperature, to its codes `(B,)`.
+            use_cache (`bool`): reuse the computation of earlier positions; `False` recomputes everything at
+                each position (the reference that tests compare the cache with).
+            progress (`Callable[[], None]`, *optional*): called once per generated position.
+
+        Returns:
+            `torch.LongTensor` of shape `(B, *code_shape)`.
+        """
+
+
+def logits_warpers(temperature: float, top_k: int | None, top_p: float | None) -> list[LogitsProcessor]:
+    """transformers' warpers for the requested filtering; only the ones that change the distribution."""
+    warpers = []
+    if temperature != 1.0:
+        warpers.append(TemperatureLogitsWarper(temperature))
+    if top_k is not None:
+        warpers.append(TopKLogitsWarper(top_k))
+    if top_p is not None and top_p < 1.0:
+        warpers.append(TopPLogitsWarper(top_p))
+    return warpers
+
+
+def sample_codes(
+    logits: torch.FloatTensor, warpers: list[LogitsProcessor], generator: torch.Generator | None = None
+) -> torch.LongTensor:
+    """
+    Draws one code per row of `logits` after temperature, top-k and top-p: every backbone's `sample_next`.
+
+    Args:
+        logits (`torch.FloatTensor` of shape `(batch, codebook_size)`):
+            Logits of the next position.
+        warpers (`list[LogitsProcessor]`):
+            From [`logits_warpers`]. Called one by one rather than through `LogitsProcessorList`, which
+            inspects every warper's signature at every call (~65 us a step on CPU; these need no kwargs).
+        generator (`torch.Generator`, *optional*):
+            Source of randomness; the draw happens on its device, so a CPU generator also drives a GPU model.
+
+    Returns:
+        `torch.LongTensor` of shape `(batch,)` on the device of `logits`.
+    """
+    for warper in warpers:
+        logits = warper(None, logits)  # these warpers ignore input_ids
+    probabilities = logits.softmax(dim=-1)
+    if generator is not None:
+        probabilities = probabilities.to(generator.device)
+    return torch.multinomial(probabilities, 1, generator=generator).squeeze(1).to(logits.device)
+
+
+def is_integer_tensor(tensor: torch.Tensor) -> bool:
+    return not (tensor.dtype.is_floating_point or tensor.dtype.is_complex or tensor.dtype == torch.bool)
+
+
+def check_codes(codes: torch.Tensor, config: VQPriorConfig) -> None:
+    """Raises a `TypeError`/`ValueError` naming the problem unless `codes` is an integer
+    `(batch, *code_shape)` grid of indices in [0, codebook_size)."""
+    expected = f"(batch, {', '.join(map(str, config.code_shape))})"
+    if not isinstance(codes, torch.Tensor):
+        raise TypeError(f"codes must be a torch.LongTensor of shape {expected}, got {type(codes).__name__}.")
+    if not is_integer_tensor(codes):
+        raise TypeError(f"codes must hold integer code indices (torch.long), got dtype {codes.dtype}.")
+    if list(codes.shape[1:]) != list(config.code_shape) or len(codes) == 0:
+        raise ValueError(
+            f"codes must have shape {expected} with batch >= 1 (config.code_shape={config.code_shape}), "
+            f"got {tuple(codes.shape)}."
+        )
+    low, high = codes.min().item(), codes.max().item()
+    if low < 0 or high >= config.codebook_size:
+        raise ValueError(
+            f"codes must lie in [0, {config.codebook_size}) (config.codebook_size), "
+            f"got values in [{low}, {high}]."
+        )
+
+
+def check_class_labels(class_labels: torch.Tensor | None, batch_size: int, num_classes: int) -> None:
+    """Raises a `TypeError`/`ValueError` unless `class_labels` suits the prior: `None` for an unconditional
+    one, else an integer `(batch_size,)` tensor in [0, num_classes)."""
+    if num_classes == 0:
+        if class_labels is not None:
+            raise ValueError("This prior is unconditional (config.num_classes=0): class_labels must be None.")
+        return
+    if class_labels is None:
+        raise ValueError(
+            f"This prior is class-conditional (config.num_classes={num_classes}): class_labels are required, "
+            f"one label in [0, {num_classes}) per sample."
+        )
+    if not isinstance(class_labels, torch.Tensor) or not is_integer_tensor(class_labels):
+        raise TypeError(f"class_labels must be an integer torch.LongTensor, got {class_labels!r}.")
+    if class_labels.shape != (batch_size,):
+        raise ValueError(
+            f"class_labels must have shape ({batch_size},), one per sample, got {tuple(class_labels.shape)}."
+        )
+    low, high = class_labels.min().item(), class_labels.max().item()
+    if low < 0 or high >= num_classes:
+        raise ValueError(
+            f"class_labels must lie in [0, {num_classes}) (config.num_classes), got [{low}, {high}]."
+        )
+
+
+def check_sampling_arguments(
+    num_samples: int, temperature: float, top_k: int | None, top_p: float | None
+) -> None:
+    """Raises a `ValueError` naming the first argument of [`VQPriorModel.generate`] that is out of range."""
+    if isinstance(num_samples, bool) or not isinstance(num_samples, Integral) or num_samples < 1:
+        raise ValueError(f"num_samples must be an integer >= 1, got {num_samples!r}.")
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0 (1.0 = the model's distribution), got {temperature!r}.")
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, Integral) or top_k < 1):
+        raise ValueError(f"top_k must be None or an integer >= 1, got {top_k!r}.")
+    if top_p is not None and not 0 < top_p <= 1:
+        raise ValueError(f"top_p must be None or in (0, 1], got {top_p!r}.")
+
+
+def class_labels_as_tensor(class_labels: ClassLabels | None, num_samples: int) -> torch.Tensor | None:
+    """An int (the same class for every sample) or a sequence of ints becomes a LongTensor; tensors and `None`
+    pass through for [`check_class_labels`]."""
+    if class_labels is None or isinstance(class_labels, torch.Tensor):
+        return class_labels
+    if isinstance(class_labels, Integral) and not isinstance(class_labels, bool):
+        return torch.full((num_samples,), int(class_labels), dtype=torch.long)
+    if isinstance(class_labels, Sequence) and all(
+        isinstance(label, Integral) and not isinstance(label, bool) for label in class_labels
+    ):
+        return torch.tensor([int(label) for label in class_labels], dtype=torch.long)
+    raise TypeError(f"class_labels must be an int, a list of ints or a LongTensor, got {class_labels!r}.")
+
+
+class VQPriorPreTrainedModel(PreTrainedModel):
+    config: VQPriorConfig
+    base_model_prefix = "prior"
+    main_input_name = "codes"
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        # The GPT-2 decoder inside the transformer prior is a PreTrainedModel: it keeps GPT-2's own scheme
+        # (including the 1/sqrt(2 * layers) scaling of residual projections).
+        std = self.config.initializer_range
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            init.normal_(module.weight, mean=0.0, std=std)
+            if getattr(module, "bias", None) is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, nn.LayerNorm):
+            init.ones_(module.weight)
+            init.zeros_(module.bias)
+        elif isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+            # PyTorch's fan-in init suits the PixelCNN's convolutions better than N(0, 0.02).
+            module.reset_parameters()
+
+
+class VQPriorModel(VQPriorPreTrainedModel):
+    """
+    An autoregressive prior over the code grids of a [`VQVAEModel`]: `p(codes | class)` factorised over the
+    codes in raster order. `forward` scores grids (training, likelihood); `generate` samples new ones.
+
+    Args:
+        config ([`VQPriorConfig`]):
+            `prior_type` picks the backbone: `"transformer"` or `"pixelcnn"`.
+    """
+
+    def __init__(self, config: VQPriorConfig):
+        super().__init__(config)
+        self.backbone: PriorBackbone = BACKBONES[config.prior_type](config)
+        self.post_init()
+
+    def forward(self, codes: torch.LongTensor, class_labels: torch.LongTensor | None = None) -> VQPriorOutput:
+        """
+        Args:
+            codes (`torch.LongTensor` of shape `(batch, *code_shape)`):
+                Code grids from [`VQVAEModel.encode`], in [0, codebook_size).
+            class_labels (`torch.LongTensor` of shape `(batch,)`, *optional*):
+                Classes of the samples, in [0, num_classes); required if and only if `config.num_classes > 0`.
+
+        Returns:
+            [`VQPriorOutput`]: `loss` (mean NLL in nats per code) and `logits`
+            `(batch, *code_shape, codebook_size)`.
+        """
+        check_codes(codes, self.config)
+        check_class_labels(class_labels, len(codes), self.config.num_classes)
+        codes = codes.long()
+        logits = self.backbone(codes, class_labels)
+        # fp32 so that a bf16 model still reports a precise likelihood.
+        loss = F.cross_entropy(logits.flatten(0, -2).float(), codes.flatten())
+        return VQPriorOutput(loss=loss, logits=logits)
+
+    @torch.no_grad()
+    def generate(
+        self,
+        num_samples: int,
+        class_labels: ClassLabels | None = None,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        generator: torch.Generator | None = None,
+        use_cache: bool = True,
+        show_progress_bar: bool = False,
+    ) -> torch.LongTensor:
+        """
+        Samples code grids one code at a time in raster order, in eval mode (the training mode is restored).
+
+        Args:
+            num_samples (`int`):
+                Number of grids to sample.
+            class_labels (`int`, `list[int]` or `torch.LongTensor` of shape `(num_samples,)`, *optional*):
+                Classes to sample, in [0, num_classes); an int gives every sample that class. Required if and
+                only if `config.num_classes > 0`.
+            temperature (`float`, defaults to 1.0):
+                Divides the logits; below 1 sharpens the distribution, above 1 flattens it.
+            top_k (`int`, *optional*):
+                Sample among the `top_k` most likely codes only (1 = greedy).
+            top_p (`float`, *optional*):
+                Nucleus sampling: among the most likely codes whose probabilities sum to `top_p` (in (0, 1]).
+            generator (`torch.Generator`, *optional*):
+                Source of randomness: the same seed gives the same samples.
+            use_cache (`bool`, defaults to `True`):
+                Let the backbone reuse the work of earlier codes (same samples, much faster).
+            show_progress_bar (`bool`, defaults to `False`):
+                Show a tqdm bar over the codes of the grid.
+
+        Returns:
+            `torch.LongTensor` of shape `(num_samples, *code_shape)` with values in [0, codebook_size).
+        """
+        check_sampling_arguments(num_samples, temperature, top_k, top_p)
+        class_labels = class_labels_as_tensor(class_labels, num_samples)
+        check_class_labels(class_labels, num_samples, self.config.num_classes)
+        if class_labels is not None:
+            class_labels = class_labels.to(self.device, torch.long)
+        warpers = logits_warpers(temperature, top_k, top_p)
+        sample_next = partial(sample_codes, warpers=warpers, generator=generator)
+        was_training = self.training
+        self.eval()
+        try:
+            with tqdm(total=self.config.num_codes, desc="Codes", disable=not show_progress_bar) as bar:
+                progress = bar.update if show_progress_bar else None
+                return self.backbone.sample(num_samples, class_labels, sample_next, use_cache, progress)
+        finally:
+            self.train(was_training)
+
+
+__all__ = ["PriorBackbone", "VQPriorModel", "VQPriorOutput", "VQPriorPreTrainedModel", "sample_codes"]
