@@ -5,7 +5,7 @@ import torch
 from conftest import tiny_config, tiny_inputs
 
 from hf_vqvae import VQVAEModel, VectorQuantizer
-from hf_vqvae.quantization import codebook_perplexity, nearest_codes
+from hf_vqvae.quantization import nearest_codes
 
 
 def make_quantizer(**overrides) -> VectorQuantizer:
@@ -162,8 +162,3 @@ def test_bf16_autocast_step_keeps_fp32_state_and_same_codes(quantizer_type):
 def make_reference_codes(quantizer: VectorQuantizer, latents: torch.Tensor) -> torch.Tensor:
     flat = latents.permute(0, 2, 3, 1).reshape(-1, latents.shape[1]).double()
     return torch.cdist(flat, quantizer.codebook.detach().double()).argmin(1).view(latents.shape[0], 4, 4)
-
-
-def test_perplexity_of_uniform_and_collapsed_usage():
-    torch.testing.assert_close(codebook_perplexity(torch.ones(16)), torch.tensor(16.0))
-    torch.testing.assert_close(codebook_perplexity(torch.tensor([5.0, 0, 0, 0])), torch.tensor(1.0))

@@ -15,6 +15,7 @@ from torch import nn
 from transformers.utils import ModelOutput
 
 from .configuration_vqvae import VQVAEConfig
+from .metrics import codebook_perplexity
 
 
 @dataclass
@@ -102,12 +103,6 @@ def sum_by_code(vectors: torch.Tensor, codes: torch.Tensor, codebook_size: int) 
     """
     sums = vectors.new_zeros(codebook_size, vectors.shape[1])
     return sums.index_put_((codes,), vectors, accumulate=True)
-
-
-def codebook_perplexity(counts: torch.Tensor) -> torch.Tensor:
-    """exp(entropy) of the distribution given by `counts`: K when all codes are used equally, 1 at collapse."""
-    probs = counts / counts.sum().clamp(min=1e-10)
-    return torch.exp(-(probs * torch.log(probs.clamp(min=1e-10))).sum())
 
 
 class VectorQuantizer(nn.Module):
