@@ -33,6 +33,7 @@ from hf_vqvae.checkpointing import (
     resolve_resume_checkpoint,
     resumable_batches,
     save_checkpoint,
+    state_dict_fingerprint,
 )
 from hf_vqvae.code_datasets import codes_fingerprint, encode_batches, load_or_encode_codes
 from hf_vqvae.config_overrides import apply_config_overrides, parse_config_overrides
@@ -82,14 +83,19 @@ def load_frozen_vqvae(path: str) -> VQVAEModel:
     return vqvae
 
 
-def encoded_splits(args, vqvae: VQVAEModel, accelerator: Accelerator) -> tuple[datasets.DatasetDict, list | None]:
-    """Train/validation code datasets, encoded once by the main process and cached for every later run."""
+def load_raw_splits(args, modality: str):
+    """The raw train/validation splits and the class names of `--label_column` (None without labels)."""
     options = {"num_examples": args.builtin_num_examples} if args.builtin_num_examples else None
     raw = load_raw_dataset(args.dataset_name, args.dataset_config_name, args.train_data_dir, args.data_files,
-                           modality=vqvae.config.modality, builtin_options=options)
+                           modality=modality, builtin_options=options)
     label_names = resolve_label_names(raw, args.label_column) if args.label_column else None
     raw_train, raw_eval = split_train_validation(raw, args.validation_split_percentage, args.max_train_samples,
                                                  args.max_eval_samples, seed=args.seed)
+    return raw_train, raw_eval, label_names
+
+
+def encoded_splits(args, vqvae: VQVAEModel, raw_train, raw_eval, accelerator: Accelerator) -> datasets.DatasetDict:
+    """Train/validation code datasets, encoded once by the main process and cached for every later run."""
     # Encoding uses the deterministic (centred) preprocessing: the prior models the codes of whole examples.
     preprocessor = build_preprocessor(vqvae.config, train=False)
     column = data_column(args, vqvae.config.modality)
@@ -109,9 +115,8 @@ def encoded_splits(args, vqvae: VQVAEModel, accelerator: Accelerator) -> tuple[d
     description["column"] = column
     cache_dir = args.codes_cache_dir or Path(datasets.config.HF_DATASETS_CACHE) / "hf_vqvae_codes"
     with accelerator.main_process_first():
-        codes = load_or_encode_codes(cache_dir, codes_fingerprint(vqvae, description), splits,
-                                     accelerator.is_main_process)
-    return codes, label_names
+        return load_or_encode_codes(cache_dir, codes_fingerprint(vqvae, description), splits,
+                                    accelerator.is_main_process)
 
 
 def build_prior(args, vqvae: VQVAEModel, label_names: list[str] | None) -> VQPriorModel:
@@ -148,8 +153,9 @@ def main(argv: list[str] | None = None) -> None:
     set_seed(args.seed)
 
     vqvae = load_frozen_vqvae(args.vqvae_name_or_path)
-    codes, label_names = encoded_splits(args, vqvae, accelerator)
-    prior = build_prior(args, vqvae, label_names)
+    raw_train, raw_eval, label_names = load_raw_splits(args, vqvae.config.modality)
+    prior = build_prior(args, vqvae, label_names)  # before encoding, so a bad config fails fast
+    codes = encoded_splits(args, vqvae, raw_train, raw_eval, accelerator)
     effective_batch = args.train_batch_size * accelerator.num_processes * args.gradient_accumulation_steps
     logger.info("processes: %d | batch per process: %d | effective batch size: %d | train code grids: %d",
                 accelerator.num_processes, args.train_batch_size, effective_batch, len(codes["train"]))
@@ -181,6 +187,9 @@ def main(argv: list[str] | None = None) -> None:
     train(args, accelerator, prior, vqvae, optimizer, scheduler, train_loader, eval_loader, history, global_step,
           max_train_steps)
     finish(args, accelerator, prior, vqvae, codes, eval_loader, history, label_names, time.perf_counter() - start)
+    # Every rank logs this: equal keys show that all processes ended with identical weights.
+    logger.info("final weights fingerprint (process %d/%d): %s", accelerator.process_index,
+                accelerator.num_processes, state_dict_fingerprint(accelerator.unwrap_model(prior)))
     accelerator.end_training()
 
 

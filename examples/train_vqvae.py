@@ -30,6 +30,7 @@ from hf_vqvae.checkpointing import (
     resolve_resume_checkpoint,
     resumable_batches,
     save_checkpoint,
+    state_dict_fingerprint,
 )
 from hf_vqvae.config_overrides import apply_config_overrides, parse_config_overrides
 from hf_vqvae.data import (
@@ -149,6 +150,9 @@ def main(argv: list[str] | None = None) -> None:
     train(args, accelerator, model, optimizer, scheduler, train_loader, eval_loader, history, global_step,
           max_train_steps)
     finish(args, accelerator, model, eval_loader, history, time.perf_counter() - start)
+    # Every rank logs this: equal keys show that all processes ended with identical weights.
+    logger.info("final weights fingerprint (process %d/%d): %s", accelerator.process_index,
+                accelerator.num_processes, state_dict_fingerprint(accelerator.unwrap_model(model)))
     accelerator.end_training()
 
 

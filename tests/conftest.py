@@ -15,6 +15,10 @@ import torch  # noqa: E402
 
 from hf_vqvae import VQVAEConfig  # noqa: E402
 
+# The test models are tiny: every op then pays for thread-pool synchronisation, which on a busy 2-core machine made
+# sampling tests 40-50x slower with two threads than with one (measured). Subprocess runs keep their own setting.
+torch.set_num_threads(1)
+
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 # Input shapes of the tiny configs below: image (B, C, H, W), audio (B, C, T), video (B, T, C, H, W).

@@ -11,16 +11,6 @@ CODEBOOK_SIZE = 16
 GRIDS = [(5, 5), (4, 6)]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # These tensors are tiny: with more threads every op pays for thread-pool synchronisation, which stalls
-    # for milliseconds on a busy CPU (these tests ran 40x slower with 2 threads on a loaded 2-core machine).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def tiny_prior(code_shape=(5, 5), num_classes=0, kernel_size=3, **overrides) -> GatedPixelCNNPrior:
     config = VQPriorConfig(
         prior_type="pixelcnn", codebook_size=CODEBOOK_SIZE, code_shape=list(code_shape),

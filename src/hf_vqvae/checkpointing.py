@@ -5,12 +5,15 @@ finished writing, so a process killed mid-write never leaves a broken checkpoint
 checkpoint also holds `save_pretrained` copies of the models, so it loads with `from_pretrained` and the pipeline.
 """
 
+import hashlib
 import logging
+import math
 import re
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import torch
 from accelerate import Accelerator
 from transformers import PreTrainedModel
 
@@ -83,6 +86,25 @@ def prune_checkpoints(output_dir: str | Path, total_limit: int | None) -> None:
         shutil.rmtree(old)
 
 
+def state_dict_fingerprint(module: torch.nn.Module) -> str:
+    """A short hex key of `module`'s weights and buffers: sha256 over the sorted names and the tensors' bytes.
+
+    Equal keys mean bitwise-equal state dicts, e.g. on every process at the end of a distributed run.
+
+    Args:
+        module (`torch.nn.Module`): the model, unwrapped (DDP would prefix every name with `module.`).
+
+    Returns:
+        `str`: the first 16 hex characters of the digest.
+    """
+    digest = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        digest.update(name.encode())
+        # Bytes through a uint8 view, which (unlike `.numpy()`) also works for bfloat16 tensors.
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
 def register_pretrained_hooks(
     accelerator: Accelerator,
     models: dict[str, PreTrainedModel],
@@ -123,12 +145,15 @@ def resumable_batches(
 
     The seedable sampler makes each epoch's order a function of (seed, epoch); a resumed run sets the epoch and
     skips the batches already consumed in it (Accelerate's `save_state` does not store the data position).
+    Accelerate also steps on an epoch's last batch, so an epoch is ceil(batches / accumulation steps) steps.
     """
-    consumed = global_step * gradient_accumulation_steps
     try:
-        epoch, skip = divmod(consumed, len(train_loader))
+        steps_per_epoch = math.ceil(len(train_loader) / gradient_accumulation_steps)
     except TypeError:  # a streaming dataset has no length: one pass, skipped from its start
-        epoch, skip = 0, consumed
+        epoch, skip = 0, global_step * gradient_accumulation_steps
+    else:
+        epoch, step_in_epoch = divmod(global_step, steps_per_epoch)
+        skip = step_in_epoch * gradient_accumulation_steps
     while True:
         train_loader.set_epoch(epoch)
         loader = accelerator.skip_first_batches(train_loader, skip) if skip else train_loader

@@ -12,6 +12,7 @@ import torch
 from datasets import Dataset, DatasetDict, load_from_disk
 from tqdm.auto import tqdm
 
+from .checkpointing import state_dict_fingerprint
 from .data import LABEL_KEY
 from .modeling_vqvae import VQVAEModel
 
@@ -22,9 +23,7 @@ def codes_fingerprint(vqvae: VQVAEModel, data_description: dict) -> str:
     """A key that changes whenever the VQ-VAE's weights or the data (source, split, preprocessing) change."""
     digest = hashlib.sha256(json.dumps(data_description, sort_keys=True, default=str).encode())
     digest.update(json.dumps(vqvae.config.to_dict(), sort_keys=True, default=str).encode())
-    for name, tensor in sorted(vqvae.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    digest.update(state_dict_fingerprint(vqvae).encode())
     return digest.hexdigest()[:16]
 
 

@@ -133,6 +133,11 @@ def sample_codes(
     return torch.multinomial(probabilities, 1, generator=generator).squeeze(1).to(logits.device)
 
 
+def is_int(value) -> bool:
+    """An integer number, not a bool (Python counts True as 1)."""
+    return isinstance(value, Integral) and not isinstance(value, bool)
+
+
 def is_integer_tensor(tensor: torch.Tensor) -> bool:
     return not (tensor.dtype.is_floating_point or tensor.dtype.is_complex or tensor.dtype == torch.bool)
 
@@ -187,11 +192,11 @@ def check_sampling_arguments(
     num_samples: int, temperature: float, top_k: int | None, top_p: float | None
 ) -> None:
     """Raises a `ValueError` naming the first argument of [`VQPriorModel.generate`] that is out of range."""
-    if isinstance(num_samples, bool) or not isinstance(num_samples, Integral) or num_samples < 1:
+    if not is_int(num_samples) or num_samples < 1:
         raise ValueError(f"num_samples must be an integer >= 1, got {num_samples!r}.")
     if not temperature > 0:
         raise ValueError(f"temperature must be > 0 (1.0 = the model's distribution), got {temperature!r}.")
-    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, Integral) or top_k < 1):
+    if top_k is not None and (not is_int(top_k) or top_k < 1):
         raise ValueError(f"top_k must be None or an integer >= 1, got {top_k!r}.")
     if top_p is not None and not 0 < top_p <= 1:
         raise ValueError(f"top_p must be None or in (0, 1], got {top_p!r}.")
@@ -202,11 +207,9 @@ def class_labels_as_tensor(class_labels: ClassLabels | None, num_samples: int) -
     pass through for [`check_class_labels`]."""
     if class_labels is None or isinstance(class_labels, torch.Tensor):
         return class_labels
-    if isinstance(class_labels, Integral) and not isinstance(class_labels, bool):
+    if is_int(class_labels):
         return torch.full((num_samples,), int(class_labels), dtype=torch.long)
-    if isinstance(class_labels, Sequence) and all(
-        isinstance(label, Integral) and not isinstance(label, bool) for label in class_labels
-    ):
+    if isinstance(class_labels, Sequence) and all(is_int(label) for label in class_labels):
         return torch.tensor([int(label) for label in class_labels], dtype=torch.long)
     raise TypeError(f"class_labels must be an int, a list of ints or a LongTensor, got {class_labels!r}.")
 

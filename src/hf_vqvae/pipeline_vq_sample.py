@@ -1,12 +1,14 @@
 """The "vq-sample" pipeline: sample code grids from a prior and decode them with the VQ-VAE into images, audio or
 video."""
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 from transformers import AutoModel, Pipeline
 
 from .exporting import OUTPUT_TYPES, postprocess_samples
+from .modeling_prior import check_class_labels, class_labels_as_tensor
 from .modeling_vqvae import VQVAEModel
 
 PRIOR_SUBFOLDER = "prior"
@@ -28,8 +30,11 @@ class VQSamplePipeline(Pipeline):
     `pipe(...)` returns one item per sample: a `PIL.Image.Image` (images); `{"audio": np.ndarray (channels, samples),
     "sampling_rate": int}` (audio, like transformers' text-to-audio); a list of `PIL.Image.Image` frames (video).
     `output_type="np"` gives uint8 arrays `(H, W, C)` / `(T, H, W, C)`, `"pt"` float tensors in [0, 1] `(C, H, W)` /
-    `(T, C, H, W)`; audio is always a float array in [-1, 1]. Turn the progress bar off with
+    `(T, C, H, W)`; audio is a float array in [-1, 1] (a tensor for `"pt"`). Turn the progress bar off with
     `pipe.set_progress_bar_config(disable=True)`.
+
+    `seed` seeds one generator that runs through the sampling batches in turn: the same seed and `batch_size` give
+    the same samples, while another `batch_size` splits the draws differently and gives other samples.
     """
 
     # Nothing to load besides the two models: no tokenizer, processor or feature extractor.
@@ -52,6 +57,8 @@ class VQSamplePipeline(Pipeline):
     def __call__(self, inputs=None, *, batch_size: int | None = None, **kwargs):
         # `inputs` may be omitted for unconditional sampling; `batch_size` is the sampling batch, not transformers'
         # DataLoader batching (which needs a tokenizer or feature extractor).
+        if batch_size is not None and not is_positive_int(batch_size):
+            raise ValueError(f"batch_size must be None or an integer >= 1, got {batch_size!r}.")
         return super().__call__(inputs, sampling_batch_size=batch_size, **kwargs)
 
     def _sanitize_parameters(
@@ -62,6 +69,8 @@ class VQSamplePipeline(Pipeline):
                       if v is not None}
         forward = {k: v for k, v in {"temperature": temperature, "top_k": top_k, "top_p": top_p, "seed": seed,
                                       "batch_size": sampling_batch_size}.items() if v is not None}
+        if output_type is not None and output_type not in OUTPUT_TYPES:  # before sampling, not after
+            raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}.")
         postprocess = {"output_type": output_type} if output_type is not None else {}
         return preprocess, forward, postprocess
 
@@ -70,23 +79,35 @@ class VQSamplePipeline(Pipeline):
         if inputs is not None and class_labels is not None:
             raise ValueError("Pass class labels either as the first argument or as `class_labels`, not both.")
         class_labels = inputs if inputs is not None else class_labels
-        if not isinstance(num_samples, int) or num_samples < 1:
+        if not is_positive_int(num_samples):
             raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}.")
-        return {"num_samples": num_samples, "class_labels": self._label_tensor(class_labels, num_samples)}
+        class_labels = self._label_tensor(class_labels, num_samples)
+        # All labels are checked here, before any batch is sampled (generate() sees one batch at a time).
+        check_class_labels(class_labels, num_samples, self.prior.config.num_classes)
+        return {"num_samples": num_samples, "class_labels": class_labels}
 
     def _label_tensor(self, class_labels, num_samples: int) -> torch.LongTensor | None:
-        if class_labels is None:
-            return None
-        if isinstance(class_labels, str | int):
+        """Class names become ids; one int or name applies to every sample. Checking is left to
+        `check_class_labels`, so an unconditional prior reports that it takes no labels at all."""
+        if class_labels is None or self.prior.config.num_classes == 0:
+            return class_labels
+        if isinstance(class_labels, str):
             class_labels = [class_labels] * num_samples
-        label2id = getattr(self.prior.config, "label2id", None) or {}
-        labels = [label2id.get(label, label) if isinstance(label, str) else label for label in class_labels]
-        if any(isinstance(label, str) for label in labels):
-            raise ValueError(f"Unknown class names in {class_labels}; known names: {sorted(label2id)}.")
-        labels = torch.as_tensor(labels, dtype=torch.long)
-        if labels.shape != (num_samples,):
-            raise ValueError(f"Expected one class label per sample ({num_samples}), got {len(labels)}.")
-        return labels
+        if isinstance(class_labels, Sequence):
+            names = self.class_ids_by_name()
+            unknown = sorted({label for label in class_labels if isinstance(label, str)} - names.keys())
+            if unknown:
+                raise ValueError(f"Unknown class names {unknown}; this prior knows {sorted(names)} "
+                                 "(config.label2id / config.id2label).")
+            class_labels = [names[label] if isinstance(label, str) else label for label in class_labels]
+        return class_labels_as_tensor(class_labels, num_samples)
+
+    def class_ids_by_name(self) -> dict[str, int]:
+        """The prior's class names and their ids. transformers fills `label2id` only when it is given, so a
+        config that sets only `id2label` still names its classes."""
+        config = self.prior.config
+        names = {name: int(index) for index, name in (config.id2label or {}).items()}
+        return {**names, **{name: int(index) for name, index in (config.label2id or {}).items()}}
 
     def _forward(self, model_inputs: dict, temperature=1.0, top_k=None, top_p=None, seed=None, batch_size=None):
         """2. Sample code grids from the prior, batch by batch; 3. decode them with the VQ-VAE."""
@@ -109,20 +130,33 @@ class VQSamplePipeline(Pipeline):
         return postprocess_samples(model_outputs["samples"], self.model.config, output_type)
 
 
+def is_positive_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
 def load_prior(vqvae: VQVAEModel) -> torch.nn.Module:
     """Load the prior stored in `prior/` beside the VQ-VAE (a local folder or a Hub repo)."""
     source = vqvae.name_or_path
     if not source:
         raise ValueError("This VQ-VAE was not loaded from a folder; pass the prior explicitly: "
                          "VQSamplePipeline(model=vqvae, prior=prior).")
+    # The same revision / cache folder / token the VQ-VAE was loaded with (`pipeline()` passes them on to it).
+    hub_kwargs = dict(getattr(vqvae, "hub_loading_kwargs", {}))
+    subfolder = "/".join(filter(None, [hub_kwargs.pop("subfolder", None), PRIOR_SUBFOLDER]))
+    local_prior = Path(source) / subfolder
+    # A local folder without prior/config.json must not reach AutoModel, which then reports the root's
+    # config as an "Unrecognized model".
+    if Path(source).is_dir() and not (local_prior / "config.json").is_file():
+        raise ValueError(no_prior_message(local_prior))
     try:
-        return AutoModel.from_pretrained(source, subfolder=PRIOR_SUBFOLDER)
+        return AutoModel.from_pretrained(source, subfolder=subfolder, **hub_kwargs)
     except OSError as error:
-        where = Path(source) / PRIOR_SUBFOLDER if Path(source).is_dir() else f"{source} (subfolder 'prior')"
-        raise ValueError(
-            f"No prior found at {where}: a vq-sample model folder holds the VQ-VAE at its root and the prior in "
-            "`prior/` (train one with examples/train_prior.py)."
-        ) from error
+        raise ValueError(no_prior_message(f"{source} (subfolder '{subfolder}')")) from error
+
+
+def no_prior_message(where) -> str:
+    return (f"No prior found at {where}: a vq-sample model folder holds the VQ-VAE at its root and the prior in "
+            "`prior/` (train one with examples/train_prior.py).")
 
 
 def check_prior_matches_vqvae(prior_config, vqvae_config) -> None:

@@ -18,6 +18,7 @@ class TrainingHistory:
         self.path = Path(path)
         self.accelerator = accelerator
         self.records: list[dict] = []
+        self.last_step = resume_step  # kept on every process; only the main one keeps the records
         if resume_step and self.path.exists():
             records = [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
             self.records = [record for record in records if record["step"] <= resume_step]
@@ -27,12 +28,10 @@ class TrainingHistory:
 
     def log(self, values: dict[str, float], step: int) -> None:
         self.accelerator.log(values, step=step)
+        self.last_step = step
         if self.accelerator.is_main_process:
             record = {"step": step, **values}
             self.records.append(record)
             with self.path.open("a") as history_file:
                 history_file.write(json.dumps(record) + "\n")
 
-    @property
-    def last_step(self) -> int:
-        return self.records[-1]["step"] if self.records else 0

@@ -71,10 +71,13 @@ def _guess_data_column(names: list[str] | None, features: Features | None, modal
     candidates = [name for name, found in by_modality.items() if found == modality]
     if len(candidates) == 1:
         return candidates[0]
+    if not candidates and by_modality:  # e.g. an audio model given an image dataset
+        advice = f"The data is {sorted(set(by_modality.values()))}: use a model of the data's modality."
+    else:
+        advice = f"Name one of {names} explicitly."
     raise ValueError(
         f"Cannot tell which column holds the {modality} data: none is named {default!r} and "
-        f"{len(candidates)} have a {modality} feature (columns by modality: {by_modality}). "
-        f"Name one of {names} explicitly."
+        f"{len(candidates)} have a {modality} feature (columns by modality: {by_modality}). {advice}"
     )
 
 

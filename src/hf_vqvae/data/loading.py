@@ -76,11 +76,13 @@ def load_raw_dataset(
             raise ValueError(f"Built-in datasets have one split, 'train', got split={split!r}.")
         dataset = load_builtin_dataset(dataset_name, **(builtin_options or {}))
     elif dataset_name is not None:
-        return load_dataset(dataset_name, dataset_config_name, **common)
+        return _load_dataset(f"Dataset {dataset_name!r}", dataset_name, dataset_config_name, **common)
     elif data_files is not None:
-        return load_dataset(_builder_for(data_files), data_files=data_files, **common)
+        builder = _builder_for(data_files)
+        return _load_dataset(f"data_files {data_files}", builder, data_files=data_files, **common)
     elif modality == "image":
-        return load_dataset("imagefolder", data_dir=str(train_data_dir), **common)
+        source = f"train_data_dir {str(train_data_dir)!r}"
+        return _load_dataset(source, "imagefolder", data_dir=str(train_data_dir), **common)
     elif modality in ("audio", "video"):
         dataset = load_media_folder(train_data_dir, modality, split)
     else:
@@ -88,6 +90,17 @@ def load_raw_dataset(
             "train_data_dir needs modality='image', 'audio' or 'video' to know which files to read."
         )
     return dataset.to_iterable_dataset() if streaming else dataset
+
+
+def _load_dataset(source: str, *args, split: str, **kwargs) -> Dataset | IterableDataset:
+    """`datasets.load_dataset`, with its error for a split without a single row made plain."""
+    try:
+        return load_dataset(*args, split=split, **kwargs)
+    except ValueError as error:
+        # What `datasets` says for an empty split: 'Instruction "train" corresponds to no data!'
+        if "corresponds to no data" not in str(error):
+            raise
+        raise ValueError(f"{source}: split {split!r} has no examples (the dataset is empty).") from error
 
 
 def _builder_for(data_files: str | list[str] | dict[str, str | list[str]]) -> str:

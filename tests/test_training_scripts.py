@@ -1,0 +1,459 @@
+"""End-to-end tests of examples/train_vqvae.py and examples/train_prior.py.
+
+Real 2-process CPU runs (Accelerate's MULTI_CPU over gloo), a run killed with SIGKILL and resumed to the exact
+same per-step history, a checkpoint killed mid-write never being resumed from, checkpoints that load with
+`from_pretrained` and the "vq-sample" pipeline, and bad input failing with a clear error before training.
+
+Training runs are subprocesses with one thread each (bitwise-repeatable, and two of them can share 2 cores);
+bad-input runs call the scripts' `main(argv)` in-process, as they fail before any training.
+"""
+
+import importlib.util
+import json
+import logging
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from functools import cache
+from pathlib import Path
+
+import PIL.Image
+import pytest
+import torch
+from conftest import SHARED_DATA
+from datasets import ClassLabel, Dataset, Features
+from datasets import Image as ImageFeature
+from transformers import AutoModel, pipeline
+
+import hf_vqvae  # noqa: F401  (registers the Auto classes and the "vq-sample" task)
+from hf_vqvae import VQVAEConfig, VQVAEModel
+from hf_vqvae.checkpointing import (
+    list_checkpoints,
+    prune_checkpoints,
+    resolve_resume_checkpoint,
+    state_dict_fingerprint,
+)
+from hf_vqvae.modeling_prior import VQPriorModel
+from hf_vqvae.pipeline_vq_sample import VQSamplePipeline
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+TRAIN_VQVAE, TRAIN_PRIOR = EXAMPLES / "train_vqvae.py", EXAMPLES / "train_prior.py"
+CIFAR10 = SHARED_DATA / "cifar10" / "train.parquet"
+
+TINY_VQVAE = ["--config_overrides", "hidden_channels=16,residual_channels=8,codebook_size=32,embedding_dim=8"]
+TINY_PRIOR = ["--hidden_size", "32", "--num_layers", "2", "--num_heads", "2"]
+QUIET = ["--report_to", "none", "--num_validation_samples", "2"]
+# 320 training examples + 16 held out (every 20th row).
+SHAPES = ["--dataset_name", "builtin:shapes", "--builtin_num_examples", "336"]
+
+COMPLETE_CHECKPOINT = re.compile(r"checkpoint-\d+")
+FINGERPRINT_LINE = re.compile(r"final weights fingerprint \(process (\d+)/(\d+)\): ([0-9a-f]{16})")
+RESUMED_LINE = re.compile(r"Resumed from (\S+) at step (\d+)")
+RUN_TIMEOUT_S = 300
+
+
+def tiny_vqvae_config() -> VQVAEConfig:
+    return VQVAEConfig(hidden_channels=16, residual_channels=8, codebook_size=32, embedding_dim=8)
+
+
+def image_data_args() -> list[str]:
+    """The real CIFAR-10 parquet (320 train / 32 held-out images) when present, else the built-in shapes."""
+    if CIFAR10.exists():
+        return ["--data_files", str(CIFAR10), "--image_column", "img",
+                "--max_train_samples", "320", "--max_eval_samples", "32"]
+    return SHAPES
+
+
+# ------------------------------------------------------------------------------------------- running scripts
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def script_env() -> dict[str, str]:
+    # One thread per process: bitwise-repeatable runs that share the cores without oversubscribing them.
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1",
+            "PYTHONUNBUFFERED": "1"}
+
+
+def script_command(script: Path, args: list[str], num_processes: int = 1) -> list[str]:
+    if num_processes == 1:
+        return [sys.executable, str(script), *args]
+    launch = ["--multi_gpu", "--num_processes", str(num_processes), "--num_machines", "1",
+              "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(free_port())]
+    return [sys.executable, "-m", "accelerate.commands.launch", *launch, str(script), *args]
+
+
+def start_script(script: Path, args: list[str], log_file: Path, num_processes: int = 1) -> subprocess.Popen:
+    """Start a training script in the background, its stdout and stderr going to `log_file`."""
+    with log_file.open("w") as log:
+        return subprocess.Popen(script_command(script, args, num_processes), stdout=log,
+                                stderr=subprocess.STDOUT, env=script_env())
+
+
+def wait_for_success(process: subprocess.Popen, log_file: Path) -> str:
+    """Wait for a started script and return its log; fail the test, showing the log, on a non-zero exit."""
+    try:
+        process.wait(timeout=RUN_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    log = log_file.read_text()
+    command = " ".join(map(str, process.args))
+    assert process.returncode == 0, f"{command} exited {process.returncode}:\n{log[-6000:]}"
+    return log
+
+
+def run_script(script: Path, args: list[str], log_file: Path, num_processes: int = 1) -> str:
+    return wait_for_success(start_script(script, args, log_file, num_processes), log_file)
+
+
+def kill_after_first_checkpoint(process: subprocess.Popen, output_dir: Path, log_file: Path) -> None:
+    """SIGKILL `process` as soon as a complete `checkpoint-{step}` folder appears in `output_dir`."""
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    while not any(COMPLETE_CHECKPOINT.fullmatch(p.name) for p in output_dir.glob("checkpoint-*")):
+        if process.poll() is not None:
+            pytest.fail(f"the run ended (exit {process.returncode}) before its first checkpoint:\n"
+                        f"{log_file.read_text()[-6000:]}")
+        if time.monotonic() > deadline:
+            process.kill()
+            pytest.fail("no checkpoint appeared in time")
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+
+
+# --------------------------------------------------------------------------------------- reading the results
+
+
+def read_history(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def losses_by_step(history: list[dict]) -> dict[int, float]:
+    return {record["step"]: record["loss"] for record in history if "loss" in record}
+
+
+def assert_loss_decreased(history_file: Path, window: int, max_ratio: float) -> None:
+    losses = list(losses_by_step(read_history(history_file)).values())
+    early, late = statistics.mean(losses[:window]), statistics.mean(losses[-window:])
+    assert late < max_ratio * early, f"mean loss of the first {window} steps {early:.4f}, last {late:.4f}"
+
+
+def logged_fingerprints(log: str) -> dict[int, str]:
+    """Process index -> the final weights fingerprint it logged; checks they all name the same world size."""
+    found = FINGERPRINT_LINE.findall(log)
+    assert found, "no final weights fingerprint was logged"
+    assert {int(world) for _, world, _ in found} == {len({index for index, _, _ in found})}
+    return {int(index): fingerprint for index, _, fingerprint in found}
+
+
+def assert_ran_on_processes(log: str, num_processes: int) -> None:
+    assert re.findall(r"processes: (\d+) \|", log) == [str(num_processes)] * num_processes
+    assert sorted(logged_fingerprints(log)) == list(range(num_processes))
+
+
+def assert_pipeline_samples(folder: Path, num_samples: int = 2) -> VQSamplePipeline:
+    """`folder` loads as a "vq-sample" pipeline that returns `num_samples` images; returns the pipeline."""
+    pipe = pipeline("vq-sample", model=str(folder))
+    images = pipe(num_samples=num_samples, class_labels=list(range(num_samples)), seed=0)
+    assert len(images) == num_samples
+    assert all(isinstance(image, PIL.Image.Image) and image.size == (32, 32) for image in images)
+    return pipe
+
+
+# -------------------------------------------------------------------------------------------- 2-process runs
+
+
+@pytest.fixture(scope="module")
+def two_process_vqvae(tmp_path_factory) -> tuple[Path, str]:
+    """A 2-process VQ-VAE run (60 steps, checkpoints at 30 and 60): its output folder and log."""
+    output_dir = tmp_path_factory.mktemp("vqvae_2proc") / "out"
+    args = [*image_data_args(), *TINY_VQVAE, *QUIET, "--output_dir", str(output_dir),
+            "--max_train_steps", "60", "--train_batch_size", "16", "--learning_rate", "3e-3",
+            "--checkpointing_steps", "30"]
+    return output_dir, run_script(TRAIN_VQVAE, args, output_dir.parent / "log.txt", num_processes=2)
+
+
+@pytest.fixture(scope="module")
+def two_process_prior(two_process_vqvae, tmp_path_factory) -> tuple[Path, str]:
+    """A 2-process class-conditional prior run (40 steps, checkpoints at 20 and 40) over those codes."""
+    vqvae_dir, _ = two_process_vqvae
+    work = tmp_path_factory.mktemp("prior_2proc")
+    output_dir = work / "out"
+    args = [*image_data_args(), "--label_column", "label", *TINY_PRIOR, *QUIET, "--vqvae_name_or_path",
+            str(vqvae_dir), "--output_dir", str(output_dir), "--codes_cache_dir", str(work / "codes"),
+            "--max_train_steps", "40", "--train_batch_size", "16", "--learning_rate", "3e-3",
+            "--checkpointing_steps", "20"]
+    return output_dir, run_script(TRAIN_PRIOR, args, work / "log.txt", num_processes=2)
+
+
+@pytest.mark.slow
+def test_vqvae_two_processes_train_to_identical_weights(two_process_vqvae):
+    output_dir, log = two_process_vqvae
+    assert_ran_on_processes(log, 2)
+    assert_loss_decreased(output_dir / "training_history.jsonl", window=10, max_ratio=0.85)
+    fingerprints = logged_fingerprints(log)
+    assert fingerprints[0] == fingerprints[1]
+    model = VQVAEModel.from_pretrained(output_dir)
+    assert state_dict_fingerprint(model) == fingerprints[0]  # what was saved is what both ranks hold
+    assert type(AutoModel.from_pretrained(output_dir)) is VQVAEModel
+
+
+@pytest.mark.slow
+def test_vqvae_checkpoint_root_loads_with_from_pretrained(two_process_vqvae):
+    output_dir, log = two_process_vqvae
+    assert [p.name for p in list_checkpoints(output_dir)] == ["checkpoint-30", "checkpoint-60"]
+    final = logged_fingerprints(log)[0]
+    last, halfway = (VQVAEModel.from_pretrained(output_dir / f"checkpoint-{step}") for step in (60, 30))
+    assert state_dict_fingerprint(last) == final
+    assert state_dict_fingerprint(halfway) != final
+
+
+@pytest.mark.slow
+def test_prior_two_processes_train_to_identical_weights(two_process_prior):
+    output_dir, log = two_process_prior
+    assert_ran_on_processes(log, 2)
+    assert_loss_decreased(output_dir / "prior_training_history.jsonl", window=10, max_ratio=0.8)
+    fingerprints = logged_fingerprints(log)
+    assert fingerprints[0] == fingerprints[1]
+    assert type(AutoModel.from_pretrained(output_dir / "prior")) is VQPriorModel
+    pipe = assert_pipeline_samples(output_dir)
+    assert state_dict_fingerprint(pipe.prior) == fingerprints[0]
+
+
+@pytest.mark.slow
+def test_prior_checkpoint_works_with_the_pipeline(two_process_prior, two_process_vqvae):
+    output_dir, log = two_process_prior
+    pipe = assert_pipeline_samples(output_dir / "checkpoint-20")
+    assert state_dict_fingerprint(pipe.prior) != logged_fingerprints(log)[0]  # halfway, not the final prior
+    # The checkpoint is a whole pipeline folder: the frozen VQ-VAE it was trained over sits at its root.
+    vqvae = VQVAEModel.from_pretrained(two_process_vqvae[0])
+    assert state_dict_fingerprint(pipe.model) == state_dict_fingerprint(vqvae)
+
+
+# ---------------------------------------------------------------------------------------- SIGKILL and resume
+
+
+def run_killed_and_resumed(script: Path, args_for: Callable[[Path], list[str]], work: Path,
+                           history_name: str) -> dict:
+    """Run `script` uninterrupted and, alongside, a copy that is SIGKILLed after its first checkpoint, then
+    resumed with `--resume_from_checkpoint latest`; returns both runs' folders, logs and histories.
+
+    Args:
+        args_for: the script's arguments for a run writing to the given output folder.
+    """
+    reference_dir, resumed_dir = work / "reference", work / "resumed"
+    reference = start_script(script, args_for(reference_dir), work / "reference.txt")
+    victim = start_script(script, args_for(resumed_dir), work / "killed.txt")
+    kill_after_first_checkpoint(victim, resumed_dir, work / "killed.txt")
+    reference_log = wait_for_success(reference, work / "reference.txt")
+    assert not (resumed_dir / "config.json").exists()  # the killed run never reached its final save
+    resume_args = [*args_for(resumed_dir), "--resume_from_checkpoint", "latest"]
+    resumed_log = run_script(script, resume_args, work / "resumed.txt")
+    return {"reference_dir": reference_dir, "resumed_dir": resumed_dir, "reference_log": reference_log,
+            "resumed_log": resumed_log, "reference_history": read_history(reference_dir / history_name),
+            "resumed_history": read_history(resumed_dir / history_name)}
+
+
+def assert_resumed_run_matches_reference(runs: dict, max_train_steps: int, first_checkpoint: int) -> None:
+    ((checkpoint, step),) = RESUMED_LINE.findall(runs["resumed_log"])
+    assert Path(checkpoint).parent == runs["resumed_dir"]
+    assert first_checkpoint <= int(step) < max_train_steps  # resumed from a checkpoint, with steps left
+    reference, resumed = runs["reference_history"], runs["resumed_history"]
+    reference_losses, resumed_losses = losses_by_step(reference), losses_by_step(resumed)
+    assert list(resumed_losses) == list(range(1, max_train_steps + 1))
+    differing = [step for step in resumed_losses if resumed_losses[step] != reference_losses[step]]
+    assert not differing, f"losses differ from step {differing[0]}: {resumed_losses} vs {reference_losses}"
+    # Every other logged value (loss terms, lr, epoch, validation metrics) equal too, bit for bit.
+    assert resumed == reference
+    assert logged_fingerprints(runs["resumed_log"]) == logged_fingerprints(runs["reference_log"])
+
+
+# 304 training examples: 19 batches an epoch, an odd number, so with 2 accumulated batches per step an epoch
+# is 10 steps, the last of a single batch. The first checkpoint, at step 12, lies in the second epoch.
+RESUME_SHAPES = ["--dataset_name", "builtin:shapes", "--builtin_num_examples", "320"]
+VQVAE_RESUME_ARGS = [*RESUME_SHAPES, *TINY_VQVAE, *QUIET, "--max_train_steps", "24",
+                     "--train_batch_size", "16", "--gradient_accumulation_steps", "2",
+                     "--learning_rate", "2e-3", "--checkpointing_steps", "12", "--validation_steps", "6"]
+
+
+@pytest.fixture(scope="module")
+def vqvae_killed_and_resumed(tmp_path_factory) -> dict:
+    def args_for(output_dir: Path) -> list[str]:
+        return [*VQVAE_RESUME_ARGS, "--output_dir", str(output_dir)]
+
+    return run_killed_and_resumed(TRAIN_VQVAE, args_for, tmp_path_factory.mktemp("vqvae_resume"),
+                                  "training_history.jsonl")
+
+
+@pytest.mark.slow
+def test_vqvae_resumed_after_sigkill_repeats_the_uninterrupted_run(vqvae_killed_and_resumed):
+    assert_resumed_run_matches_reference(vqvae_killed_and_resumed, max_train_steps=24, first_checkpoint=12)
+
+
+@pytest.mark.slow
+def test_prior_resumed_after_sigkill_repeats_the_uninterrupted_run(vqvae_killed_and_resumed, tmp_path):
+    # 30 steps over 19-batch epochs, a checkpoint every 21: resumed 2 steps into the second epoch.
+    vqvae_dir = vqvae_killed_and_resumed["reference_dir"]
+    args = [*RESUME_SHAPES, "--label_column", "label", *TINY_PRIOR, *QUIET, "--vqvae_name_or_path",
+            str(vqvae_dir), "--max_train_steps", "30", "--train_batch_size", "16", "--learning_rate", "3e-3",
+            "--checkpointing_steps", "21", "--validation_steps", "10"]
+
+    def args_for(output_dir: Path) -> list[str]:
+        # A code cache per run (two runs must not write one at once); the resumed run reuses the killed one's.
+        cache_dir = output_dir.with_name(f"{output_dir.name}_codes")
+        return [*args, "--output_dir", str(output_dir), "--codes_cache_dir", str(cache_dir)]
+
+    runs = run_killed_and_resumed(TRAIN_PRIOR, args_for, tmp_path, "prior_training_history.jsonl")
+    assert "Reusing cached codes" in runs["resumed_log"]
+    assert_resumed_run_matches_reference(runs, max_train_steps=30, first_checkpoint=21)
+
+
+@pytest.mark.slow
+def test_checkpoint_killed_mid_write_is_not_resumed_from(vqvae_killed_and_resumed, tmp_path, caplog):
+    reference_dir = vqvae_killed_and_resumed["reference_dir"]
+    output_dir = tmp_path / "out"
+    output_dir.mkdir()
+    shutil.copytree(reference_dir / "checkpoint-12", output_dir / "checkpoint-12")
+    # A newer checkpoint whose writer was killed: still under its temporary name, weights, optimizer missing.
+    shutil.copytree(reference_dir / "checkpoint-24", output_dir / "checkpoint-24.partial",
+                    ignore=shutil.ignore_patterns("*.safetensors", "optimizer.bin"))
+    argv = [*VQVAE_RESUME_ARGS, "--output_dir", str(output_dir), "--max_train_steps", "13",
+            "--resume_from_checkpoint", "latest"]
+    with caplog.at_level(logging.INFO):
+        load_script(TRAIN_VQVAE).main(argv)
+    assert f"Resumed from {output_dir / 'checkpoint-12'} at step 12" in caplog.text
+    # One training step (13) and the final validation, logged at that step.
+    assert [record["step"] for record in read_history(output_dir / "training_history.jsonl")] == [13, 13]
+
+
+def test_checkpoint_listing_resolution_and_pruning(tmp_path):
+    names = ("checkpoint-2", "checkpoint-10", "checkpoint-1", "checkpoint-30.partial", "logs", "checkpoint-x")
+    for name in names:
+        (tmp_path / name).mkdir()
+    (tmp_path / "checkpoint-40").touch()  # a file, not a checkpoint folder
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["checkpoint-1", "checkpoint-2", "checkpoint-10"]
+    assert list_checkpoints(tmp_path / "missing") == []
+
+    assert resolve_resume_checkpoint(None, tmp_path) is None
+    assert resolve_resume_checkpoint("latest", tmp_path) == tmp_path / "checkpoint-10"  # numeric, not by name
+    assert resolve_resume_checkpoint(str(tmp_path / "checkpoint-2"), tmp_path) == tmp_path / "checkpoint-2"
+    with pytest.raises(ValueError, match="no such checkpoint folder"):
+        resolve_resume_checkpoint(str(tmp_path / "checkpoint-3"), tmp_path)
+    with pytest.raises(ValueError, match=r"is not a `checkpoint-\{step\}` folder"):
+        resolve_resume_checkpoint(str(tmp_path / "checkpoint-30.partial"), tmp_path)
+
+    prune_checkpoints(tmp_path, None)
+    assert len(list_checkpoints(tmp_path)) == 3
+    prune_checkpoints(tmp_path, 2)
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["checkpoint-2", "checkpoint-10"]
+    assert (tmp_path / "checkpoint-30.partial").is_dir()  # pruning never touches what it does not list
+
+    only_partial = tmp_path / "only_partial"
+    (only_partial / "checkpoint-5.partial").mkdir(parents=True)
+    with pytest.raises(ValueError, match="no complete checkpoint"):
+        resolve_resume_checkpoint("latest", only_partial)
+
+
+def test_state_dict_fingerprint_tracks_every_tensor():
+    model = VQVAEModel(tiny_vqvae_config())
+    key = state_dict_fingerprint(model)
+    assert re.fullmatch(r"[0-9a-f]{16}", key)
+    assert state_dict_fingerprint(VQVAEModel(model.config)) != key  # other random weights
+    copy = VQVAEModel(model.config)
+    copy.load_state_dict(model.state_dict())
+    assert state_dict_fingerprint(copy) == key
+    with torch.no_grad():
+        copy.quantizer.cluster_size[0] += 1  # a buffer, not a parameter
+    assert state_dict_fingerprint(copy) != key
+
+
+# -------------------------------------------------------------------------- bad input: clear errors up front
+
+
+@cache
+def load_script(path: Path):
+    """An example script as a module, to call its `main(argv)` in this process."""
+    spec = importlib.util.spec_from_file_location(f"example_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def untrained_vqvae_dir(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("untrained_vqvae")
+    VQVAEModel(tiny_vqvae_config()).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def empty_parquet(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("empty") / "empty.parquet"
+    features = Features({"image": ImageFeature(), "label": ClassLabel(names=["a", "b"])})
+    Dataset.from_dict({"image": [], "label": []}, features=features).to_parquet(str(path))
+    return path
+
+
+SMALL_SHAPES = ["--dataset_name", "builtin:shapes", "--builtin_num_examples", "40"]
+EMPTY_PARQUET = "<the empty_parquet fixture>"
+BAD_VQVAE_INPUTS = {
+    "unknown_column": ([*SMALL_SHAPES, "--image_column", "nope"],
+                       r"Column 'nope' not found.*\['image', 'label'\]"),
+    "audio_model_on_images": ([*SMALL_SHAPES, "--modality", "audio"],
+                              r"holds the audio data.*\{'image': 'image'\}.*The data is \['image'\]"),
+    "unknown_config_field": ([*SMALL_SHAPES, "--config_overrides", "hidden_channels=16,codebook_sise=32"],
+                             r"\['codebook_sise'\] are not fields of VQVAEConfig.*'codebook_size'"),
+    "empty_dataset": (["--data_files", EMPTY_PARQUET],
+                      r"empty\.parquet.*no examples \(the dataset is empty\)"),
+    "resume_without_checkpoint": ([*SMALL_SHAPES, "--resume_from_checkpoint", "latest"],
+                                  r"--resume_from_checkpoint latest: no complete checkpoint"),
+}
+BAD_PRIOR_INPUTS = {
+    "unknown_column": ([*SMALL_SHAPES, "--image_column", "nope"], r"Column 'nope' not found"),
+    "unknown_label_column": ([*SMALL_SHAPES, "--label_column", "labels"], r"Label column 'labels' not found"),
+    "unknown_config_field": ([*SMALL_SHAPES, "--config_overrides", "dropuot=0.1"],
+                             r"\['dropuot'\] are not fields of VQPriorConfig"),
+    "resume_without_checkpoint": ([*SMALL_SHAPES, "--resume_from_checkpoint", "latest"],
+                                  r"--resume_from_checkpoint latest: no complete checkpoint"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_VQVAE_INPUTS)
+def test_train_vqvae_rejects_bad_input_before_training(case, empty_parquet, tmp_path):
+    args, message = BAD_VQVAE_INPUTS[case]
+    args = [str(empty_parquet) if arg == EMPTY_PARQUET else arg for arg in args]
+    argv = [*TINY_VQVAE, *QUIET, "--output_dir", str(tmp_path), "--max_train_steps", "2", *args]
+    with pytest.raises(ValueError, match=message):
+        load_script(TRAIN_VQVAE).main(argv)
+    assert not (tmp_path / "training_history.jsonl").exists()  # no training step was taken
+
+
+@pytest.mark.parametrize("case", BAD_PRIOR_INPUTS)
+def test_train_prior_rejects_bad_input_before_training(case, untrained_vqvae_dir, tmp_path):
+    args, message = BAD_PRIOR_INPUTS[case]
+    argv = [*TINY_PRIOR, *QUIET, "--vqvae_name_or_path", str(untrained_vqvae_dir), "--output_dir",
+            str(tmp_path), "--codes_cache_dir", str(tmp_path / "codes"), "--max_train_steps", "2", *args]
+    with pytest.raises(ValueError, match=message):
+        load_script(TRAIN_PRIOR).main(argv)
+    assert not (tmp_path / "prior_training_history.jsonl").exists()
+
+
+@pytest.mark.skipif(not CIFAR10.exists(), reason=f"real data not found at {CIFAR10}")
+def test_train_vqvae_names_the_columns_of_real_data(tmp_path):
+    argv = [*TINY_VQVAE, *QUIET, "--output_dir", str(tmp_path), "--data_files", str(CIFAR10),
+            "--image_column", "image"]
+    with pytest.raises(ValueError, match=r"'image' not found; the dataset has columns \['img', 'label'\]"):
+        load_script(TRAIN_VQVAE).main(argv)
