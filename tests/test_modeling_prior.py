@@ -73,10 +73,11 @@ def test_forward_shapes_and_loss_is_cross_entropy(code_shape):
     torch.testing.assert_close(output.loss, nll)
 
 
-def test_narrow_integer_codes_give_the_same_output():
-    model = tiny_prior()
-    codes = random_codes([4, 4])
-    torch.testing.assert_close(model(codes.to(torch.int32)).logits, model(codes).logits)
+def test_narrow_integer_inputs_give_the_same_output():
+    model = tiny_prior(num_classes=NUM_CLASSES)
+    codes, labels = random_codes([4, 4]), torch.tensor([2, 0, 1])
+    narrow = model(codes.to(torch.int32), labels.to(torch.int32))
+    torch.testing.assert_close(narrow.logits, model(codes, labels).logits)
 
 
 def test_uniform_prior_costs_log2_k_bits_per_code():

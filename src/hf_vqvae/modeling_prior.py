@@ -28,6 +28,7 @@ from transformers.utils import ModelOutput
 from .configuration_prior import VQPriorConfig
 from .prior_pixelcnn import GatedPixelCNNPrior
 from .prior_transformer import TransformerPrior
+from .strict_loading import StrictLoadingMixin
 
 BACKBONES = {"transformer": TransformerPrior, "pixelcnn": GatedPixelCNNPrior}
 
@@ -214,7 +215,9 @@ def class_labels_as_tensor(class_labels: ClassLabels | None, num_samples: int) -
     raise TypeError(f"class_labels must be an int, a list of ints or a LongTensor, got {class_labels!r}.")
 
 
-class VQPriorPreTrainedModel(PreTrainedModel):
+class VQPriorPreTrainedModel(StrictLoadingMixin, PreTrainedModel):
+    """Config class, weight initialisation and loading conventions shared by the prior models."""
+
     config: VQPriorConfig
     base_model_prefix = "prior"
     main_input_name = "codes"
@@ -266,6 +269,8 @@ class VQPriorModel(VQPriorPreTrainedModel):
         check_codes(codes, self.config)
         check_class_labels(class_labels, len(codes), self.config.num_classes)
         codes = codes.long()
+        if class_labels is not None:
+            class_labels = class_labels.long()
         logits = self.backbone(codes, class_labels)
         # fp32 so that a bf16 model still reports a precise likelihood.
         loss = F.cross_entropy(logits.flatten(0, -2).float(), codes.flatten())

@@ -6,8 +6,10 @@ the first N - 1 codes and predicts, at position i, the code i: its input there i
 embedding per class; a single one for an unconditional prior), so conditioning costs no extra position.
 
 The decoder is transformers' `GPT2Model` (its blocks, SDPA attention and initialisation), built from the
-prior's config. The only thing written here is the KV cache layer used while sampling, see
-[`PreallocatedKVLayer`].
+prior's config; besides the start tokens and the output head, the only thing written here is the KV cache
+layer used while sampling, [`PreallocatedKVLayer`]. Hand-written attention was not needed: with the stock
+decoder, sampling a 32x32 grid on one CPU thread runs 1.35x as fast as `GPT2LMHeadModel.generate()`
+(benchmarks/benchmark_prior_sampling.py).
 """
 
 from collections.abc import Callable
@@ -50,8 +52,9 @@ class PreallocatedKVLayer(DynamicLayer):
 
     Why not the stock layers: `DynamicLayer` concatenates at every step, copying the whole cache (O(n) per
     code, O(N^2) per sample); `StaticLayer` makes every step attend over all `max_cache_len` slots under a
-    mask. STATIC_NUMBERS Only appending is supported (no crop, no beam reordering): the prior's sampler is its
-    only user.
+    mask. Sampling 1024 codes (batch 8, hidden 256, 4 layers, one CPU thread) took 6.4 ms per code with this
+    layer, 8.5 with `DynamicLayer` and 8.1 with `StaticLayer`. Only appending is supported (no crop, no beam
+    reordering): the prior's sampler is its only user.
 
     Args:
         max_cache_len (`int`):
