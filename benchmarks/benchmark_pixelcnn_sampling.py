@@ -10,11 +10,11 @@ anything: absolute times depend on the CPU, which differs from run to run.
 """
 
 import argparse
-import platform
 import time
 from collections.abc import Callable
 
 import torch
+from machine import set_threads
 
 from hf_vqvae.configuration_prior import VQPriorConfig
 from hf_vqvae.prior_pixelcnn import GatedPixelCNNPrior
@@ -38,14 +38,6 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args()
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            return next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or "unknown CPU"
 
 
 def multinomial_sampler(seed: int) -> tuple[Callable[[torch.Tensor], torch.Tensor], list[torch.Tensor]]:
@@ -79,8 +71,7 @@ def time_sampler(prior: GatedPixelCNNPrior, batch_size: int, use_cache: bool, po
 
 def main() -> None:
     args = parse_args()
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
+    machine = set_threads(args.threads)
     config = VQPriorConfig(
         prior_type="pixelcnn", codebook_size=args.codebook_size, code_shape=[args.height, args.width],
         hidden_size=args.hidden_size, num_layers=args.num_layers, kernel_size=args.kernel_size,
@@ -100,7 +91,7 @@ def main() -> None:
     cached_rate = args.batch_size * num_codes / cached_seconds
     naive_rate = args.batch_size * naive_positions / naive_seconds
     parameters = sum(parameter.numel() for parameter in prior.parameters())
-    print(f"CPU: {cpu_model()}; torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(machine)
     print(f"Gated PixelCNN: hidden {args.hidden_size}, {args.num_layers} layers, kernel {args.kernel_size}, "
           f"K={args.codebook_size}, unconditional, {parameters / 1e6:.2f}M parameters; eval, no_grad")
     print(f"grid {args.height}x{args.width} ({num_codes} codes), batch {args.batch_size}")

@@ -12,11 +12,10 @@ means anything: absolute rates depend on the CPU, which differs from run to run.
 
 import argparse
 import math
-import platform
-import subprocess
 import time
 
 import torch
+from machine import set_threads
 from transformers import GPT2Config, GPT2LMHeadModel, logging
 
 from hf_vqvae.configuration_prior import VQPriorConfig
@@ -35,14 +34,6 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args()
-
-
-def cpu_model() -> str:
-    try:
-        lines = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout.splitlines()
-        return next(line.split(":", 1)[1].strip() for line in lines if line.startswith("Model name"))
-    except (OSError, subprocess.CalledProcessError, StopIteration):
-        return platform.processor() or "unknown CPU"
 
 
 def grid_shape(num_codes: int) -> list[int]:
@@ -91,8 +82,7 @@ def timed_run(sample, model, args: argparse.Namespace) -> tuple[float, torch.Ten
 def main() -> None:
     args = parse_args()
     logging.set_verbosity_error()  # generate's advice on padding does not apply to a lone BOS token
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
+    machine = set_threads(args.threads)
     prior, stock = build_models(args)
     samplers = {"prior.generate": (sample_prior, prior), "GPT2LMHeadModel.generate": (sample_stock, stock)}
     seconds = {name: math.inf for name in samplers}
@@ -108,7 +98,7 @@ def main() -> None:
                 assert 0 <= codes.min() and codes.max() < args.codebook_size, "a sample left the codebook"
 
     rates = {name: args.batch_size * args.num_codes / value for name, value in seconds.items()}
-    print(f"CPU: {cpu_model()}; torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(machine)
     print(f"decoder: hidden {args.hidden_size}, {args.num_layers} layers, {args.num_heads} heads, "
           f"K={args.codebook_size}, unconditional; random weights, eval, no_grad")
     print(f"grid {grid_shape(args.num_codes)} ({args.num_codes} codes), batch {args.batch_size}, "

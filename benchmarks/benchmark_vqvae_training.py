@@ -7,12 +7,12 @@ Only the printed ratios mean anything: absolute times depend on the CPU, which d
 """
 
 import argparse
-import platform
 import time
 from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
+from machine import set_threads
 from torch import nn
 
 from hf_vqvae import VQVAEConfig, VQVAEModel
@@ -55,14 +55,6 @@ class TextbookVQVAE(nn.Module):
         quantized = z + (quantized - z).detach()
         reconstruction = self.decoder(quantized)
         return F.mse_loss(reconstruction, x) + loss_vq
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            return next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or "unknown CPU"
 
 
 def time_steps(step: Callable[[], None], steps: int, warmup: int = 2) -> float:
@@ -137,8 +129,9 @@ def main() -> None:
     parser.add_argument("--batch_size", type=int, default=128)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--search_vectors", type=int, default=128 * 64)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     args = parser.parse_args()
-    print(f"CPU: {cpu_model()} | torch {torch.__version__} | threads {torch.get_num_threads()}")
+    print(set_threads(args.threads))
     benchmark_training(args.batch_size, args.steps)
     benchmark_search(args.search_vectors, args.steps * 5)
 
