@@ -1,0 +1,562 @@
+"""The `hf-vqvae` command: the offline demo, sampling, encoding files to codes and back, and evaluation.
+
+    hf-vqvae demo --output_dir demo_outputs              # image, audio and video models, offline, on a CPU
+    hf-vqvae sample demo_outputs/image --class_labels star --num_samples 8
+    hf-vqvae encode demo_outputs/image a.png b.jpg --output codes.safetensors
+    hf-vqvae decode demo_outputs/image codes.safetensors --output_dir decoded
+    hf-vqvae evaluate demo_outputs/audio --data builtin:tones --split_percentage 5
+
+A MODEL is a local folder or a Hub repo holding a VQ-VAE at its root (and, for `sample`, a prior in `prior/`).
+Mistakes in what is given (a missing model, an unreadable file, codes of the wrong shape) end with a one-line
+message on stderr and exit status 2, like argparse's own errors.
+"""
+
+import argparse
+import glob
+import json
+import re
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from diffusers.utils import export_to_gif
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
+from torch.utils.data import DataLoader
+from transformers import AutoConfig, pipeline
+
+from . import demo
+from .configuration_vqvae import VQVAEConfig
+from .exporting import export_to_mp4, postprocess_samples, save_audio, save_image_grid, save_videos
+from .modeling_vqvae import VQVAEModel
+
+IMAGE_EXTENSIONS = (".bmp", ".jpeg", ".jpg", ".png", ".webp")
+VIDEO_FORMATS = ("gif", "mp4")
+CODES_KEY = "codes"
+CODES_FORMATS = (".safetensors", ".npy")
+# What a Hub repo id looks like ("name" or "org/name"); anything else that does not exist is a mistyped path.
+HUB_REPO_ID = re.compile(r"[\w][\w.-]*(/[\w][\w.-]*)?")
+
+
+class CommandError(Exception):
+    """A mistake in what the user gave; `main` reports it as one line and exits with status 2."""
+
+
+# Errors that mean "bad input" rather than "bug": the library raises ValueError for inputs it cannot use
+# (wrong shapes, out-of-range codes, undecodable files), and loading raises OSError for missing files.
+USER_ERRORS = (CommandError, ValueError, OSError, SafetensorError)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run `hf-vqvae` with `argv` (default: the command line). Returns 0; exits with status 2 on bad input."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        args.run(args)
+    except args.user_errors as error:
+        args.subparser.exit(2, f"{args.subparser.prog}: error: {error}\n")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """`hf-vqvae` and its subcommands; each subparser records its handler (`run`) and its `user_errors`."""
+    parser = argparse.ArgumentParser(
+        prog="hf-vqvae", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    subparsers = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
+    for add in (
+        add_demo_parser,
+        add_sample_parser,
+        add_encode_parser,
+        add_decode_parser,
+        add_evaluate_parser,
+    ):
+        subparser = add(subparsers)
+        subparser.set_defaults(subparser=subparser)
+    return parser
+
+
+def _add_model_args(parser: argparse.ArgumentParser) -> None:
+    """MODEL and --device, shared by the commands that load a model."""
+    parser.add_argument("model", metavar="MODEL", help="Local folder or Hub repo id of the VQ-VAE.")
+    parser.add_argument(
+        "--device", default="cpu", help="Torch device to run on, e.g. cpu, cuda, cuda:1, mps."
+    )
+
+
+def _add_subparser(
+    subparsers, name: str, help_text: str, description: str, preformatted: bool = False
+) -> argparse.ArgumentParser:
+    formatter = argparse.RawDescriptionHelpFormatter if preformatted else argparse.HelpFormatter
+    return subparsers.add_parser(name, help=help_text, description=description, formatter_class=formatter)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# demo
+
+
+def add_demo_parser(subparsers) -> argparse.ArgumentParser:
+    """`hf-vqvae demo`. Only a missing checkout counts as a user error: a failing run shows its traceback."""
+    parser = _add_subparser(
+        subparsers,
+        "demo",
+        "Train small image, audio and video models offline.",
+        demo.__doc__,
+        preformatted=True,
+    )
+    parser.add_argument(
+        "--output_dir", default="demo_outputs", help="One hub-ready folder per modality goes here."
+    )
+    parser.add_argument(
+        "--modalities",
+        nargs="+",
+        choices=list(demo.RECIPES),
+        default=list(demo.RECIPES),
+        help="Which models to train (default: all three).",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="A ~1-minute run with tiny datasets and few steps (for tests; the models stay poor).",
+    )
+    parser.add_argument(
+        "--num_threads",
+        type=int,
+        default=1,
+        help="Torch CPU threads (default 1: these models are too small to gain much from more, and "
+        "threads that wait on each other slow to a crawl when other programs share the CPU).",
+    )
+    parser.set_defaults(run=run_demo, user_errors=(demo.DemoUnavailableError,))
+    return parser
+
+
+def run_demo(args: argparse.Namespace) -> None:
+    """Train the demo models, then print a summary table."""
+    start = time.perf_counter()
+    results = demo.run_demo(args.output_dir, args.modalities, quick=args.quick, num_threads=args.num_threads)
+    print(f"\nhf-vqvae demo finished in {format_duration(time.perf_counter() - start)}:\n")
+    print(
+        format_table(
+            ["modality", "reconstruction (validation)", "codebook", "prior", "time", "folder"],
+            [demo_summary_row(result) for result in results],
+        )
+    )
+    print(
+        f"\nSample from them with e.g. `hf-vqvae sample {results[0].output_dir}`; "
+        f"the summary is also in {Path(args.output_dir) / 'summary.json'}."
+    )
+
+
+def demo_summary_row(result: demo.DemoResult) -> list[str]:
+    """One row of the demo's summary table for a `demo.DemoResult`."""
+    metrics = result.metrics
+    if result.modality == "audio":
+        quality = f"SNR {metrics['snr_db']:.1f} dB, log-mel dist. {metrics['log_mel_distance']:.2f}"
+    else:
+        quality = f"PSNR {metrics['psnr_uint8']:.1f} dB, SSIM {metrics['ssim']:.2f}"
+    codebook = f"perplexity {metrics['codebook_perplexity']:.0f} / {result.codebook_size}"
+    prior = f"{metrics['prior_bits_per_code']:.2f} bits/code"
+    return [
+        result.modality,
+        quality,
+        codebook,
+        prior,
+        format_duration(result.seconds),
+        str(result.output_dir),
+    ]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# sample
+
+
+def add_sample_parser(subparsers) -> argparse.ArgumentParser:
+    """`hf-vqvae sample`."""
+    parser = _add_subparser(
+        subparsers,
+        "sample",
+        "Sample new images / audio / video from a model with a prior.",
+        "Sample code grids from the prior in MODEL/prior and decode them with the VQ-VAE (the `vq-sample` "
+        "pipeline); writes a PNG grid, WAV files or GIF/MP4 files.",
+    )
+    _add_model_args(parser)
+    parser.add_argument("--num_samples", type=int, default=4)
+    parser.add_argument(
+        "--class_labels",
+        nargs="+",
+        metavar="LABEL",
+        help="Class ids or names (one for all samples, or one per sample). A class-conditional "
+        "prior without labels cycles through its classes.",
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--temperature", type=float, default=1.0, help="Below 1 sharpens, above 1 flattens.")
+    parser.add_argument("--top_k", type=int, help="Sample among the k most likely codes only.")
+    parser.add_argument("--top_p", type=float, help="Nucleus sampling: smallest set of codes with this mass.")
+    parser.add_argument("--batch_size", type=int, help="Samples generated at once (default: all).")
+    parser.add_argument("--output_dir", default="samples")
+    parser.add_argument("--video_format", choices=VIDEO_FORMATS, default="gif")
+    parser.set_defaults(run=run_sample, user_errors=USER_ERRORS)
+    return parser
+
+
+def run_sample(args: argparse.Namespace) -> None:
+    """Sample with the `vq-sample` pipeline and write the sample set."""
+    vqvae = load_vqvae(args.model, args.device)
+    pipe = pipeline("vq-sample", model=vqvae, device=args.device)
+    labels = sampling_labels(args.class_labels, pipe.prior.config.num_classes, args.num_samples)
+    outputs = pipe(
+        num_samples=args.num_samples,
+        class_labels=labels,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        seed=args.seed,
+        batch_size=args.batch_size,
+    )
+    paths = write_sample_set(outputs, vqvae.config, Path(args.output_dir), args.video_format)
+    print(f"Wrote {len(paths)} file(s) to {args.output_dir}: {', '.join(path.name for path in paths)}")
+
+
+def sampling_labels(labels: list[str] | None, num_classes: int, num_samples: int) -> int | str | list | None:
+    """Command-line labels as the pipeline takes them: ids as ints, names as strings, one label as a scalar.
+    Without labels, a conditional prior cycles through its classes."""
+    if labels is None:
+        return [index % num_classes for index in range(num_samples)] if num_classes else None
+    labels = [int(label) if label.lstrip("-").isdigit() else label for label in labels]
+    return labels[0] if len(labels) == 1 else labels
+
+
+def write_sample_set(outputs: list, config: VQVAEConfig, output_dir: Path, video_format: str) -> list[Path]:
+    """The pipeline's outputs as files: one PNG grid (images), WAV files (audio), GIF/MP4 files (video)."""
+    if config.modality == "image":
+        return [save_image_grid(outputs, output_dir / "samples_grid.png")]
+    if config.modality == "audio":
+        return save_audio(outputs, output_dir)
+    return save_videos(outputs, output_dir, config.fps, video_format=video_format)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# encode / decode
+
+
+def add_encode_parser(subparsers) -> argparse.ArgumentParser:
+    """`hf-vqvae encode`."""
+    parser = _add_subparser(
+        subparsers,
+        "encode",
+        "Encode image, audio or video files to code grids.",
+        "Encode files with the VQ-VAE. Each input is first brought to the model's size, as in validation: "
+        "images resized and centre-cropped to sample_size, audio resampled to sampling_rate and cut to its "
+        "centred sample_size window, video cut to its centred clip. Saves int64 code grids (N, *code_shape) "
+        "and the input file names: in the safetensors metadata, or for .npy in a .json file beside it.",
+    )
+    _add_model_args(parser)
+    parser.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
+        help=f"Image ({', '.join(IMAGE_EXTENSIONS)}), audio (WAV, FLAC, ...) or video (MP4, GIF, "
+        "AVI, ...) files, matching the model's modality.",
+    )
+    parser.add_argument("--output", required=True, help="codes.safetensors or codes.npy")
+    parser.add_argument("--batch_size", type=int, default=16)
+    parser.set_defaults(run=run_encode, user_errors=USER_ERRORS)
+    return parser
+
+
+def run_encode(args: argparse.Namespace) -> None:
+    """Preprocess and encode the input files, and save their code grids."""
+    output = Path(args.output)
+    if output.suffix not in CODES_FORMATS:
+        raise CommandError(f"--output must end with one of {CODES_FORMATS}, got {args.output!r}.")
+    model = load_vqvae(args.model, args.device)
+    inputs = read_inputs(args.inputs, model.config)
+    with torch.no_grad():
+        codes = torch.cat(
+            [model.encode(batch.to(model.device)).codes.cpu() for batch in inputs.split(args.batch_size)]
+        )
+    save_codes(output, codes, args.inputs, args.model)
+    print(f"Encoded {len(codes)} file(s) to {output}: code grids of shape {tuple(codes.shape[1:])}.")
+
+
+def read_inputs(paths: Sequence[str], config: VQVAEConfig) -> torch.Tensor:
+    """Preprocess files into one batch of model inputs, as in validation (centred, nothing random)."""
+    # Imported here: the data package needs the train extras (datasets, PyAV, soundfile), `sample` does not.
+    from .data import build_preprocessor
+    from .data.folders import MEDIA_EXTENSIONS
+
+    extensions = IMAGE_EXTENSIONS if config.modality == "image" else MEDIA_EXTENSIONS[config.modality]
+    preprocessor = build_preprocessor(config, train=False)
+    inputs = []
+    for path in map(Path, paths):
+        if path.suffix.lower() not in extensions:
+            raise CommandError(
+                f"cannot encode {str(path)!r} with this {config.modality} model: expected a "
+                f"file ending with one of {', '.join(extensions)}."
+            )
+        if not path.is_file():
+            raise CommandError(f"no such file: {str(path)!r}.")
+        try:
+            inputs.append(preprocessor(str(path)))
+        except ValueError as error:
+            raise CommandError(f"cannot read {str(path)!r}: {error}") from error
+    return torch.stack(inputs)
+
+
+def save_codes(path: Path, codes: torch.Tensor, names: list[str], model: str) -> None:
+    """Write int64 code grids and the names of the files they encode (as metadata, or in a JSON file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    codes = codes.to(torch.int64).contiguous()
+    if path.suffix == ".safetensors":
+        save_file({CODES_KEY: codes}, path, metadata={"file_names": json.dumps(names), "model": model})
+    else:
+        np.save(path, codes.numpy())
+        _names_file(path).write_text(json.dumps({"file_names": names, "model": model}, indent=2))
+
+
+def load_codes(path: Path) -> tuple[torch.LongTensor, list[str] | None]:
+    """Code grids and, when recorded, the names of the files they encode (never unpickles)."""
+    if path.suffix not in CODES_FORMATS:
+        raise CommandError(f"CODES must be a {' or '.join(CODES_FORMATS)} file, got {str(path)!r}.")
+    if not path.is_file():
+        raise CommandError(f"no such file: {str(path)!r}.")
+    if path.suffix == ".safetensors":
+        tensors = load_file(path)
+        if CODES_KEY not in tensors:
+            raise CommandError(f"{str(path)!r} holds no {CODES_KEY!r} tensor (it has {sorted(tensors)}).")
+        codes, names = tensors[CODES_KEY], _safetensors_names(path)
+    else:
+        codes = torch.from_numpy(np.load(path, allow_pickle=False))
+        names_file = _names_file(path)
+        names = json.loads(names_file.read_text())["file_names"] if names_file.is_file() else None
+    if codes.is_floating_point() or codes.is_complex() or codes.dtype == torch.bool:
+        raise CommandError(f"codes must be integers, got dtype {codes.dtype} in {str(path)!r}.")
+    if names is not None and len(names) != len(codes):
+        names = None  # the names do not describe these grids; number the outputs instead
+    return codes.long(), names
+
+
+def _safetensors_names(path: Path) -> list[str] | None:
+    with safe_open(path, framework="pt") as file:
+        metadata = file.metadata() or {}
+    return json.loads(metadata["file_names"]) if "file_names" in metadata else None
+
+
+def _names_file(codes_path: Path) -> Path:
+    return codes_path.with_suffix(".json")
+
+
+def add_decode_parser(subparsers) -> argparse.ArgumentParser:
+    """`hf-vqvae decode`."""
+    parser = _add_subparser(
+        subparsers,
+        "decode",
+        "Decode code grids back to image, audio or video files.",
+        "Decode the code grids `hf-vqvae encode` wrote (or any integer grids (N, *code_shape)) with the "
+        "VQ-VAE: one PNG, WAV or GIF/MP4 file per grid, named after the encoded file when it was recorded.",
+    )
+    _add_model_args(parser)
+    parser.add_argument("codes", metavar="CODES", help="A .safetensors (tensor 'codes') or .npy file.")
+    parser.add_argument("--output_dir", default="decoded")
+    parser.add_argument("--batch_size", type=int, default=16)
+    parser.add_argument("--video_format", choices=VIDEO_FORMATS, default="gif")
+    parser.set_defaults(run=run_decode, user_errors=USER_ERRORS)
+    return parser
+
+
+def run_decode(args: argparse.Namespace) -> None:
+    """Decode saved code grids to one file each."""
+    model = load_vqvae(args.model, args.device)
+    codes, names = load_codes(Path(args.codes))
+    with torch.no_grad():
+        decoded = torch.cat(
+            [model.decode(batch.to(model.device)).float().cpu() for batch in codes.split(args.batch_size)]
+        )
+    stems = output_stems(names, len(decoded))
+    paths = [
+        write_decoded(output, model.config, Path(args.output_dir) / stem, args.video_format)
+        for output, stem in zip(postprocess_samples(decoded, model.config), stems, strict=True)
+    ]
+    print(f"Decoded {len(paths)} code grid(s) to {args.output_dir}.")
+
+
+def output_stems(names: list[str] | None, count: int) -> list[str]:
+    """File stems for decoded outputs: the encoded files' stems (made unique), else `decoded_{i}`."""
+    if names is None:
+        return [f"decoded_{index}" for index in range(count)]
+    stems = [Path(name).stem for name in names]
+    return [stem if stems.count(stem) == 1 else f"{stem}_{index}" for index, stem in enumerate(stems)]
+
+
+def write_decoded(output, config: VQVAEConfig, stem: Path, video_format: str) -> Path:
+    """Write one postprocessed output (PIL image, audio dict or list of frames) as `stem` + a suffix."""
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    if config.modality == "image":
+        path = stem.with_suffix(".png")
+        output.save(path)
+        return path
+    if config.modality == "audio":
+        import soundfile
+
+        path = stem.with_suffix(".wav")
+        soundfile.write(path, np.clip(output["audio"], -1, 1).T, output["sampling_rate"], subtype="PCM_16")
+        return path
+    path = stem.with_suffix(f".{video_format}")
+    if video_format == "gif":
+        return Path(export_to_gif(output, str(path), fps=config.fps))
+    return export_to_mp4(output, path, config.fps)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# evaluate
+
+
+def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
+    """`hf-vqvae evaluate`."""
+    parser = _add_subparser(
+        subparsers,
+        "evaluate",
+        "Reconstruction metrics of a VQ-VAE over a whole dataset.",
+        "Encode and decode every example of a dataset and report MSE, PSNR, SSIM (images, video) or SNR and "
+        "log-mel distance (audio), and codebook usage, averaged over all examples.",
+    )
+    _add_model_args(parser)
+    parser.add_argument(
+        "--data",
+        nargs="+",
+        required=True,
+        help="builtin:shapes / builtin:tones / builtin:sprites, a local folder (imagefolder, or "
+        "audio / video files), *.parquet files, or a Hub dataset name.",
+    )
+    parser.add_argument(
+        "--split_percentage",
+        type=float,
+        help="Evaluate on the held-out split the training scripts carve with "
+        "--validation_split_percentage (e.g. 5); default: the whole dataset.",
+    )
+    parser.add_argument(
+        "--max_samples", type=int, help="Evaluate on at most this many (randomly chosen) examples."
+    )
+    parser.add_argument("--column", help="Column holding the data (default: guessed from the features).")
+    parser.add_argument(
+        "--builtin_num_examples",
+        type=int,
+        help="Size of a built-in dataset (as in training; default: the generator's).",
+    )
+    parser.add_argument("--batch_size", type=int, default=64)
+    parser.add_argument("--output_json", help="Also write the metrics to this JSON file.")
+    parser.set_defaults(run=run_evaluate, user_errors=USER_ERRORS)
+    return parser
+
+
+def run_evaluate(args: argparse.Namespace) -> None:
+    """Whole-set reconstruction metrics, printed as a table and optionally written as JSON."""
+    from .evaluation import evaluate_reconstruction  # needs accelerate (train extras)
+
+    source = data_source(args.data)
+    model = load_vqvae(args.model, args.device)
+    loader = evaluation_loader(source, args, model.config)
+    batches = ({name: tensor.to(model.device) for name, tensor in batch.items()} for batch in loader)
+    results = evaluate_reconstruction(model, batches, show_progress_bar=True)
+    print(
+        format_table(
+            ["metric", "value"],
+            [
+                [name, f"{value:.4f}" if isinstance(value, float) else str(value)]
+                for name, value in results.items()
+            ],
+        )
+    )
+    if args.output_json:
+        Path(args.output_json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.output_json).write_text(
+            json.dumps({"model": args.model, "data": args.data, **results}, indent=2)
+        )
+        print(f"Wrote {args.output_json}")
+
+
+def evaluation_loader(source: dict, args: argparse.Namespace, config: VQVAEConfig) -> DataLoader:
+    """The evaluation data, preprocessed as in validation (centred crops / windows / clips), in batches."""
+    from .data import (  # needs the train extras
+        build_preprocessor,
+        collate_examples,
+        load_raw_dataset,
+        prepare_dataset,
+        split_train_validation,
+    )
+
+    options = {"num_examples": args.builtin_num_examples} if args.builtin_num_examples else None
+    raw = load_raw_dataset(**source, modality=config.modality, builtin_options=options)
+    if args.split_percentage:
+        _, raw = split_train_validation(raw, args.split_percentage, max_eval_samples=args.max_samples)
+    else:
+        raw, _ = split_train_validation(raw, None, max_train_samples=args.max_samples)
+    dataset = prepare_dataset(raw, build_preprocessor(config, train=False), args.column)
+    return DataLoader(dataset, batch_size=args.batch_size, collate_fn=collate_examples)
+
+
+def data_source(data: list[str]) -> dict:
+    """`--data` as `load_raw_dataset` arguments: a built-in or Hub name, a local folder, or data files."""
+    first = data[0]
+    if len(data) == 1 and Path(first).is_dir():
+        return {"train_data_dir": first}
+    if len(data) == 1 and (first.startswith("builtin:") or not Path(first).suffix):
+        if first.startswith((".", "/", "~")):
+            raise CommandError(f"--data: no such folder {first!r}.")
+        return {"dataset_name": first}
+    missing = [pattern for pattern in data if not glob.glob(pattern)]
+    if missing:
+        raise CommandError(f"--data: no file matches {missing}.")
+    return {"data_files": data}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# shared helpers
+
+
+def load_vqvae(name_or_path: str, device: str = "cpu") -> VQVAEModel:
+    """The VQ-VAE of a local folder or Hub repo, in eval mode on `device`; errors say what is wrong."""
+    local = Path(name_or_path).exists()
+    if local and not (Path(name_or_path) / "config.json").is_file():
+        raise CommandError(
+            f"{name_or_path!r} holds no config.json: a model folder holds config.json and "
+            "model.safetensors (e.g. demo_outputs/image, written by `hf-vqvae demo`)."
+        )
+    if not local and not HUB_REPO_ID.fullmatch(name_or_path):
+        raise CommandError(f"no such model folder: {name_or_path!r}.")
+    try:
+        config = AutoConfig.from_pretrained(name_or_path)
+    except OSError as error:
+        raise CommandError(
+            f"{name_or_path!r} is not a local folder, and loading it from the Hub failed: "
+            f"{str(error).splitlines()[0]}"
+        ) from error
+    if not isinstance(config, VQVAEConfig):
+        raise CommandError(
+            f"{name_or_path!r} holds a {type(config).__name__}, not a VQ-VAE: pass the folder with "
+            "the VQ-VAE at its root (its prior lives in prior/)."
+        )
+    return VQVAEModel.from_pretrained(name_or_path, config=config).to(device).eval()
+
+
+def format_table(header: list[str], rows: list[list[str]]) -> str:
+    """A plain-text table with left-aligned columns."""
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=True)]
+    lines = [header, ["-" * width for width in widths], *rows]
+    return "\n".join(
+        "  ".join(str(cell).ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+        for line in lines
+    )
+
+
+def format_duration(seconds: float) -> str:
+    """`83.2` -> `"1 min 23 s"`."""
+    minutes, seconds = divmod(round(seconds), 60)
+    return f"{minutes} min {seconds:02d} s" if minutes else f"{seconds} s"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
