@@ -33,8 +33,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--hidden_size", type=int, default=128)
     parser.add_argument("--num_layers", type=int, default=8)
     parser.add_argument("--kernel_size", type=int, default=3)
-    parser.add_argument("--naive_positions", type=int, default=64,
-                        help="codes the naive sampler is timed on (the whole grid if larger)")
+    parser.add_argument(
+        "--naive_positions",
+        type=int,
+        default=64,
+        help="codes the naive sampler is timed on (the whole grid if larger)",
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args()
@@ -73,8 +77,12 @@ def main() -> None:
     args = parse_args()
     machine = set_threads(args.threads)
     config = VQPriorConfig(
-        prior_type="pixelcnn", codebook_size=args.codebook_size, code_shape=[args.height, args.width],
-        hidden_size=args.hidden_size, num_layers=args.num_layers, kernel_size=args.kernel_size,
+        prior_type="pixelcnn",
+        codebook_size=args.codebook_size,
+        code_shape=[args.height, args.width],
+        hidden_size=args.hidden_size,
+        num_layers=args.num_layers,
+        kernel_size=args.kernel_size,
     )
     torch.manual_seed(args.seed)
     prior = GatedPixelCNNPrior(config).eval()
@@ -92,13 +100,17 @@ def main() -> None:
     naive_rate = args.batch_size * naive_positions / naive_seconds
     parameters = sum(parameter.numel() for parameter in prior.parameters())
     print(machine)
-    print(f"Gated PixelCNN: hidden {args.hidden_size}, {args.num_layers} layers, kernel {args.kernel_size}, "
-          f"K={args.codebook_size}, unconditional, {parameters / 1e6:.2f}M parameters; eval, no_grad")
+    print(
+        f"Gated PixelCNN: hidden {args.hidden_size}, {args.num_layers} layers, kernel {args.kernel_size}, "
+        f"K={args.codebook_size}, unconditional, {parameters / 1e6:.2f}M parameters; eval, no_grad"
+    )
     print(f"grid {args.height}x{args.width} ({num_codes} codes), batch {args.batch_size}")
     print(f"cached: {cached_rate:10.1f} codes/s  ({cached_seconds:.2f} s for the whole grid)")
-    print(f"naive:  {naive_rate:10.1f} codes/s  ({naive_seconds:.2f} s for the first {naive_positions} "
-          f"positions; one full-grid pass per code at every position, so the whole grid extrapolates to "
-          f"{naive_seconds * num_codes / naive_positions:.0f} s)")
+    print(
+        f"naive:  {naive_rate:10.1f} codes/s  ({naive_seconds:.2f} s for the first {naive_positions} "
+        f"positions; one full-grid pass per code at every position, so the whole grid extrapolates to "
+        f"{naive_seconds * num_codes / naive_positions:.0f} s)"
+    )
     print(f"cached / naive: {cached_rate / naive_rate:.1f}x")
     same_codes = torch.equal(cached_codes[:naive_positions], naive_codes)
     print(f"same codes as the cached sampler on the first {naive_positions} positions: {same_codes}")

@@ -45,15 +45,27 @@ def grid_shape(num_codes: int) -> list[int]:
 def build_models(args: argparse.Namespace) -> tuple[VQPriorModel, GPT2LMHeadModel]:
     """The prior and a stock GPT-2 LM with the same decoder sizes, vocabulary K codes + a BOS token."""
     torch.manual_seed(args.seed)
-    prior = VQPriorModel(VQPriorConfig(
-        codebook_size=args.codebook_size, code_shape=grid_shape(args.num_codes), hidden_size=args.hidden_size,
-        num_layers=args.num_layers, num_heads=args.num_heads,
-    ))
-    stock = GPT2LMHeadModel(GPT2Config(
-        vocab_size=args.codebook_size + 1, n_positions=args.num_codes + 1, n_embd=args.hidden_size,
-        n_layer=args.num_layers, n_head=args.num_heads,
-        bos_token_id=args.codebook_size, eos_token_id=None, pad_token_id=args.codebook_size,
-    ))
+    prior = VQPriorModel(
+        VQPriorConfig(
+            codebook_size=args.codebook_size,
+            code_shape=grid_shape(args.num_codes),
+            hidden_size=args.hidden_size,
+            num_layers=args.num_layers,
+            num_heads=args.num_heads,
+        )
+    )
+    stock = GPT2LMHeadModel(
+        GPT2Config(
+            vocab_size=args.codebook_size + 1,
+            n_positions=args.num_codes + 1,
+            n_embd=args.hidden_size,
+            n_layer=args.num_layers,
+            n_head=args.num_heads,
+            bos_token_id=args.codebook_size,
+            eos_token_id=None,
+            pad_token_id=args.codebook_size,
+        )
+    )
     return prior.eval(), stock.eval()
 
 
@@ -66,8 +78,13 @@ def sample_stock(stock: GPT2LMHeadModel, args: argparse.Namespace) -> torch.Tens
     torch.manual_seed(args.seed)
     bos = torch.full((args.batch_size, 1), args.codebook_size)
     sequences = stock.generate(
-        bos, attention_mask=torch.ones_like(bos), do_sample=True, top_k=0,
-        max_new_tokens=args.num_codes, min_new_tokens=args.num_codes, suppress_tokens=[args.codebook_size],
+        bos,
+        attention_mask=torch.ones_like(bos),
+        do_sample=True,
+        top_k=0,
+        max_new_tokens=args.num_codes,
+        min_new_tokens=args.num_codes,
+        suppress_tokens=[args.codebook_size],
     )
     return sequences[:, 1:]
 
@@ -99,13 +116,19 @@ def main() -> None:
 
     rates = {name: args.batch_size * args.num_codes / value for name, value in seconds.items()}
     print(machine)
-    print(f"decoder: hidden {args.hidden_size}, {args.num_layers} layers, {args.num_heads} heads, "
-          f"K={args.codebook_size}, unconditional; random weights, eval, no_grad")
-    print(f"grid {grid_shape(args.num_codes)} ({args.num_codes} codes), batch {args.batch_size}, "
-          f"fastest of {args.repeats} runs each")
+    print(
+        f"decoder: hidden {args.hidden_size}, {args.num_layers} layers, {args.num_heads} heads, "
+        f"K={args.codebook_size}, unconditional; random weights, eval, no_grad"
+    )
+    print(
+        f"grid {grid_shape(args.num_codes)} ({args.num_codes} codes), batch {args.batch_size}, "
+        f"fastest of {args.repeats} runs each"
+    )
     for name, rate in rates.items():
-        print(f"{name:26s} {rate:8.0f} codes/s  ({seconds[name]:.2f} s, "
-              f"{seconds[name] / args.num_codes * 1e3:.2f} ms per step)")
+        print(
+            f"{name:26s} {rate:8.0f} codes/s  ({seconds[name]:.2f} s, "
+            f"{seconds[name] / args.num_codes * 1e3:.2f} ms per step)"
+        )
     print(f"ours / stock: {rates['prior.generate'] / rates['GPT2LMHeadModel.generate']:.2f}x")
 
 

@@ -22,8 +22,12 @@ from hf_vqvae.quantization import nearest_codes
 class TextbookResidual(nn.Module):
     def __init__(self, hidden: int, residual: int):
         super().__init__()
-        self.block = nn.Sequential(nn.ReLU(), nn.Conv2d(hidden, residual, 3, padding=1, bias=False), nn.ReLU(),
-                                   nn.Conv2d(residual, hidden, 1, bias=False))
+        self.block = nn.Sequential(
+            nn.ReLU(),
+            nn.Conv2d(hidden, residual, 3, padding=1, bias=False),
+            nn.ReLU(),
+            nn.Conv2d(residual, hidden, 1, bias=False),
+        )
 
     def forward(self, x):
         return x + self.block(x)
@@ -36,15 +40,27 @@ class TextbookVQVAE(nn.Module):
         super().__init__()
         self.beta = beta
         self.encoder = nn.Sequential(
-            nn.Conv2d(3, hidden // 2, 4, 2, 1), nn.ReLU(), nn.Conv2d(hidden // 2, hidden, 4, 2, 1), nn.ReLU(),
-            nn.Conv2d(hidden, hidden, 3, padding=1), TextbookResidual(hidden, residual),
-            TextbookResidual(hidden, residual), nn.ReLU(), nn.Conv2d(hidden, dim, 1))
+            nn.Conv2d(3, hidden // 2, 4, 2, 1),
+            nn.ReLU(),
+            nn.Conv2d(hidden // 2, hidden, 4, 2, 1),
+            nn.ReLU(),
+            nn.Conv2d(hidden, hidden, 3, padding=1),
+            TextbookResidual(hidden, residual),
+            TextbookResidual(hidden, residual),
+            nn.ReLU(),
+            nn.Conv2d(hidden, dim, 1),
+        )
         self.codebook = nn.Embedding(num_codes, dim)
         self.codebook.weight.data.uniform_(-1 / num_codes, 1 / num_codes)
         self.decoder = nn.Sequential(
-            nn.Conv2d(dim, hidden, 3, padding=1), TextbookResidual(hidden, residual),
-            TextbookResidual(hidden, residual), nn.ReLU(), nn.ConvTranspose2d(hidden, hidden // 2, 4, 2, 1),
-            nn.ReLU(), nn.ConvTranspose2d(hidden // 2, 3, 4, 2, 1))
+            nn.Conv2d(dim, hidden, 3, padding=1),
+            TextbookResidual(hidden, residual),
+            TextbookResidual(hidden, residual),
+            nn.ReLU(),
+            nn.ConvTranspose2d(hidden, hidden // 2, 4, 2, 1),
+            nn.ReLU(),
+            nn.ConvTranspose2d(hidden // 2, 3, 4, 2, 1),
+        )
 
     def forward(self, x):
         z = self.encoder(x)
@@ -95,13 +111,17 @@ def benchmark_training(batch_size: int, steps: int) -> None:
             torch.manual_seed(0)
             seconds[name, bf16] = time_steps(training_step(build(), loss_of, batch, bf16), steps)
     print(f"\nTraining step, batch {batch_size} of 32x32x3, Adam (median of {steps} steps)")
-    print(f"{'model':<24}{'fp32 img/s':>12}{'bf16 img/s':>12}{'vs textbook fp32':>18}{'vs textbook bf16':>18}"
-          f"{'own bf16/fp32':>15}")
+    print(
+        f"{'model':<24}{'fp32 img/s':>12}{'bf16 img/s':>12}{'vs textbook fp32':>18}{'vs textbook bf16':>18}"
+        f"{'own bf16/fp32':>15}"
+    )
     for name in contenders:
         fp32, bf16 = seconds[name, False], seconds[name, True]
-        print(f"{name:<24}{batch_size / fp32:>12.1f}{batch_size / bf16:>12.1f}"
-              f"{seconds['textbook', False] / fp32:>18.2f}{seconds['textbook', True] / bf16:>18.2f}"
-              f"{fp32 / bf16:>15.2f}")
+        print(
+            f"{name:<24}{batch_size / fp32:>12.1f}{batch_size / bf16:>12.1f}"
+            f"{seconds['textbook', False] / fp32:>18.2f}{seconds['textbook', True] / bf16:>18.2f}"
+            f"{fp32 / bf16:>15.2f}"
+        )
 
 
 def benchmark_search(num_vectors: int, steps: int) -> None:
@@ -119,13 +139,17 @@ def benchmark_search(num_vectors: int, steps: int) -> None:
         agree_ours = (nearest_codes(flat, codebook) == exact).float().mean().item()
         agree_theirs = (diffusers_quantizer(latents)[2][2].flatten() == exact).float().mean().item()
     print(f"\nNearest-code search, {side * side} vectors x K=512, D=64 (median of {steps})")
-    print(f"hf_vqvae nearest_codes: {ours * 1e3:.2f} ms | diffusers VectorQuantizer.forward (cdist + argmin): "
-          f"{theirs * 1e3:.2f} ms | ratio (diffusers / ours): {theirs / ours:.2f}")
+    print(
+        f"hf_vqvae nearest_codes: {ours * 1e3:.2f} ms | diffusers VectorQuantizer.forward (cdist + argmin): "
+        f"{theirs * 1e3:.2f} ms | ratio (diffusers / ours): {theirs / ours:.2f}"
+    )
     print(f"codes equal to a float64 search: hf_vqvae {agree_ours:.2%}, diffusers {agree_theirs:.2%}")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--batch_size", type=int, default=128)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--search_vectors", type=int, default=128 * 64)

@@ -59,17 +59,27 @@ logger = logging.getLogger(__name__)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     model = parser.add_argument_group("model")
-    model.add_argument("--vqvae_name_or_path", required=True, help="The trained VQ-VAE (local folder or Hub id).")
-    model.add_argument("--model_name_or_path", help="Fine-tune this prior (a folder holding config.json, or its "
-                       "pipeline folder's prior/).")
+    model.add_argument(
+        "--vqvae_name_or_path", required=True, help="The trained VQ-VAE (local folder or Hub id)."
+    )
+    model.add_argument(
+        "--model_name_or_path",
+        help="Fine-tune this prior (a folder holding config.json, or its pipeline folder's prior/).",
+    )
     model.add_argument("--prior_type", choices=["transformer", "pixelcnn"], default="transformer")
     model.add_argument("--hidden_size", type=int, default=256)
     model.add_argument("--num_layers", type=int, default=4)
     model.add_argument("--num_heads", type=int, default=8)
-    model.add_argument("--config_overrides", help='Other VQPriorConfig fields, e.g. "dropout=0.1,kernel_size=5".')
-    model.add_argument("--codes_cache_dir", help="Where encoded datasets are cached (default: the datasets cache).")
+    model.add_argument(
+        "--config_overrides", help='Other VQPriorConfig fields, e.g. "dropout=0.1,kernel_size=5".'
+    )
+    model.add_argument(
+        "--codes_cache_dir", help="Where encoded datasets are cached (default: the datasets cache)."
+    )
     add_data_args(parser)
     add_training_args(parser)
     parser.set_defaults(learning_rate=3e-4, train_batch_size=64)
@@ -86,15 +96,24 @@ def load_frozen_vqvae(path: str) -> VQVAEModel:
 def load_raw_splits(args, modality: str):
     """The raw train/validation splits and the class names of `--label_column` (None without labels)."""
     options = {"num_examples": args.builtin_num_examples} if args.builtin_num_examples else None
-    raw = load_raw_dataset(args.dataset_name, args.dataset_config_name, args.train_data_dir, args.data_files,
-                           modality=modality, builtin_options=options)
+    raw = load_raw_dataset(
+        args.dataset_name,
+        args.dataset_config_name,
+        args.train_data_dir,
+        args.data_files,
+        modality=modality,
+        builtin_options=options,
+    )
     label_names = resolve_label_names(raw, args.label_column) if args.label_column else None
-    raw_train, raw_eval = split_train_validation(raw, args.validation_split_percentage, args.max_train_samples,
-                                                 args.max_eval_samples, seed=args.seed)
+    raw_train, raw_eval = split_train_validation(
+        raw, args.validation_split_percentage, args.max_train_samples, args.max_eval_samples, seed=args.seed
+    )
     return raw_train, raw_eval, label_names
 
 
-def encoded_splits(args, vqvae: VQVAEModel, raw_train, raw_eval, accelerator: Accelerator) -> datasets.DatasetDict:
+def encoded_splits(
+    args, vqvae: VQVAEModel, raw_train, raw_eval, accelerator: Accelerator
+) -> datasets.DatasetDict:
     """Train/validation code datasets, encoded once by the main process and cached for every later run."""
     # Encoding uses the deterministic (centred) preprocessing: the prior models the codes of whole examples.
     preprocessor = build_preprocessor(vqvae.config, train=False)
@@ -108,15 +127,27 @@ def encoded_splits(args, vqvae: VQVAEModel, raw_train, raw_eval, accelerator: Ac
     splits = {"train": encoder_of(raw_train, "train")}
     if raw_eval is not None:
         splits["validation"] = encoder_of(raw_eval, "validation")
-    description = {k: getattr(args, k) for k in ("dataset_name", "dataset_config_name", "train_data_dir",
-                                                  "data_files", "label_column", "validation_split_percentage",
-                                                  "max_train_samples", "max_eval_samples", "seed",
-                                                  "builtin_num_examples")}
+    description = {
+        k: getattr(args, k)
+        for k in (
+            "dataset_name",
+            "dataset_config_name",
+            "train_data_dir",
+            "data_files",
+            "label_column",
+            "validation_split_percentage",
+            "max_train_samples",
+            "max_eval_samples",
+            "seed",
+            "builtin_num_examples",
+        )
+    }
     description["column"] = column
     cache_dir = args.codes_cache_dir or Path(datasets.config.HF_DATASETS_CACHE) / "hf_vqvae_codes"
     with accelerator.main_process_first():
-        return load_or_encode_codes(cache_dir, codes_fingerprint(vqvae, description), splits,
-                                    accelerator.is_main_process)
+        return load_or_encode_codes(
+            cache_dir, codes_fingerprint(vqvae, description), splits, accelerator.is_main_process
+        )
 
 
 def build_prior(args, vqvae: VQVAEModel, label_names: list[str] | None) -> VQPriorModel:
@@ -124,17 +155,30 @@ def build_prior(args, vqvae: VQVAEModel, label_names: list[str] | None) -> VQPri
     if args.model_name_or_path:
         prior = VQPriorModel.from_pretrained(args.model_name_or_path)
     else:
-        fields = {"prior_type": args.prior_type, "codebook_size": vqvae.config.codebook_size,
-                  "code_shape": vqvae.config.code_shape, "num_classes": len(label_names or []),
-                  "hidden_size": args.hidden_size, "num_layers": args.num_layers, "num_heads": args.num_heads}
-        config = apply_config_overrides(VQPriorConfig, {**fields, **parse_config_overrides(args.config_overrides)})
+        fields = {
+            "prior_type": args.prior_type,
+            "codebook_size": vqvae.config.codebook_size,
+            "code_shape": vqvae.config.code_shape,
+            "num_classes": len(label_names or []),
+            "hidden_size": args.hidden_size,
+            "num_layers": args.num_layers,
+            "num_heads": args.num_heads,
+        }
+        config = apply_config_overrides(
+            VQPriorConfig, {**fields, **parse_config_overrides(args.config_overrides)}
+        )
         if label_names:
             config.id2label = dict(enumerate(label_names))
             config.label2id = {name: index for index, name in enumerate(label_names)}
         prior = VQPriorModel(config)
-    if prior.config.codebook_size != vqvae.config.codebook_size or prior.config.code_shape != vqvae.config.code_shape:
-        raise ValueError(f"The prior (K={prior.config.codebook_size}, code_shape={prior.config.code_shape}) does not "
-                         f"match the VQ-VAE (K={vqvae.config.codebook_size}, code grid {vqvae.config.code_shape}).")
+    if (
+        prior.config.codebook_size != vqvae.config.codebook_size
+        or prior.config.code_shape != vqvae.config.code_shape
+    ):
+        raise ValueError(
+            f"The prior (K={prior.config.codebook_size}, code_shape={prior.config.code_shape}) does not "
+            f"match the VQ-VAE (K={vqvae.config.codebook_size}, code grid {vqvae.config.code_shape})."
+        )
     return prior
 
 
@@ -146,7 +190,9 @@ def main(argv: list[str] | None = None) -> None:
         gradient_accumulation_steps=args.gradient_accumulation_steps,
         mixed_precision=args.mixed_precision,
         log_with=resolve_report_to(args.report_to),
-        project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / args.logging_dir)),
+        project_config=ProjectConfiguration(
+            project_dir=str(output_dir), logging_dir=str(output_dir / args.logging_dir)
+        ),
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=args.seed),
     )
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
@@ -157,49 +203,100 @@ def main(argv: list[str] | None = None) -> None:
     prior = build_prior(args, vqvae, label_names)  # before encoding, so a bad config fails fast
     codes = encoded_splits(args, vqvae, raw_train, raw_eval, accelerator)
     effective_batch = args.train_batch_size * accelerator.num_processes * args.gradient_accumulation_steps
-    logger.info("processes: %d | batch per process: %d | effective batch size: %d | train code grids: %d",
-                accelerator.num_processes, args.train_batch_size, effective_batch, len(codes["train"]))
+    logger.info(
+        "processes: %d | batch per process: %d | effective batch size: %d | train code grids: %d",
+        accelerator.num_processes,
+        args.train_batch_size,
+        effective_batch,
+        len(codes["train"]),
+    )
 
     train_loader = DataLoader(codes["train"], batch_size=args.train_batch_size, shuffle=True, drop_last=True)
-    eval_loader = (DataLoader(codes["validation"], batch_size=args.eval_batch_size)
-                   if "validation" in codes else None)
-    optimizer = torch.optim.AdamW(prior.parameters(), lr=args.learning_rate, weight_decay=args.adam_weight_decay)
+    eval_loader = (
+        DataLoader(codes["validation"], batch_size=args.eval_batch_size) if "validation" in codes else None
+    )
+    optimizer = torch.optim.AdamW(
+        prior.parameters(), lr=args.learning_rate, weight_decay=args.adam_weight_decay
+    )
     max_train_steps = args.max_train_steps or args.num_train_epochs * math.ceil(
-        len(train_loader) / args.gradient_accumulation_steps)
-    scheduler = get_scheduler(args.lr_scheduler, optimizer, num_warmup_steps=args.lr_warmup_steps,
-                              num_training_steps=max_train_steps)
+        len(train_loader) / args.gradient_accumulation_steps
+    )
+    scheduler = get_scheduler(
+        args.lr_scheduler,
+        optimizer,
+        num_warmup_steps=args.lr_warmup_steps,
+        num_training_steps=max_train_steps,
+    )
     prior, optimizer, train_loader, scheduler = accelerator.prepare(prior, optimizer, train_loader, scheduler)
     if eval_loader is not None:
         eval_loader = accelerator.prepare(eval_loader)
     register_pretrained_hooks(accelerator, {"prior": prior}, extra_save=vqvae.save_pretrained)
     if accelerator.is_main_process and accelerator.log_with:
-        accelerator.init_trackers("train_prior", config={k: v for k, v in vars(args).items()
-                                                          if isinstance(v, int | float | str | bool)})
+        accelerator.init_trackers(
+            "train_prior",
+            config={k: v for k, v in vars(args).items() if isinstance(v, int | float | str | bool)},
+        )
 
     global_step = 0
     if resume_checkpoint is not None:
         accelerator.load_state(str(resume_checkpoint))
         global_step = checkpoint_step(resume_checkpoint)
         logger.info("Resumed from %s at step %d", resume_checkpoint, global_step)
-    history = TrainingHistory(output_dir / "prior_training_history.jsonl", accelerator, resume_step=global_step)
+    history = TrainingHistory(
+        output_dir / "prior_training_history.jsonl", accelerator, resume_step=global_step
+    )
 
     start = time.perf_counter()
-    train(args, accelerator, prior, vqvae, optimizer, scheduler, train_loader, eval_loader, history, global_step,
-          max_train_steps)
-    finish(args, accelerator, prior, vqvae, codes, eval_loader, history, label_names, time.perf_counter() - start)
+    train(
+        args,
+        accelerator,
+        prior,
+        vqvae,
+        optimizer,
+        scheduler,
+        train_loader,
+        eval_loader,
+        history,
+        global_step,
+        max_train_steps,
+    )
+    finish(
+        args, accelerator, prior, vqvae, codes, eval_loader, history, label_names, time.perf_counter() - start
+    )
     # Every rank logs this: equal keys show that all processes ended with identical weights.
-    logger.info("final weights fingerprint (process %d/%d): %s", accelerator.process_index,
-                accelerator.num_processes, state_dict_fingerprint(accelerator.unwrap_model(prior)))
+    logger.info(
+        "final weights fingerprint (process %d/%d): %s",
+        accelerator.process_index,
+        accelerator.num_processes,
+        state_dict_fingerprint(accelerator.unwrap_model(prior)),
+    )
     accelerator.end_training()
 
 
-def train(args, accelerator, prior, vqvae, optimizer, scheduler, train_loader, eval_loader, history, global_step,
-          max_train_steps) -> None:
+def train(
+    args,
+    accelerator,
+    prior,
+    vqvae,
+    optimizer,
+    scheduler,
+    train_loader,
+    eval_loader,
+    history,
+    global_step,
+    max_train_steps,
+) -> None:
     """The optimisation loop: accumulate, step, log, validate, checkpoint."""
-    progress = tqdm(total=max_train_steps, initial=global_step, desc="train_prior",
-                    disable=not accelerator.is_local_main_process)
+    progress = tqdm(
+        total=max_train_steps,
+        initial=global_step,
+        desc="train_prior",
+        disable=not accelerator.is_local_main_process,
+    )
     prior.train()
-    for epoch, batch in resumable_batches(train_loader, accelerator, global_step, args.gradient_accumulation_steps):
+    for epoch, batch in resumable_batches(
+        train_loader, accelerator, global_step, args.gradient_accumulation_steps
+    ):
         if global_step >= max_train_steps:
             break
         with accelerator.accumulate(prior):
@@ -216,8 +313,10 @@ def train(args, accelerator, prior, vqvae, optimizer, scheduler, train_loader, e
         progress.update(1)
         bits = loss.item() / math.log(2)
         progress.set_postfix(bits_per_code=f"{bits:.3f}")
-        history.log({"loss": loss.item(), "bits_per_code": bits, "lr": scheduler.get_last_lr()[0], "epoch": epoch},
-                    step=global_step)
+        history.log(
+            {"loss": loss.item(), "bits_per_code": bits, "lr": scheduler.get_last_lr()[0], "epoch": epoch},
+            step=global_step,
+        )
         if eval_loader is not None and global_step % args.validation_steps == 0:
             validate(accelerator, prior, vqvae, eval_loader, history, global_step)
         if global_step % args.checkpointing_steps == 0:
@@ -240,15 +339,18 @@ def last_reconstruction_metrics(vqvae_path: str) -> dict[str, float]:
     history = Path(vqvae_path) / "training_history.jsonl"
     if not history.exists():
         return {}
-    evaluations = [record for record in map(json.loads, history.read_text().splitlines()) if "eval_mse" in record]
+    evaluations = [
+        record for record in map(json.loads, history.read_text().splitlines()) if "eval_mse" in record
+    ]
     if not evaluations:
         return {}
     return {k.removeprefix("eval_"): v for k, v in evaluations[-1].items() if k.startswith("eval_")}
 
 
 @torch.no_grad()
-def save_prior_samples(prior: VQPriorModel, vqvae: VQVAEModel, label_names, num_samples: int, output_dir: Path,
-                       seed: int) -> list[Path]:
+def save_prior_samples(
+    prior: VQPriorModel, vqvae: VQVAEModel, label_names, num_samples: int, output_dir: Path, seed: int
+) -> list[Path]:
     """Samples from the prior, decoded: one row per class for a conditional prior."""
     generator = torch.Generator(device=prior.device).manual_seed(seed)
     if label_names:
@@ -259,15 +361,21 @@ def save_prior_samples(prior: VQPriorModel, vqvae: VQVAEModel, label_names, num_
     else:
         codes = prior.generate(num_samples, generator=generator, show_progress_bar=True)
         rows = None
-    return save_samples(vqvae.decode(codes.to(vqvae.device)), vqvae.config, output_dir, prefix="prior_sample",
-                        rows=rows)
+    return save_samples(
+        vqvae.decode(codes.to(vqvae.device)), vqvae.config, output_dir, prefix="prior_sample", rows=rows
+    )
 
 
-def finish(args, accelerator, prior, vqvae, codes, eval_loader, history, label_names, training_seconds) -> None:
+def finish(
+    args, accelerator, prior, vqvae, codes, eval_loader, history, label_names, training_seconds
+) -> None:
     """Final validation, then the pipeline folder: VQ-VAE at the root, prior in prior/, samples, curves, card."""
     output_dir = Path(args.output_dir)
-    results = validate(accelerator, prior, vqvae, eval_loader, history, history.last_step) \
-        if eval_loader is not None else {}
+    results = (
+        validate(accelerator, prior, vqvae, eval_loader, history, history.last_step)
+        if eval_loader is not None
+        else {}
+    )
     accelerator.wait_for_everyone()
     if not accelerator.is_main_process:
         return
@@ -280,14 +388,21 @@ def finish(args, accelerator, prior, vqvae, codes, eval_loader, history, label_n
     if Path(args.vqvae_name_or_path).resolve() != output_dir.resolve():
         vqvae.save_pretrained(output_dir)
     unwrapped.save_pretrained(output_dir / "prior")
-    samples = save_prior_samples(unwrapped, vqvae, label_names, args.num_validation_samples, output_dir / "samples",
-                                 args.seed)
-    samples.append(plot_training_curves(history.records, output_dir / "samples" / "prior_training_curves.png"))
+    samples = save_prior_samples(
+        unwrapped, vqvae, label_names, args.num_validation_samples, output_dir / "samples", args.seed
+    )
+    samples.append(
+        plot_training_curves(history.records, output_dir / "samples" / "prior_training_curves.png")
+    )
     metrics = {**last_reconstruction_metrics(args.vqvae_name_or_path), **results}
     metrics.pop("num_eval_examples", None)
     write_model_card(
-        output_dir, model_id=args.hub_model_id or output_dir.name, config=vqvae.config,
-        prior_config=unwrapped.config, metrics=metrics, training_command="python " + " ".join(sys.argv),
+        output_dir,
+        model_id=args.hub_model_id or output_dir.name,
+        config=vqvae.config,
+        prior_config=unwrapped.config,
+        metrics=metrics,
+        training_command="python " + " ".join(sys.argv),
         datasets=[args.dataset_name] if args.dataset_name else [],
         sample_files=[str(Path(p).relative_to(output_dir)) for p in samples],
         training_time=f"prior: {training_seconds / 60:.1f} minutes on {accelerator.num_processes} process(es)",

@@ -43,10 +43,10 @@ from hf_vqvae.data import (
     split_train_validation,
 )
 from hf_vqvae.evaluation import evaluate_reconstruction
+from hf_vqvae.exporting import save_samples
 from hf_vqvae.hub import push_output_dir
 from hf_vqvae.modelcard import write_model_card
 from hf_vqvae.plotting import plot_training_curves
-from hf_vqvae.exporting import save_samples
 from hf_vqvae.training_args import add_data_args, add_training_args, data_column, resolve_report_to
 from hf_vqvae.training_history import TrainingHistory
 
@@ -54,20 +54,28 @@ logger = logging.getLogger(__name__)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     model = parser.add_argument_group("model")
     model.add_argument("--model_name_or_path", help="Fine-tune this VQ-VAE (local folder or Hub id).")
-    model.add_argument("--config_name", help="Start a new model from this config (folder, JSON file or Hub id).")
+    model.add_argument(
+        "--config_name", help="Start a new model from this config (folder, JSON file or Hub id)."
+    )
     model.add_argument("--modality", choices=["image", "audio", "video"], help="New model's modality.")
-    model.add_argument("--config_overrides", help='New model\'s config fields, e.g. "hidden_channels=64,codebook_size=256".')
+    model.add_argument(
+        "--config_overrides", help='New model\'s config fields, e.g. "hidden_channels=64,codebook_size=256".'
+    )
     add_data_args(parser)
     add_training_args(parser)
     args = parser.parse_args(argv)
     if args.streaming and not args.max_train_steps:
         parser.error("--streaming datasets have no length: give --max_train_steps.")
     if args.model_name_or_path and (args.config_name or args.config_overrides or args.modality):
-        parser.error("--model_name_or_path fine-tunes an existing model; --config_name/--config_overrides/--modality "
-                     "only apply to a new one.")
+        parser.error(
+            "--model_name_or_path fine-tunes an existing model; --config_name/--config_overrides/--modality "
+            "only apply to a new one."
+        )
     return args
 
 
@@ -85,20 +93,35 @@ def build_model(args: argparse.Namespace) -> VQVAEModel:
 def build_dataloaders(args, config: VQVAEConfig, accelerator: Accelerator):
     """Raw dataset -> train/validation split -> lazy per-modality preprocessing -> DataLoaders."""
     options = {"num_examples": args.builtin_num_examples} if args.builtin_num_examples else None
-    raw = load_raw_dataset(args.dataset_name, args.dataset_config_name, args.train_data_dir, args.data_files,
-                           streaming=args.streaming, modality=config.modality, builtin_options=options)
-    raw_train, raw_eval = split_train_validation(raw, args.validation_split_percentage, args.max_train_samples,
-                                                 args.max_eval_samples, seed=args.seed)
+    raw = load_raw_dataset(
+        args.dataset_name,
+        args.dataset_config_name,
+        args.train_data_dir,
+        args.data_files,
+        streaming=args.streaming,
+        modality=config.modality,
+        builtin_options=options,
+    )
+    raw_train, raw_eval = split_train_validation(
+        raw, args.validation_split_percentage, args.max_train_samples, args.max_eval_samples, seed=args.seed
+    )
     column = data_column(args, config.modality)
     tracker = BadExampleTracker(max_bad_fraction=args.max_bad_fraction)
-    train = prepare_dataset(raw_train, build_preprocessor(config, train=True), column, args.label_column,
-                            tracker=tracker)
-    train_loader = DataLoader(train, batch_size=args.train_batch_size, shuffle=not args.streaming,
-                              collate_fn=collate_examples, drop_last=not args.streaming)
+    train = prepare_dataset(
+        raw_train, build_preprocessor(config, train=True), column, args.label_column, tracker=tracker
+    )
+    train_loader = DataLoader(
+        train,
+        batch_size=args.train_batch_size,
+        shuffle=not args.streaming,
+        collate_fn=collate_examples,
+        drop_last=not args.streaming,
+    )
     eval_loader = None
     if raw_eval is not None:
-        evaluation = prepare_dataset(raw_eval, build_preprocessor(config, train=False), column, args.label_column,
-                                     tracker=tracker)
+        evaluation = prepare_dataset(
+            raw_eval, build_preprocessor(config, train=False), column, args.label_column, tracker=tracker
+        )
         eval_loader = DataLoader(evaluation, batch_size=args.eval_batch_size, collate_fn=collate_examples)
     label_names = resolve_label_names(raw, args.label_column) if args.label_column else None
     return train_loader, eval_loader, label_names
@@ -112,7 +135,9 @@ def main(argv: list[str] | None = None) -> None:
         gradient_accumulation_steps=args.gradient_accumulation_steps,
         mixed_precision=args.mixed_precision,
         log_with=resolve_report_to(args.report_to),
-        project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / args.logging_dir)),
+        project_config=ProjectConfiguration(
+            project_dir=str(output_dir), logging_dir=str(output_dir / args.logging_dir)
+        ),
         # A seedable sampler makes the data order a function of (seed, epoch), so a resumed run sees the same batches.
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=args.seed),
     )
@@ -122,22 +147,38 @@ def main(argv: list[str] | None = None) -> None:
     model = build_model(args)
     train_loader, eval_loader, label_names = build_dataloaders(args, model.config, accelerator)
     effective_batch = args.train_batch_size * accelerator.num_processes * args.gradient_accumulation_steps
-    logger.info("processes: %d | batch per process: %d | effective batch size: %d | mixed precision: %s",
-                accelerator.num_processes, args.train_batch_size, effective_batch, accelerator.mixed_precision)
+    logger.info(
+        "processes: %d | batch per process: %d | effective batch size: %d | mixed precision: %s",
+        accelerator.num_processes,
+        args.train_batch_size,
+        effective_batch,
+        accelerator.mixed_precision,
+    )
 
-    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=args.learning_rate,
-                                 weight_decay=args.adam_weight_decay)
-    steps_per_epoch = None if args.streaming else math.ceil(len(train_loader) / args.gradient_accumulation_steps)
+    optimizer = torch.optim.Adam(
+        [p for p in model.parameters() if p.requires_grad],
+        lr=args.learning_rate,
+        weight_decay=args.adam_weight_decay,
+    )
+    steps_per_epoch = (
+        None if args.streaming else math.ceil(len(train_loader) / args.gradient_accumulation_steps)
+    )
     max_train_steps = args.max_train_steps or args.num_train_epochs * steps_per_epoch
-    scheduler = get_scheduler(args.lr_scheduler, optimizer, num_warmup_steps=args.lr_warmup_steps,
-                              num_training_steps=max_train_steps)
+    scheduler = get_scheduler(
+        args.lr_scheduler,
+        optimizer,
+        num_warmup_steps=args.lr_warmup_steps,
+        num_training_steps=max_train_steps,
+    )
     model, optimizer, train_loader, scheduler = accelerator.prepare(model, optimizer, train_loader, scheduler)
     if eval_loader is not None:
         eval_loader = accelerator.prepare(eval_loader)
     register_pretrained_hooks(accelerator, {"": model})
     if accelerator.is_main_process and accelerator.log_with:
-        accelerator.init_trackers("train_vqvae", config={k: v for k, v in vars(args).items()
-                                                          if isinstance(v, int | float | str | bool)})
+        accelerator.init_trackers(
+            "train_vqvae",
+            config={k: v for k, v in vars(args).items() if isinstance(v, int | float | str | bool)},
+        )
 
     global_step = 0
     if resume_checkpoint is not None:
@@ -147,22 +188,52 @@ def main(argv: list[str] | None = None) -> None:
     history = TrainingHistory(output_dir / "training_history.jsonl", accelerator, resume_step=global_step)
 
     start = time.perf_counter()
-    train(args, accelerator, model, optimizer, scheduler, train_loader, eval_loader, history, global_step,
-          max_train_steps)
+    train(
+        args,
+        accelerator,
+        model,
+        optimizer,
+        scheduler,
+        train_loader,
+        eval_loader,
+        history,
+        global_step,
+        max_train_steps,
+    )
     finish(args, accelerator, model, eval_loader, history, time.perf_counter() - start)
     # Every rank logs this: equal keys show that all processes ended with identical weights.
-    logger.info("final weights fingerprint (process %d/%d): %s", accelerator.process_index,
-                accelerator.num_processes, state_dict_fingerprint(accelerator.unwrap_model(model)))
+    logger.info(
+        "final weights fingerprint (process %d/%d): %s",
+        accelerator.process_index,
+        accelerator.num_processes,
+        state_dict_fingerprint(accelerator.unwrap_model(model)),
+    )
     accelerator.end_training()
 
 
-def train(args, accelerator, model, optimizer, scheduler, train_loader, eval_loader, history, global_step,
-          max_train_steps) -> None:
+def train(
+    args,
+    accelerator,
+    model,
+    optimizer,
+    scheduler,
+    train_loader,
+    eval_loader,
+    history,
+    global_step,
+    max_train_steps,
+) -> None:
     """The optimisation loop: accumulate, step, log, validate, checkpoint."""
-    progress = tqdm(total=max_train_steps, initial=global_step, desc="train_vqvae",
-                    disable=not accelerator.is_local_main_process)
+    progress = tqdm(
+        total=max_train_steps,
+        initial=global_step,
+        desc="train_vqvae",
+        disable=not accelerator.is_local_main_process,
+    )
     model.train()
-    for epoch, batch in resumable_batches(train_loader, accelerator, global_step, args.gradient_accumulation_steps):
+    for epoch, batch in resumable_batches(
+        train_loader, accelerator, global_step, args.gradient_accumulation_steps
+    ):
         if global_step >= max_train_steps:
             break
         with accelerator.accumulate(model):
@@ -177,9 +248,14 @@ def train(args, accelerator, model, optimizer, scheduler, train_loader, eval_loa
             continue
         global_step += 1
         progress.update(1)
-        logs = {"loss": outputs.loss.item(), "reconstruction_loss": outputs.reconstruction_loss.item(),
-                "commitment_loss": outputs.commitment_loss.item(), "batch_perplexity": outputs.perplexity.item(),
-                "lr": scheduler.get_last_lr()[0], "epoch": epoch}
+        logs = {
+            "loss": outputs.loss.item(),
+            "reconstruction_loss": outputs.reconstruction_loss.item(),
+            "commitment_loss": outputs.commitment_loss.item(),
+            "batch_perplexity": outputs.perplexity.item(),
+            "lr": scheduler.get_last_lr()[0],
+            "epoch": epoch,
+        }
         progress.set_postfix(loss=f"{logs['loss']:.4f}", perplexity=f"{logs['batch_perplexity']:.0f}")
         history.log(logs, step=global_step)
         if eval_loader is not None and global_step % args.validation_steps == 0:
@@ -202,7 +278,11 @@ def validate(accelerator, model, eval_loader, history, global_step: int) -> dict
 def finish(args, accelerator, model, eval_loader, history, training_seconds: float) -> None:
     """Final validation, then the hub-ready folder: weights, reconstructions, curves, model card."""
     output_dir = Path(args.output_dir)
-    results = validate(accelerator, model, eval_loader, history, history.last_step) if eval_loader is not None else {}
+    results = (
+        validate(accelerator, model, eval_loader, history, history.last_step)
+        if eval_loader is not None
+        else {}
+    )
     accelerator.wait_for_everyone()
     if not accelerator.is_main_process:
         return
@@ -214,13 +294,18 @@ def finish(args, accelerator, model, eval_loader, history, training_seconds: flo
         with torch.no_grad():
             reconstruction = unwrapped.eval()(inputs).reconstruction
         paired = torch.cat([inputs, reconstruction.to(inputs.dtype)])
-        sample_files = save_samples(paired, unwrapped.config, output_dir / "samples", prefix="reconstruction",
-                                    rows=2)
+        sample_files = save_samples(
+            paired, unwrapped.config, output_dir / "samples", prefix="reconstruction", rows=2
+        )
     sample_files.append(plot_training_curves(history.records, output_dir / "samples" / "training_curves.png"))
     card_metrics = {k: v for k, v in results.items() if k not in ("num_eval_examples",)}
     write_model_card(
-        output_dir, model_id=args.hub_model_id or output_dir.name, config=unwrapped.config, metrics=card_metrics,
-        training_command="python " + " ".join(sys.argv), datasets=[args.dataset_name] if args.dataset_name else [],
+        output_dir,
+        model_id=args.hub_model_id or output_dir.name,
+        config=unwrapped.config,
+        metrics=card_metrics,
+        training_command="python " + " ".join(sys.argv),
+        datasets=[args.dataset_name] if args.dataset_name else [],
         sample_files=[str(Path(p).relative_to(output_dir)) for p in sample_files],
         training_time=f"{training_seconds / 60:.1f} minutes on {accelerator.num_processes} process(es)",
     )

@@ -29,8 +29,16 @@ def tiny_config(modality: str = "image", **overrides) -> VQVAEConfig:
     """A VQ-VAE small enough for a CPU test: 16 hidden channels, K=16, D=8."""
     sample_size = {"image": [16, 16], "audio": [256], "video": [4, 16, 16]}[modality]
     downsample = {"image": 4, "audio": 16, "video": [2, 4, 4]}[modality]
-    fields = dict(modality=modality, hidden_channels=16, residual_channels=8, num_residual_layers=1,
-                  codebook_size=16, embedding_dim=8, sample_size=sample_size, downsample_factors=downsample)
+    fields = dict(
+        modality=modality,
+        hidden_channels=16,
+        residual_channels=8,
+        num_residual_layers=1,
+        codebook_size=16,
+        embedding_dim=8,
+        sample_size=sample_size,
+        downsample_factors=downsample,
+    )
     return VQVAEConfig(**{**fields, **overrides})
 
 

@@ -11,7 +11,7 @@ import torch.multiprocessing as mp
 from conftest import tiny_config
 from safetensors.torch import load_file, save_file
 
-from hf_vqvae import VQVAEModel, VectorQuantizer
+from hf_vqvae import VectorQuantizer, VQVAEModel
 
 pytestmark = pytest.mark.slow
 
@@ -44,7 +44,9 @@ def run_rank(rank: int, port: int, out_dir: str) -> None:
         restarting(latent_batches(0)[rank])
 
         torch.manual_seed(0)
-        model = torch.nn.parallel.DistributedDataParallel(VQVAEModel(tiny_config("image", dead_code_threshold=0.5)))
+        model = torch.nn.parallel.DistributedDataParallel(
+            VQVAEModel(tiny_config("image", dead_code_threshold=0.5))
+        )
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
         for step in range(3):
             generator = torch.Generator().manual_seed(100 * step + rank)
@@ -56,7 +58,9 @@ def run_rank(rank: int, port: int, out_dir: str) -> None:
         state = {f"ema.{k}": v for k, v in ema.state_dict().items()}
         state |= {f"restart.{k}": v for k, v in restarting.state_dict().items()}
         state |= {f"ddp.{k}": v for k, v in model.module.quantizer.state_dict().items()}
-        save_file({k: v.contiguous() for k, v in state.items()}, os.path.join(out_dir, f"rank{rank}.safetensors"))
+        save_file(
+            {k: v.contiguous() for k, v in state.items()}, os.path.join(out_dir, f"rank{rank}.safetensors")
+        )
     finally:
         dist.destroy_process_group()
 
@@ -85,7 +89,11 @@ def test_ema_codebook_equals_one_process_on_the_concatenated_batch(rank_states):
     torch.manual_seed(0)
     single = VectorQuantizer(quantizer_config()).train()
     for step in range(3):
-        single(torch.cat([b.permute(0, 2, 3, 1).reshape(-1, 8) for b in latent_batches(step)]).T.reshape(1, 8, 80, 1))
+        single(
+            torch.cat([b.permute(0, 2, 3, 1).reshape(-1, 8) for b in latent_batches(step)]).T.reshape(
+                1, 8, 80, 1
+            )
+        )
     for name, tensor in single.state_dict().items():
         torch.testing.assert_close(rank_states[0][f"ema.{name}"], tensor, msg=name)
 

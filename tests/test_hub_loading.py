@@ -93,8 +93,10 @@ def test_pipeline_by_hub_id_samples_as_the_local_folder(hub_cache, saved_folder)
     hub_cache(saved_folder, REPO_ID)
     from_hub = quiet(pipeline("vq-sample", model=REPO_ID))
     from_folder = quiet(pipeline("vq-sample", model=str(saved_folder)))
-    torch.testing.assert_close(stack(from_hub(num_samples=2, seed=0, output_type="pt")),
-                               stack(from_folder(num_samples=2, seed=0, output_type="pt")))
+    torch.testing.assert_close(
+        stack(from_hub(num_samples=2, seed=0, output_type="pt")),
+        stack(from_folder(num_samples=2, seed=0, output_type="pt")),
+    )
 
 
 def test_prior_comes_from_the_snapshot_refs_main_points_to(hub_cache, saved_folder, tmp_path):

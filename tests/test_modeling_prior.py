@@ -22,8 +22,14 @@ NUM_CLASSES = 3
 def tiny_prior(code_shape=(4, 4), **overrides) -> VQPriorModel:
     """A 2-layer, 32-wide transformer prior over K=16 codes, in eval mode. Weights at std 0.2 rather than
     0.02 so that every code visibly moves the logits of the later positions."""
-    fields = dict(codebook_size=K, code_shape=list(code_shape), hidden_size=32, num_layers=2, num_heads=2,
-                  initializer_range=0.2)
+    fields = dict(
+        codebook_size=K,
+        code_shape=list(code_shape),
+        hidden_size=32,
+        num_layers=2,
+        num_heads=2,
+        initializer_range=0.2,
+    )
     return VQPriorModel(VQPriorConfig(**{**fields, **overrides})).eval()
 
 
@@ -219,8 +225,9 @@ def test_save_pretrained_roundtrip(tmp_path):
 
 
 def test_pixelcnn_prior_type_dispatches_to_the_gated_pixelcnn():
-    model = VQPriorModel(VQPriorConfig(prior_type="pixelcnn", codebook_size=K, code_shape=[4, 4],
-                                       hidden_size=8, num_layers=2))
+    model = VQPriorModel(
+        VQPriorConfig(prior_type="pixelcnn", codebook_size=K, code_shape=[4, 4], hidden_size=8, num_layers=2)
+    )
     assert isinstance(model.backbone, GatedPixelCNNPrior)
     assert model(random_codes([4, 4])).logits.shape == (3, 4, 4, K)
     assert model.generate(2, generator=seeded()).shape == (2, 4, 4)

@@ -49,7 +49,10 @@ def test_default_image_config_is_the_papers_cifar10_model():
     model = VQVAEModel(config)
     convs = [m for m in model.encoder.downsample if isinstance(m, torch.nn.Conv2d)]
     assert [(c.kernel_size, c.stride, c.out_channels) for c in convs] == [
-        ((4, 4), (2, 2), 64), ((4, 4), (2, 2), 128), ((3, 3), (1, 1), 128)]
+        ((4, 4), (2, 2), 64),
+        ((4, 4), (2, 2), 128),
+        ((3, 3), (1, 1), 128),
+    ]
 
 
 def test_stride_plan_per_axis():
@@ -90,7 +93,9 @@ def test_save_load_round_trip_is_bit_identical(modality, tmp_path):
     reloaded = AutoModel.from_pretrained(tmp_path)
     assert isinstance(reloaded, VQVAEModel)
     assert isinstance(AutoConfig.from_pretrained(tmp_path), VQVAEConfig)
-    for (name, tensor), (other_name, other) in zip(model.state_dict().items(), reloaded.state_dict().items()):
+    for (name, tensor), (other_name, other) in zip(
+        model.state_dict().items(), reloaded.state_dict().items(), strict=True
+    ):
         assert name == other_name and torch.equal(tensor, other), name
     model.eval()
     assert torch.equal(model(inputs).reconstruction, reloaded(inputs).reconstruction)
@@ -110,10 +115,25 @@ def test_config_rejects_unknown_modality_and_quantizer():
 @pytest.mark.parametrize(
     ("modality", "bad_input", "error", "message"),
     [
-        ("image", torch.zeros(3, 16, 16), ValueError, r"4-D tensor \(batch, channels, height, width\).*unsqueeze"),
+        (
+            "image",
+            torch.zeros(3, 16, 16),
+            ValueError,
+            r"4-D tensor \(batch, channels, height, width\).*unsqueeze",
+        ),
         ("image", torch.zeros(2, 1, 16, 16), ValueError, "Expected 3 channels at axis 1"),
-        ("image", torch.zeros(2, 3, 18, 16), ValueError, r"not divisible.*nearest valid sizes per axis: \[\[16, 20\]"),
-        ("image", torch.zeros(2, 3, 16, 16, dtype=torch.uint8), TypeError, "floating-point.*x.float\\(\\) / 127.5"),
+        (
+            "image",
+            torch.zeros(2, 3, 18, 16),
+            ValueError,
+            r"not divisible.*nearest valid sizes per axis: \[\[16, 20\]",
+        ),
+        (
+            "image",
+            torch.zeros(2, 3, 16, 16, dtype=torch.uint8),
+            TypeError,
+            "floating-point.*x.float\\(\\) / 127.5",
+        ),
         ("image", torch.full((2, 3, 16, 16), float("nan")), ValueError, "NaN or infinite"),
         ("audio", torch.zeros(2, 1, 250), ValueError, r"nearest valid sizes per axis: \[\[240, 256\]\]"),
         ("audio", torch.zeros(2, 2, 256), ValueError, "Expected 1 channels"),
@@ -140,7 +160,11 @@ def test_infinite_inputs_are_rejected():
     [
         (torch.full((2, 4, 4), 16), ValueError, r"in \[0, 16\), got values in \[16, 16\]"),
         (torch.full((2, 4, 4), -1), ValueError, r"in \[0, 16\)"),
-        (torch.zeros(2, 16, dtype=torch.long), ValueError, r"2-D code grid.*\(batch, 4, 4\).*got shape \(2, 16\)"),
+        (
+            torch.zeros(2, 16, dtype=torch.long),
+            ValueError,
+            r"2-D code grid.*\(batch, 4, 4\).*got shape \(2, 16\)",
+        ),
         (torch.zeros(2, 4, 4), TypeError, "integer tensor"),
     ],
 )
@@ -171,7 +195,9 @@ def test_bf16_loading_keeps_quantizer_fp32_and_casts_outputs(tmp_path):
     model.save_pretrained(tmp_path)
     low = VQVAEModel.from_pretrained(tmp_path, dtype=torch.bfloat16)
     assert low.encoder.pre_quantization.weight.dtype == torch.bfloat16
-    assert all(t.dtype in (torch.float32, torch.bool, torch.long) for t in low.quantizer.state_dict().values())
+    assert all(
+        t.dtype in (torch.float32, torch.bool, torch.long) for t in low.quantizer.state_dict().values()
+    )
     outputs = low(tiny_inputs("image").bfloat16())
     assert outputs.reconstruction.dtype == torch.bfloat16 and torch.isfinite(outputs.loss)
 
@@ -184,8 +210,13 @@ def test_model_cast_by_hand_to_bf16_still_searches_in_fp32():
     output = model.quantizer(latents.bfloat16())
     assert output.quantized.dtype == torch.bfloat16
     # The codebook itself was rounded to bf16 by `.to`, so compare with an fp32 search on those same values.
-    expected = torch.cdist(latents.bfloat16().float().permute(0, 2, 3, 1).reshape(-1, 8),
-                           model.quantizer.codebook.float()).argmin(1).view(2, 4, 4)
+    expected = (
+        torch.cdist(
+            latents.bfloat16().float().permute(0, 2, 3, 1).reshape(-1, 8), model.quantizer.codebook.float()
+        )
+        .argmin(1)
+        .view(2, 4, 4)
+    )
     assert torch.equal(output.codes, expected)
     assert (output.codes == fp32_codes).float().mean() > 0.9
 
@@ -199,4 +230,3 @@ def test_gradient_checkpointing_gives_the_same_gradients():
     model.activation_checkpointing_enable()
     model(inputs).loss.backward()
     torch.testing.assert_close(model.encoder.downsample[0].weight.grad, reference, rtol=1e-4, atol=1e-6)
-

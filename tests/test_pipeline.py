@@ -40,9 +40,17 @@ def tiny_prior(code_shape, prior_type="transformer", num_classes: int = 0, **ove
     if num_classes:
         id2label = dict(enumerate(CLASS_NAMES))
         names = {"id2label": id2label, "label2id": {name: index for index, name in id2label.items()}}
-    fields = dict(prior_type=prior_type, codebook_size=K, code_shape=list(code_shape),
-                  num_classes=num_classes, hidden_size=16, num_layers=2, num_heads=2, initializer_range=0.5,
-                  **names)
+    fields = dict(
+        prior_type=prior_type,
+        codebook_size=K,
+        code_shape=list(code_shape),
+        num_classes=num_classes,
+        hidden_size=16,
+        num_layers=2,
+        num_heads=2,
+        initializer_range=0.5,
+        **names,
+    )
     torch.manual_seed(1)
     return VQPriorModel(VQPriorConfig(**{**fields, **overrides})).eval()
 
@@ -226,9 +234,13 @@ def test_batches_take_their_slice_of_the_class_labels(load_saved):
     pipe = load_saved("image", num_classes=3)
     labels = [2, 0, 1, 1, 2]
     generator = torch.Generator().manual_seed(4)
-    codes = torch.cat([pipe.prior.generate(2, labels[:2], generator=generator),
-                       pipe.prior.generate(2, labels[2:4], generator=generator),
-                       pipe.prior.generate(1, labels[4:], generator=generator)])
+    codes = torch.cat(
+        [
+            pipe.prior.generate(2, labels[:2], generator=generator),
+            pipe.prior.generate(2, labels[2:4], generator=generator),
+            pipe.prior.generate(1, labels[4:], generator=generator),
+        ]
+    )
     with torch.no_grad():
         expected = postprocess_samples(pipe.model.decode(codes), pipe.model.config, "pt")
     samples = pipe(num_samples=5, class_labels=labels, batch_size=2, seed=4, output_type="pt")
@@ -247,9 +259,7 @@ def test_sampling_options_reach_the_prior(load_saved):
 
 
 @pytest.mark.parametrize("prior_type", PRIOR_TYPES["image"])
-@pytest.mark.parametrize(
-    "class_labels", [1, "dog", [1, 1, 1], ["dog", "dog", "dog"], (1, "dog", 1)], ids=str
-)
+@pytest.mark.parametrize("class_labels", [1, "dog", [1, 1, 1], ["dog", "dog", "dog"], (1, "dog", 1)], ids=str)
 def test_int_list_and_class_name_labels_agree(load_saved, prior_type, class_labels):
     pipe = load_saved("image", prior_type, num_classes=3)
     expected = pipe(num_samples=3, class_labels=torch.tensor([1, 1, 1]), seed=2, output_type="pt")
@@ -275,8 +285,10 @@ def test_per_sample_labels_follow_the_list(load_saved):
 
 def test_class_label_as_first_argument(load_saved):
     pipe = load_saved("image", num_classes=3)
-    torch.testing.assert_close(stack(pipe("dog", num_samples=2, seed=0, output_type="pt")),
-                               stack(pipe(num_samples=2, class_labels=1, seed=0, output_type="pt")))
+    torch.testing.assert_close(
+        stack(pipe("dog", num_samples=2, seed=0, output_type="pt")),
+        stack(pipe(num_samples=2, class_labels=1, seed=0, output_type="pt")),
+    )
 
 
 def test_class_names_from_id2label_alone():
@@ -285,8 +297,10 @@ def test_class_names_from_id2label_alone():
     prior = tiny_prior(vqvae.config.code_shape, num_classes=3, label2id=None)
     assert prior.config.label2id is None
     pipe = quiet(VQSamplePipeline(model=vqvae, prior=prior))
-    torch.testing.assert_close(stack(pipe(num_samples=2, class_labels="frog", seed=0, output_type="pt")),
-                               stack(pipe(num_samples=2, class_labels=2, seed=0, output_type="pt")))
+    torch.testing.assert_close(
+        stack(pipe(num_samples=2, class_labels="frog", seed=0, output_type="pt")),
+        stack(pipe(num_samples=2, class_labels=2, seed=0, output_type="pt")),
+    )
 
 
 # ---- progress bar
@@ -320,8 +334,10 @@ def test_direct_construction_matches_the_saved_folder(tmp_path):
     prior = tiny_prior(vqvae.config.code_shape, prior_type="pixelcnn")
     direct = quiet(VQSamplePipeline(model=vqvae, prior=prior))
     loaded = quiet(pipeline("vq-sample", model=str(save_pipeline_folder(tmp_path, vqvae, prior))))
-    torch.testing.assert_close(stack(direct(num_samples=3, seed=0, output_type="pt")),
-                               stack(loaded(num_samples=3, seed=0, output_type="pt")))
+    torch.testing.assert_close(
+        stack(direct(num_samples=3, seed=0, output_type="pt")),
+        stack(loaded(num_samples=3, seed=0, output_type="pt")),
+    )
 
 
 def test_direct_construction_without_prior_needs_a_folder():

@@ -13,8 +13,14 @@ GRIDS = [(5, 5), (4, 6)]
 
 def tiny_prior(code_shape=(5, 5), num_classes=0, kernel_size=3, **overrides) -> GatedPixelCNNPrior:
     config = VQPriorConfig(
-        prior_type="pixelcnn", codebook_size=CODEBOOK_SIZE, code_shape=list(code_shape),
-        num_classes=num_classes, hidden_size=16, num_layers=3, kernel_size=kernel_size, **overrides,
+        prior_type="pixelcnn",
+        codebook_size=CODEBOOK_SIZE,
+        code_shape=list(code_shape),
+        num_classes=num_classes,
+        hidden_size=16,
+        num_layers=3,
+        kernel_size=kernel_size,
+        **overrides,
     )
     torch.manual_seed(0)
     return GatedPixelCNNPrior(config).eval()
@@ -182,8 +188,9 @@ def test_sample_shapes_dtype_range_and_progress(use_cache):
     prior = tiny_prior((4, 6), num_classes=3)
     sample_next, seen_logits = recording_sampler(seed=0)
     steps = []
-    codes = prior.sample(5, torch.tensor([0, 1, 2, 0, 1]), sample_next, use_cache=use_cache,
-                         progress=lambda: steps.append(1))
+    codes = prior.sample(
+        5, torch.tensor([0, 1, 2, 0, 1]), sample_next, use_cache=use_cache, progress=lambda: steps.append(1)
+    )
     assert codes.shape == (5, 4, 6)
     assert codes.dtype == torch.long
     assert codes.min() >= 0 and codes.max() < CODEBOOK_SIZE

@@ -4,7 +4,7 @@ import pytest
 import torch
 from conftest import tiny_config, tiny_inputs
 
-from hf_vqvae import VQVAEModel, VectorQuantizer
+from hf_vqvae import VectorQuantizer, VQVAEModel
 from hf_vqvae.quantization import nearest_codes
 
 
@@ -107,14 +107,16 @@ def test_kmeans_init_runs_once_and_initialized_flag_persists(tmp_path):
     assert model.quantizer.initialized
     model.save_pretrained(tmp_path)
     reloaded = VQVAEModel.from_pretrained(tmp_path)
-    for (name, tensor), other in zip(model.state_dict().items(), reloaded.state_dict().values()):
+    for (name, tensor), other in zip(model.state_dict().items(), reloaded.state_dict().values(), strict=True):
         assert torch.equal(tensor, other), name
     reloaded.quantizer._kmeans_init = lambda flat: pytest.fail("k-means ran again after reload")
     reloaded.train()(inputs)
 
 
 def test_kmeans_init_finds_well_separated_clusters():
-    quantizer = VectorQuantizer(tiny_config("image", codebook_size=4, kmeans_init=True, dead_code_threshold=0.0))
+    quantizer = VectorQuantizer(
+        tiny_config("image", codebook_size=4, kmeans_init=True, dead_code_threshold=0.0)
+    )
     centers = torch.tensor([[10.0] * 8, [-10.0] * 8, [10.0] * 4 + [-10.0] * 4, [-10.0] * 4 + [10.0] * 4])
     points = centers.repeat(16, 1) + 0.01 * torch.randn(64, 8)
     quantizer.train()(points.T.reshape(1, 8, 8, 8))
@@ -137,12 +139,20 @@ def test_no_nan_for_huge_latents_and_long_unused_codes():
     latents = torch.randn(1, 8, 4, 4) * 1e4
     for _ in range(3000):
         output = quantizer(latents)
-    state = [output.commitment_loss, output.perplexity, quantizer.codebook, quantizer.cluster_size,
-             quantizer.embed_sum]
+    state = [
+        output.commitment_loss,
+        output.perplexity,
+        quantizer.codebook,
+        quantizer.cluster_size,
+        quantizer.embed_sum,
+    ]
     assert all(torch.isfinite(t).all() for t in state)
-    assert (quantizer.cluster_size > 0).all()  # never-used codes decay toward 0 without reaching a 0 denominator
-    distances = torch.addmm(quantizer.codebook.pow(2).sum(1), latents[0].flatten(1).T, quantizer.codebook.T,
-                            alpha=-2.0) + latents[0].flatten(1).T.pow(2).sum(1, keepdim=True)
+    assert (
+        quantizer.cluster_size > 0
+    ).all()  # never-used codes decay toward 0 without reaching a 0 denominator
+    distances = torch.addmm(
+        quantizer.codebook.pow(2).sum(1), latents[0].flatten(1).T, quantizer.codebook.T, alpha=-2.0
+    ) + latents[0].flatten(1).T.pow(2).sum(1, keepdim=True)
     assert torch.isfinite(distances).all()
 
 

@@ -66,8 +66,16 @@ def tiny_vqvae_config() -> VQVAEConfig:
 def image_data_args() -> list[str]:
     """The real CIFAR-10 parquet (320 train / 32 held-out images) when present, else the built-in shapes."""
     if CIFAR10.exists():
-        return ["--data_files", str(CIFAR10), "--image_column", "img",
-                "--max_train_samples", "320", "--max_eval_samples", "32"]
+        return [
+            "--data_files",
+            str(CIFAR10),
+            "--image_column",
+            "img",
+            "--max_train_samples",
+            "320",
+            "--max_eval_samples",
+            "32",
+        ]
     return SHAPES
 
 
@@ -82,23 +90,43 @@ def free_port() -> int:
 
 def script_env() -> dict[str, str]:
     # One thread per process: bitwise-repeatable runs that share the cores without oversubscribing them.
-    return {**os.environ, "HF_HUB_OFFLINE": "1", "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1",
-            "PYTHONUNBUFFERED": "1"}
+    return {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "ACCELERATE_USE_CPU": "1",
+        "OMP_NUM_THREADS": "1",
+        "PYTHONUNBUFFERED": "1",
+    }
 
 
 def script_command(script: Path, args: list[str], num_processes: int = 1) -> list[str]:
     if num_processes == 1:
         return [sys.executable, str(script), *args]
-    launch = ["--multi_gpu", "--num_processes", str(num_processes), "--num_machines", "1",
-              "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(free_port())]
+    launch = [
+        "--multi_gpu",
+        "--num_processes",
+        str(num_processes),
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--main_process_port",
+        str(free_port()),
+    ]
     return [sys.executable, "-m", "accelerate.commands.launch", *launch, str(script), *args]
 
 
 def start_script(script: Path, args: list[str], log_file: Path, num_processes: int = 1) -> subprocess.Popen:
     """Start a training script in the background, its stdout and stderr going to `log_file`."""
     with log_file.open("w") as log:
-        return subprocess.Popen(script_command(script, args, num_processes), stdout=log,
-                                stderr=subprocess.STDOUT, env=script_env())
+        return subprocess.Popen(
+            script_command(script, args, num_processes),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=script_env(),
+        )
 
 
 def wait_for_success(process: subprocess.Popen, log_file: Path) -> str:
@@ -123,8 +151,10 @@ def kill_after_first_checkpoint(process: subprocess.Popen, output_dir: Path, log
     deadline = time.monotonic() + RUN_TIMEOUT_S
     while not any(COMPLETE_CHECKPOINT.fullmatch(p.name) for p in output_dir.glob("checkpoint-*")):
         if process.poll() is not None:
-            pytest.fail(f"the run ended (exit {process.returncode}) before its first checkpoint:\n"
-                        f"{log_file.read_text()[-6000:]}")
+            pytest.fail(
+                f"the run ended (exit {process.returncode}) before its first checkpoint:\n"
+                f"{log_file.read_text()[-6000:]}"
+            )
         if time.monotonic() > deadline:
             process.kill()
             pytest.fail("no checkpoint appeared in time")
@@ -180,9 +210,21 @@ def assert_pipeline_samples(folder: Path, num_samples: int = 2) -> VQSamplePipel
 def two_process_vqvae(tmp_path_factory) -> tuple[Path, str]:
     """A 2-process VQ-VAE run (60 steps, checkpoints at 30 and 60): its output folder and log."""
     output_dir = tmp_path_factory.mktemp("vqvae_2proc") / "out"
-    args = [*image_data_args(), *TINY_VQVAE, *QUIET, "--output_dir", str(output_dir),
-            "--max_train_steps", "60", "--train_batch_size", "16", "--learning_rate", "3e-3",
-            "--checkpointing_steps", "30"]
+    args = [
+        *image_data_args(),
+        *TINY_VQVAE,
+        *QUIET,
+        "--output_dir",
+        str(output_dir),
+        "--max_train_steps",
+        "60",
+        "--train_batch_size",
+        "16",
+        "--learning_rate",
+        "3e-3",
+        "--checkpointing_steps",
+        "30",
+    ]
     return output_dir, run_script(TRAIN_VQVAE, args, output_dir.parent / "log.txt", num_processes=2)
 
 
@@ -192,10 +234,27 @@ def two_process_prior(two_process_vqvae, tmp_path_factory) -> tuple[Path, str]:
     vqvae_dir, _ = two_process_vqvae
     work = tmp_path_factory.mktemp("prior_2proc")
     output_dir = work / "out"
-    args = [*image_data_args(), "--label_column", "label", *TINY_PRIOR, *QUIET, "--vqvae_name_or_path",
-            str(vqvae_dir), "--output_dir", str(output_dir), "--codes_cache_dir", str(work / "codes"),
-            "--max_train_steps", "40", "--train_batch_size", "16", "--learning_rate", "3e-3",
-            "--checkpointing_steps", "20"]
+    args = [
+        *image_data_args(),
+        "--label_column",
+        "label",
+        *TINY_PRIOR,
+        *QUIET,
+        "--vqvae_name_or_path",
+        str(vqvae_dir),
+        "--output_dir",
+        str(output_dir),
+        "--codes_cache_dir",
+        str(work / "codes"),
+        "--max_train_steps",
+        "40",
+        "--train_batch_size",
+        "16",
+        "--learning_rate",
+        "3e-3",
+        "--checkpointing_steps",
+        "20",
+    ]
     return output_dir, run_script(TRAIN_PRIOR, args, work / "log.txt", num_processes=2)
 
 
@@ -246,8 +305,9 @@ def test_prior_checkpoint_works_with_the_pipeline(two_process_prior, two_process
 # ---------------------------------------------------------------------------------------- SIGKILL and resume
 
 
-def run_killed_and_resumed(script: Path, args_for: Callable[[Path], list[str]], work: Path,
-                           history_name: str) -> dict:
+def run_killed_and_resumed(
+    script: Path, args_for: Callable[[Path], list[str]], work: Path, history_name: str
+) -> dict:
     """Run `script` uninterrupted and, alongside, a copy that is SIGKILLed after its first checkpoint, then
     resumed with `--resume_from_checkpoint latest`; returns both runs' folders, logs and histories.
 
@@ -262,9 +322,14 @@ def run_killed_and_resumed(script: Path, args_for: Callable[[Path], list[str]], 
     assert not (resumed_dir / "config.json").exists()  # the killed run never reached its final save
     resume_args = [*args_for(resumed_dir), "--resume_from_checkpoint", "latest"]
     resumed_log = run_script(script, resume_args, work / "resumed.txt")
-    return {"reference_dir": reference_dir, "resumed_dir": resumed_dir, "reference_log": reference_log,
-            "resumed_log": resumed_log, "reference_history": read_history(reference_dir / history_name),
-            "resumed_history": read_history(resumed_dir / history_name)}
+    return {
+        "reference_dir": reference_dir,
+        "resumed_dir": resumed_dir,
+        "reference_log": reference_log,
+        "resumed_log": resumed_log,
+        "reference_history": read_history(reference_dir / history_name),
+        "resumed_history": read_history(resumed_dir / history_name),
+    }
 
 
 def assert_resumed_run_matches_reference(runs: dict, max_train_steps: int, first_checkpoint: int) -> None:
@@ -284,9 +349,23 @@ def assert_resumed_run_matches_reference(runs: dict, max_train_steps: int, first
 # 304 training examples: 19 batches an epoch, an odd number, so with 2 accumulated batches per step an epoch
 # is 10 steps, the last of a single batch. The first checkpoint, at step 12, lies in the second epoch.
 RESUME_SHAPES = ["--dataset_name", "builtin:shapes", "--builtin_num_examples", "320"]
-VQVAE_RESUME_ARGS = [*RESUME_SHAPES, *TINY_VQVAE, *QUIET, "--max_train_steps", "24",
-                     "--train_batch_size", "16", "--gradient_accumulation_steps", "2",
-                     "--learning_rate", "2e-3", "--checkpointing_steps", "12", "--validation_steps", "6"]
+VQVAE_RESUME_ARGS = [
+    *RESUME_SHAPES,
+    *TINY_VQVAE,
+    *QUIET,
+    "--max_train_steps",
+    "24",
+    "--train_batch_size",
+    "16",
+    "--gradient_accumulation_steps",
+    "2",
+    "--learning_rate",
+    "2e-3",
+    "--checkpointing_steps",
+    "12",
+    "--validation_steps",
+    "6",
+]
 
 
 @pytest.fixture(scope="module")
@@ -294,8 +373,9 @@ def vqvae_killed_and_resumed(tmp_path_factory) -> dict:
     def args_for(output_dir: Path) -> list[str]:
         return [*VQVAE_RESUME_ARGS, "--output_dir", str(output_dir)]
 
-    return run_killed_and_resumed(TRAIN_VQVAE, args_for, tmp_path_factory.mktemp("vqvae_resume"),
-                                  "training_history.jsonl")
+    return run_killed_and_resumed(
+        TRAIN_VQVAE, args_for, tmp_path_factory.mktemp("vqvae_resume"), "training_history.jsonl"
+    )
 
 
 @pytest.mark.slow
@@ -307,9 +387,25 @@ def test_vqvae_resumed_after_sigkill_repeats_the_uninterrupted_run(vqvae_killed_
 def test_prior_resumed_after_sigkill_repeats_the_uninterrupted_run(vqvae_killed_and_resumed, tmp_path):
     # 30 steps over 19-batch epochs, a checkpoint every 21: resumed 2 steps into the second epoch.
     vqvae_dir = vqvae_killed_and_resumed["reference_dir"]
-    args = [*RESUME_SHAPES, "--label_column", "label", *TINY_PRIOR, *QUIET, "--vqvae_name_or_path",
-            str(vqvae_dir), "--max_train_steps", "30", "--train_batch_size", "16", "--learning_rate", "3e-3",
-            "--checkpointing_steps", "21", "--validation_steps", "10"]
+    args = [
+        *RESUME_SHAPES,
+        "--label_column",
+        "label",
+        *TINY_PRIOR,
+        *QUIET,
+        "--vqvae_name_or_path",
+        str(vqvae_dir),
+        "--max_train_steps",
+        "30",
+        "--train_batch_size",
+        "16",
+        "--learning_rate",
+        "3e-3",
+        "--checkpointing_steps",
+        "21",
+        "--validation_steps",
+        "10",
+    ]
 
     def args_for(output_dir: Path) -> list[str]:
         # A code cache per run (two runs must not write one at once); the resumed run reuses the killed one's.
@@ -328,10 +424,20 @@ def test_checkpoint_killed_mid_write_is_not_resumed_from(vqvae_killed_and_resume
     output_dir.mkdir()
     shutil.copytree(reference_dir / "checkpoint-12", output_dir / "checkpoint-12")
     # A newer checkpoint whose writer was killed: still under its temporary name, weights, optimizer missing.
-    shutil.copytree(reference_dir / "checkpoint-24", output_dir / "checkpoint-24.partial",
-                    ignore=shutil.ignore_patterns("*.safetensors", "optimizer.bin"))
-    argv = [*VQVAE_RESUME_ARGS, "--output_dir", str(output_dir), "--max_train_steps", "13",
-            "--resume_from_checkpoint", "latest"]
+    shutil.copytree(
+        reference_dir / "checkpoint-24",
+        output_dir / "checkpoint-24.partial",
+        ignore=shutil.ignore_patterns("*.safetensors", "optimizer.bin"),
+    )
+    argv = [
+        *VQVAE_RESUME_ARGS,
+        "--output_dir",
+        str(output_dir),
+        "--max_train_steps",
+        "13",
+        "--resume_from_checkpoint",
+        "latest",
+    ]
     with caplog.at_level(logging.INFO):
         load_script(TRAIN_VQVAE).main(argv)
     assert f"Resumed from {output_dir / 'checkpoint-12'} at step 12" in caplog.text
@@ -410,24 +516,38 @@ def empty_parquet(tmp_path_factory) -> Path:
 SMALL_SHAPES = ["--dataset_name", "builtin:shapes", "--builtin_num_examples", "40"]
 EMPTY_PARQUET = "<the empty_parquet fixture>"
 BAD_VQVAE_INPUTS = {
-    "unknown_column": ([*SMALL_SHAPES, "--image_column", "nope"],
-                       r"Column 'nope' not found.*\['image', 'label'\]"),
-    "audio_model_on_images": ([*SMALL_SHAPES, "--modality", "audio"],
-                              r"holds the audio data.*\{'image': 'image'\}.*The data is \['image'\]"),
-    "unknown_config_field": ([*SMALL_SHAPES, "--config_overrides", "hidden_channels=16,codebook_sise=32"],
-                             r"\['codebook_sise'\] are not fields of VQVAEConfig.*'codebook_size'"),
-    "empty_dataset": (["--data_files", EMPTY_PARQUET],
-                      r"empty\.parquet.*no examples \(the dataset is empty\)"),
-    "resume_without_checkpoint": ([*SMALL_SHAPES, "--resume_from_checkpoint", "latest"],
-                                  r"--resume_from_checkpoint latest: no complete checkpoint"),
+    "unknown_column": (
+        [*SMALL_SHAPES, "--image_column", "nope"],
+        r"Column 'nope' not found.*\['image', 'label'\]",
+    ),
+    "audio_model_on_images": (
+        [*SMALL_SHAPES, "--modality", "audio"],
+        r"holds the audio data.*\{'image': 'image'\}.*The data is \['image'\]",
+    ),
+    "unknown_config_field": (
+        [*SMALL_SHAPES, "--config_overrides", "hidden_channels=16,codebook_sise=32"],
+        r"\['codebook_sise'\] are not fields of VQVAEConfig.*'codebook_size'",
+    ),
+    "empty_dataset": (
+        ["--data_files", EMPTY_PARQUET],
+        r"empty\.parquet.*no examples \(the dataset is empty\)",
+    ),
+    "resume_without_checkpoint": (
+        [*SMALL_SHAPES, "--resume_from_checkpoint", "latest"],
+        r"--resume_from_checkpoint latest: no complete checkpoint",
+    ),
 }
 BAD_PRIOR_INPUTS = {
     "unknown_column": ([*SMALL_SHAPES, "--image_column", "nope"], r"Column 'nope' not found"),
     "unknown_label_column": ([*SMALL_SHAPES, "--label_column", "labels"], r"Label column 'labels' not found"),
-    "unknown_config_field": ([*SMALL_SHAPES, "--config_overrides", "dropuot=0.1"],
-                             r"\['dropuot'\] are not fields of VQPriorConfig"),
-    "resume_without_checkpoint": ([*SMALL_SHAPES, "--resume_from_checkpoint", "latest"],
-                                  r"--resume_from_checkpoint latest: no complete checkpoint"),
+    "unknown_config_field": (
+        [*SMALL_SHAPES, "--config_overrides", "dropuot=0.1"],
+        r"\['dropuot'\] are not fields of VQPriorConfig",
+    ),
+    "resume_without_checkpoint": (
+        [*SMALL_SHAPES, "--resume_from_checkpoint", "latest"],
+        r"--resume_from_checkpoint latest: no complete checkpoint",
+    ),
 }
 
 
@@ -444,8 +564,19 @@ def test_train_vqvae_rejects_bad_input_before_training(case, empty_parquet, tmp_
 @pytest.mark.parametrize("case", BAD_PRIOR_INPUTS)
 def test_train_prior_rejects_bad_input_before_training(case, untrained_vqvae_dir, tmp_path):
     args, message = BAD_PRIOR_INPUTS[case]
-    argv = [*TINY_PRIOR, *QUIET, "--vqvae_name_or_path", str(untrained_vqvae_dir), "--output_dir",
-            str(tmp_path), "--codes_cache_dir", str(tmp_path / "codes"), "--max_train_steps", "2", *args]
+    argv = [
+        *TINY_PRIOR,
+        *QUIET,
+        "--vqvae_name_or_path",
+        str(untrained_vqvae_dir),
+        "--output_dir",
+        str(tmp_path),
+        "--codes_cache_dir",
+        str(tmp_path / "codes"),
+        "--max_train_steps",
+        "2",
+        *args,
+    ]
     with pytest.raises(ValueError, match=message):
         load_script(TRAIN_PRIOR).main(argv)
     assert not (tmp_path / "prior_training_history.jsonl").exists()
@@ -453,7 +584,15 @@ def test_train_prior_rejects_bad_input_before_training(case, untrained_vqvae_dir
 
 @pytest.mark.skipif(not CIFAR10.exists(), reason=f"real data not found at {CIFAR10}")
 def test_train_vqvae_names_the_columns_of_real_data(tmp_path):
-    argv = [*TINY_VQVAE, *QUIET, "--output_dir", str(tmp_path), "--data_files", str(CIFAR10),
-            "--image_column", "image"]
+    argv = [
+        *TINY_VQVAE,
+        *QUIET,
+        "--output_dir",
+        str(tmp_path),
+        "--data_files",
+        str(CIFAR10),
+        "--image_column",
+        "image",
+    ]
     with pytest.raises(ValueError, match=r"'image' not found; the dataset has columns \['img', 'label'\]"):
         load_script(TRAIN_VQVAE).main(argv)

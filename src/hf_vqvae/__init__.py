@@ -20,7 +20,9 @@ AutoConfig.register(VQVAEConfig.model_type, VQVAEConfig, exist_ok=True)
 AutoModel.register(VQVAEConfig, VQVAEModel, exist_ok=True)
 AutoConfig.register(VQPriorConfig.model_type, VQPriorConfig, exist_ok=True)
 AutoModel.register(VQPriorConfig, VQPriorModel, exist_ok=True)
-PIPELINE_REGISTRY.register_pipeline("vq-sample", pipeline_class=VQSamplePipeline, pt_model=AutoModel, type="multimodal")
+PIPELINE_REGISTRY.register_pipeline(
+    "vq-sample", pipeline_class=VQSamplePipeline, pt_model=AutoModel, type="multimodal"
+)
 
 __all__ = [
     "QuantizerOutput",

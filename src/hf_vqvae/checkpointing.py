@@ -28,7 +28,11 @@ def list_checkpoints(output_dir: str | Path) -> list[Path]:
     output_dir = Path(output_dir)
     if not output_dir.is_dir():
         return []
-    found = [(int(m.group(1)), p) for p in output_dir.iterdir() if p.is_dir() and (m := CHECKPOINT_PATTERN.match(p.name))]
+    found = [
+        (int(m.group(1)), p)
+        for p in output_dir.iterdir()
+        if p.is_dir() and (m := CHECKPOINT_PATTERN.match(p.name))
+    ]
     return [path for _, path in sorted(found)]
 
 
@@ -59,7 +63,9 @@ def resolve_resume_checkpoint(resume_from_checkpoint: str | None, output_dir: st
     return path
 
 
-def save_checkpoint(accelerator: Accelerator, output_dir: str | Path, step: int, total_limit: int | None) -> Path:
+def save_checkpoint(
+    accelerator: Accelerator, output_dir: str | Path, step: int, total_limit: int | None
+) -> Path:
     """Save the full training state as `output_dir/checkpoint-{step}`; all processes must call this."""
     final = Path(output_dir) / f"checkpoint-{step}"
     partial = final.with_name(final.name + PARTIAL_SUFFIX)
@@ -121,7 +127,7 @@ def register_pretrained_hooks(
 
     def save_hook(prepared_models, weights, output_dir):
         if accelerator.is_main_process:
-            for subfolder, model in zip(subfolders, prepared_models):
+            for subfolder, model in zip(subfolders, prepared_models, strict=True):
                 accelerator.unwrap_model(model).save_pretrained(Path(output_dir) / subfolder)
             if extra_save is not None:
                 extra_save(Path(output_dir))

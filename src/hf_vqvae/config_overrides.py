@@ -35,6 +35,8 @@ def apply_config_overrides(
     unknown = sorted(set(overrides) - set(fields))
     if unknown:
         known = sorted(k for k in fields if not k.startswith("_") and k not in PreTrainedConfig().to_dict())
-        raise ValueError(f"--config_overrides: {unknown} are not fields of {config_class.__name__}; known: {known}.")
+        raise ValueError(
+            f"--config_overrides: {unknown} are not fields of {config_class.__name__}; known: {known}."
+        )
     base = {} if isinstance(config, type) else config.to_dict()
     return config_class(**{**base, **overrides})

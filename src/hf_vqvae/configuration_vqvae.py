@@ -128,7 +128,7 @@ class VQVAEConfig(PreTrainedConfig):
         for factor in self.downsample_factors:
             if factor < 1 or factor & (factor - 1):
                 raise ValueError(f"downsample_factors must be powers of two, got {self.downsample_factors}.")
-        for size, factor in zip(self.sample_size, self.downsample_factors):
+        for size, factor in zip(self.sample_size, self.downsample_factors, strict=True):
             if size % factor:
                 raise ValueError(
                     f"sample_size {self.sample_size} is not divisible by downsample_factors "
@@ -153,7 +153,9 @@ class VQVAEConfig(PreTrainedConfig):
     @property
     def code_shape(self) -> list[int]:
         """The code grid of one `sample_size` input, e.g. `[8, 8]` for 32x32 images."""
-        return [size // factor for size, factor in zip(self.sample_size, self.downsample_factors)]
+        return [
+            size // factor for size, factor in zip(self.sample_size, self.downsample_factors, strict=True)
+        ]
 
     @property
     def hop_length(self) -> int:

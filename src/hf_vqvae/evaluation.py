@@ -18,23 +18,33 @@ def _gather(accelerator: Accelerator | None, tensor: torch.Tensor) -> torch.Tens
     return accelerator.gather_for_metrics(tensor) if accelerator is not None else tensor
 
 
-def _batch_sums(model: VQVAEModel, inputs: torch.Tensor, reconstruction: torch.Tensor) -> dict[str, torch.Tensor]:
+def _batch_sums(
+    model: VQVAEModel, inputs: torch.Tensor, reconstruction: torch.Tensor
+) -> dict[str, torch.Tensor]:
     """Per-batch sums of per-example metrics (so the caller can average over the whole set)."""
     count = inputs.shape[0]
-    sums = {"mse": metrics.mse(reconstruction, inputs) * count, "psnr": metrics.psnr(reconstruction, inputs) * count}
+    sums = {
+        "mse": metrics.mse(reconstruction, inputs) * count,
+        "psnr": metrics.psnr(reconstruction, inputs) * count,
+    }
     modality = model.config.modality
     if modality in ("image", "video"):
         sums["psnr_uint8"] = metrics.psnr_uint8(reconstruction, inputs) * count
         sums["ssim"] = metrics.ssim(reconstruction, inputs) * count
     else:
         sums["snr_db"] = metrics.snr_db(reconstruction, inputs) * count
-        sums["log_mel_distance"] = metrics.log_mel_distance(reconstruction, inputs, model.config.sampling_rate) * count
+        sums["log_mel_distance"] = (
+            metrics.log_mel_distance(reconstruction, inputs, model.config.sampling_rate) * count
+        )
     return sums
 
 
 @torch.no_grad()
 def evaluate_reconstruction(
-    model: VQVAEModel, batches: Iterable[dict], accelerator: Accelerator | None = None, show_progress_bar: bool = False
+    model: VQVAEModel,
+    batches: Iterable[dict],
+    accelerator: Accelerator | None = None,
+    show_progress_bar: bool = False,
 ) -> dict[str, float]:
     """Reconstruction metrics and codebook usage of `model` over all `batches` (model inputs under their names).
 
@@ -49,7 +59,9 @@ def evaluate_reconstruction(
         inputs = batch[model.main_input_name]
         outputs = model(inputs)
         reconstruction = outputs.reconstruction.float().clamp(-1, 1)
-        inputs, reconstruction, codes = (_gather(accelerator, t) for t in (inputs, reconstruction, outputs.codes))
+        inputs, reconstruction, codes = (
+            _gather(accelerator, t) for t in (inputs, reconstruction, outputs.codes)
+        )
         for name, value in _batch_sums(model, inputs.float(), reconstruction).items():
             totals[name] = totals.get(name, 0.0) + value.item()
         usage.update(codes)
@@ -58,14 +70,21 @@ def evaluate_reconstruction(
     if count == 0:
         raise ValueError("The validation set is empty.")
     results = {name: total / count for name, total in totals.items()}
-    results |= {"codebook_perplexity": usage.perplexity, "codebook_fraction_used": usage.fraction_used,
-                "code_entropy_bits": usage.entropy_bits, "num_eval_examples": count}
+    results |= {
+        "codebook_perplexity": usage.perplexity,
+        "codebook_fraction_used": usage.fraction_used,
+        "code_entropy_bits": usage.entropy_bits,
+        "num_eval_examples": count,
+    }
     return results
 
 
 @torch.no_grad()
 def evaluate_prior(
-    prior: torch.nn.Module, batches: Iterable[dict], dims_per_example: int, accelerator: Accelerator | None = None
+    prior: torch.nn.Module,
+    batches: Iterable[dict],
+    dims_per_example: int,
+    accelerator: Accelerator | None = None,
 ) -> dict[str, float]:
     """Mean NLL of the prior over all code grids in `batches` (`codes`, optional `class_labels`), in nats and bits
     per code and in bits per input dimension of the signal the codes stand for."""
@@ -81,6 +100,10 @@ def evaluate_prior(
     prior.train(was_training)
     nats_per_code = total_nats / total_codes
     codes_per_example = int(torch.tensor(prior.config.code_shape).prod())
-    return {"prior_nll_nats_per_code": nats_per_code, "prior_bits_per_code": metrics.bits_per_code(nats_per_code),
-            "prior_bits_per_input_dim": metrics.bits_per_input_dim(nats_per_code, codes_per_example,
-                                                                   dims_per_example)}
+    return {
+        "prior_nll_nats_per_code": nats_per_code,
+        "prior_bits_per_code": metrics.bits_per_code(nats_per_code),
+        "prior_bits_per_input_dim": metrics.bits_per_input_dim(
+            nats_per_code, codes_per_example, dims_per_example
+        ),
+    }

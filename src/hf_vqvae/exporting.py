@@ -29,13 +29,22 @@ def postprocess_samples(samples: torch.Tensor, config: VQVAEConfig, output_type:
         raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}.")
     samples = samples.detach().float().cpu().clamp(-1, 1)
     if config.modality == "audio":
-        return [{"audio": sample if output_type == "pt" else sample.numpy(), "sampling_rate": config.sampling_rate}
-                for sample in samples]
+        return [
+            {
+                "audio": sample if output_type == "pt" else sample.numpy(),
+                "sampling_rate": config.sampling_rate,
+            }
+            for sample in samples
+        ]
     if config.modality == "image":
         converted = VaeImageProcessor(do_resize=False).postprocess(samples, output_type=output_type)
     else:  # diffusers' VideoProcessor wants (batch, channels, frames, height, width)
-        converted = VideoProcessor(do_resize=False).postprocess_video(samples.transpose(1, 2), output_type=output_type)
-    if output_type == "np":  # diffusers gives float arrays in [0, 1]; return the uint8 levels media are stored in
+        converted = VideoProcessor(do_resize=False).postprocess_video(
+            samples.transpose(1, 2), output_type=output_type
+        )
+    if (
+        output_type == "np"
+    ):  # diffusers gives float arrays in [0, 1]; return the uint8 levels media are stored in
         return [np.round(array * 255).astype(np.uint8) for array in converted]
     return list(converted)
 
@@ -67,7 +76,10 @@ def save_audio(samples: Sequence[dict], output_dir: str | Path, prefix: str = "s
 
 
 def save_videos(
-    videos: Sequence[Sequence[PIL.Image.Image]], output_dir: str | Path, fps: int, prefix: str = "sample",
+    videos: Sequence[Sequence[PIL.Image.Image]],
+    output_dir: str | Path,
+    fps: int,
+    prefix: str = "sample",
     video_format: str = "gif",
 ) -> list[Path]:
     """Save each video (a list of PIL frames) as `{prefix}_{i}.gif` or `.mp4`."""
@@ -105,7 +117,11 @@ def export_to_mp4(frames: Sequence[PIL.Image.Image], path: str | Path, fps: int)
 
 
 def save_samples(
-    samples: torch.Tensor, config: VQVAEConfig, output_dir: str | Path, prefix: str = "sample", rows: int | None = None
+    samples: torch.Tensor,
+    config: VQVAEConfig,
+    output_dir: str | Path,
+    prefix: str = "sample",
+    rows: int | None = None,
 ) -> list[Path]:
     """Write a batch of [-1, 1] signals as the modality's files: one PNG grid (`{prefix}_grid.png`, `rows` rows),
     WAV files, or GIF files. Returns the written paths."""

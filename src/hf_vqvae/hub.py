@@ -12,6 +12,10 @@ def push_output_dir(output_dir: str | Path, repo_id: str, token: str | None = No
     """Create `repo_id` if needed and upload `output_dir` without its checkpoints; returns the commit URL."""
     api = HfApi(token=token)
     api.create_repo(repo_id, exist_ok=True)
-    commit = api.upload_folder(repo_id=repo_id, folder_path=output_dir, ignore_patterns=HUB_IGNORE_PATTERNS,
-                               commit_message="Upload model trained with hf_vqvae")
+    commit = api.upload_folder(
+        repo_id=repo_id,
+        folder_path=output_dir,
+        ignore_patterns=HUB_IGNORE_PATTERNS,
+        commit_message="Upload model trained with hf_vqvae",
+    )
     return commit.commit_url

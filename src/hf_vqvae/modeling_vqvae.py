@@ -17,8 +17,11 @@ from .strict_loading import StrictLoadingMixin
 
 CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
 CONV_TRANSPOSE = {1: nn.ConvTranspose1d, 2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d}
-INPUT_LAYOUT = {"image": "(batch, channels, height, width)", "audio": "(batch, channels, time)",
-                "video": "(batch, frames, channels, height, width)"}
+INPUT_LAYOUT = {
+    "image": "(batch, channels, height, width)",
+    "audio": "(batch, channels, time)",
+    "video": "(batch, frames, channels, height, width)",
+}
 
 
 @dataclass
@@ -122,7 +125,7 @@ class VQVAEEncoder(nn.Module):
         channels = [config.in_channels] + [config.hidden_channels // 2] * (len(strides) - 1)
         channels += [config.hidden_channels] if strides else []
         layers = []
-        for stride, c_in, c_out in zip(strides, channels, channels[1:]):
+        for stride, c_in, c_out in zip(strides, channels[:-1], channels[1:], strict=True):
             layers += [conv(c_in, c_out, _kernel_for(stride), stride=stride, padding=1), nn.ReLU()]
         layers.append(conv(channels[-1], config.hidden_channels, 3, padding=1))
         self.downsample = nn.Sequential(*layers)
@@ -145,7 +148,7 @@ class VQVAEDecoder(nn.Module):
         channels = [config.hidden_channels] + [config.hidden_channels // 2] * (len(strides) - 1)
         channels += [config.in_channels]
         layers = []
-        for stride, c_in, c_out in zip(strides, channels, channels[1:]):
+        for stride, c_in, c_out in zip(strides, channels[:-1], channels[1:], strict=True):
             layers += [conv_transpose(c_in, c_out, _kernel_for(stride), stride=stride, padding=1), nn.ReLU()]
         if strides:
             layers.pop()  # no activation on the output
@@ -168,8 +171,10 @@ class VQVAEPreTrainedModel(StrictLoadingMixin, PreTrainedModel):
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
-        if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d,
-                               nn.ConvTranspose3d)):
+        if isinstance(
+            module,
+            (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d),
+        ):
             # PyTorch's default (Kaiming-uniform) init, as in the reference implementations; transformers' default
             # would re-initialise convs with N(0, 0.02).
             module.reset_parameters()
@@ -258,7 +263,9 @@ class VQVAEModel(VQVAEPreTrainedModel):
     def _from_channels_first(self, outputs: torch.Tensor) -> torch.Tensor:
         return outputs.transpose(1, 2) if self.config.modality == "video" else outputs
 
-    def _select_inputs(self, pixel_values: torch.Tensor | None, input_values: torch.Tensor | None) -> torch.Tensor:
+    def _select_inputs(
+        self, pixel_values: torch.Tensor | None, input_values: torch.Tensor | None
+    ) -> torch.Tensor:
         if (pixel_values is None) == (input_values is None):
             raise ValueError(
                 f"Pass exactly one input batch: `{self.main_input_name}` for modality={self.config.modality!r} "
@@ -281,8 +288,12 @@ class VQVAEModel(VQVAEPreTrainedModel):
         if inputs.ndim != config.num_axes + 2:
             raise ValueError(
                 f"A {config.modality} VQ-VAE expects a {config.num_axes + 2}-D tensor {layout}, got shape "
-                f"{tuple(inputs.shape)}" + (" (add a batch axis with `x.unsqueeze(0)`)."
-                                             if inputs.ndim == config.num_axes + 1 else ".")
+                f"{tuple(inputs.shape)}"
+                + (
+                    " (add a batch axis with `x.unsqueeze(0)`)."
+                    if inputs.ndim == config.num_axes + 1
+                    else "."
+                )
             )
         channel_axis = 2 if config.modality == "video" else 1
         if inputs.shape[channel_axis] != config.in_channels:
@@ -291,10 +302,10 @@ class VQVAEModel(VQVAEPreTrainedModel):
                 f"{tuple(inputs.shape)}."
             )
         sizes = [s for axis, s in enumerate(inputs.shape[1:], 1) if axis != channel_axis]
-        if any(size % factor for size, factor in zip(sizes, config.downsample_factors)):
+        if any(size % factor for size, factor in zip(sizes, config.downsample_factors, strict=True)):
             nearest = [
                 sorted({max(factor, size // factor * factor), -(-size // factor) * factor})
-                for size, factor in zip(sizes, config.downsample_factors)
+                for size, factor in zip(sizes, config.downsample_factors, strict=True)
             ]
             raise ValueError(
                 f"Input sizes {sizes} of shape {tuple(inputs.shape)} are not divisible by downsample_factors "
@@ -308,7 +319,9 @@ class VQVAEModel(VQVAEPreTrainedModel):
         config = self.config
         grid = ", ".join(f"{size}" for size in config.code_shape)
         if not isinstance(codes, torch.Tensor) or codes.is_floating_point() or codes.is_complex():
-            raise TypeError(f"codes must be an integer tensor (torch.long), got {getattr(codes, 'dtype', type(codes))}.")
+            raise TypeError(
+                f"codes must be an integer tensor (torch.long), got {getattr(codes, 'dtype', type(codes))}."
+            )
         if codes.ndim != config.num_axes + 1 or 0 in codes.shape:
             raise ValueError(
                 f"codes must have shape (batch, *code_grid) with a {config.num_axes}-D code grid (e.g. "

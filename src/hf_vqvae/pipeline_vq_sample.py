@@ -62,13 +62,32 @@ class VQSamplePipeline(Pipeline):
         return super().__call__(inputs, sampling_batch_size=batch_size, **kwargs)
 
     def _sanitize_parameters(
-        self, num_samples=None, class_labels=None, temperature=None, top_k=None, top_p=None, seed=None,
-        sampling_batch_size=None, output_type=None,
+        self,
+        num_samples=None,
+        class_labels=None,
+        temperature=None,
+        top_k=None,
+        top_p=None,
+        seed=None,
+        sampling_batch_size=None,
+        output_type=None,
     ):
-        preprocess = {k: v for k, v in {"num_samples": num_samples, "class_labels": class_labels}.items()
-                      if v is not None}
-        forward = {k: v for k, v in {"temperature": temperature, "top_k": top_k, "top_p": top_p, "seed": seed,
-                                      "batch_size": sampling_batch_size}.items() if v is not None}
+        preprocess = {
+            k: v
+            for k, v in {"num_samples": num_samples, "class_labels": class_labels}.items()
+            if v is not None
+        }
+        forward = {
+            k: v
+            for k, v in {
+                "temperature": temperature,
+                "top_k": top_k,
+                "top_p": top_p,
+                "seed": seed,
+                "batch_size": sampling_batch_size,
+            }.items()
+            if v is not None
+        }
         if output_type is not None and output_type not in OUTPUT_TYPES:  # before sampling, not after
             raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}.")
         postprocess = {"output_type": output_type} if output_type is not None else {}
@@ -97,8 +116,10 @@ class VQSamplePipeline(Pipeline):
             names = self.class_ids_by_name()
             unknown = sorted({label for label in class_labels if isinstance(label, str)} - names.keys())
             if unknown:
-                raise ValueError(f"Unknown class names {unknown}; this prior knows {sorted(names)} "
-                                 "(config.label2id / config.id2label).")
+                raise ValueError(
+                    f"Unknown class names {unknown}; this prior knows {sorted(names)} "
+                    "(config.label2id / config.id2label)."
+                )
             class_labels = [names[label] if isinstance(label, str) else label for label in class_labels]
         return class_labels_as_tensor(class_labels, num_samples)
 
@@ -109,7 +130,9 @@ class VQSamplePipeline(Pipeline):
         names = {name: int(index) for index, name in (config.id2label or {}).items()}
         return {**names, **{name: int(index) for name, index in (config.label2id or {}).items()}}
 
-    def _forward(self, model_inputs: dict, temperature=1.0, top_k=None, top_p=None, seed=None, batch_size=None):
+    def _forward(
+        self, model_inputs: dict, temperature=1.0, top_k=None, top_p=None, seed=None, batch_size=None
+    ):
         """2. Sample code grids from the prior, batch by batch; 3. decode them with the VQ-VAE."""
         num_samples, class_labels = model_inputs["num_samples"], model_inputs["class_labels"]
         batch_size = batch_size or num_samples
@@ -119,7 +142,12 @@ class VQSamplePipeline(Pipeline):
             count = min(batch_size, num_samples - start)
             labels = class_labels[start : start + count].to(self.device) if class_labels is not None else None
             codes = self.prior.generate(
-                count, class_labels=labels, temperature=temperature, top_k=top_k, top_p=top_p, generator=generator,
+                count,
+                class_labels=labels,
+                temperature=temperature,
+                top_k=top_k,
+                top_p=top_p,
+                generator=generator,
                 show_progress_bar=not self._progress_bar_config.get("disable", False),
             )
             decoded.append(self.model.decode(codes).float().clamp(-1, 1))
@@ -138,8 +166,10 @@ def load_prior(vqvae: VQVAEModel) -> torch.nn.Module:
     """Load the prior stored in `prior/` beside the VQ-VAE (a local folder or a Hub repo)."""
     source = vqvae.name_or_path
     if not source:
-        raise ValueError("This VQ-VAE was not loaded from a folder; pass the prior explicitly: "
-                         "VQSamplePipeline(model=vqvae, prior=prior).")
+        raise ValueError(
+            "This VQ-VAE was not loaded from a folder; pass the prior explicitly: "
+            "VQSamplePipeline(model=vqvae, prior=prior)."
+        )
     # The same revision / cache folder / token the VQ-VAE was loaded with (`pipeline()` passes them on to it).
     hub_kwargs = dict(getattr(vqvae, "hub_loading_kwargs", {}))
     subfolder = "/".join(filter(None, [hub_kwargs.pop("subfolder", None), PRIOR_SUBFOLDER]))
@@ -155,16 +185,22 @@ def load_prior(vqvae: VQVAEModel) -> torch.nn.Module:
 
 
 def no_prior_message(where) -> str:
-    return (f"No prior found at {where}: a vq-sample model folder holds the VQ-VAE at its root and the prior in "
-            "`prior/` (train one with examples/train_prior.py).")
+    return (
+        f"No prior found at {where}: a vq-sample model folder holds the VQ-VAE at its root and the prior in "
+        "`prior/` (train one with examples/train_prior.py)."
+    )
 
 
 def check_prior_matches_vqvae(prior_config, vqvae_config) -> None:
     """The prior must model the VQ-VAE's codebook and code grid; say which field disagrees."""
     if prior_config.codebook_size != vqvae_config.codebook_size:
-        raise ValueError(f"The prior models {prior_config.codebook_size} codes but the VQ-VAE has codebook_size "
-                         f"{vqvae_config.codebook_size}.")
+        raise ValueError(
+            f"The prior models {prior_config.codebook_size} codes but the VQ-VAE has codebook_size "
+            f"{vqvae_config.codebook_size}."
+        )
     if list(prior_config.code_shape) != list(vqvae_config.code_shape):
-        raise ValueError(f"The prior's code_shape {list(prior_config.code_shape)} does not match the VQ-VAE's code "
-                         f"grid {vqvae_config.code_shape} (sample_size {vqvae_config.sample_size} / "
-                         f"downsample_factors {vqvae_config.downsample_factors}).")
+        raise ValueError(
+            f"The prior's code_shape {list(prior_config.code_shape)} does not match the VQ-VAE's code "
+            f"grid {vqvae_config.code_shape} (sample_size {vqvae_config.sample_size} / "
+            f"downsample_factors {vqvae_config.downsample_factors})."
+        )

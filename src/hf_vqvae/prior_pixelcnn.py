@@ -83,8 +83,9 @@ class GatedPixelCNNLayer(nn.Module):
         super().__init__()
         hidden, self.context = config.hidden_size, config.kernel_size // 2
         # Rows r-p..r of the (already shifted) vertical input, columns c-p..c+p.
-        self.vertical_conv = nn.Conv2d(hidden, 2 * hidden, (self.context + 1, config.kernel_size),
-                                       padding=(0, self.context))
+        self.vertical_conv = nn.Conv2d(
+            hidden, 2 * hidden, (self.context + 1, config.kernel_size), padding=(0, self.context)
+        )
         # Columns c-p..c of the (already shifted) horizontal input.
         self.horizontal_conv = nn.Conv2d(hidden, 2 * hidden, (1, self.context + 1))
         self.vertical_to_horizontal = nn.Conv2d(2 * hidden, 2 * hidden, 1)

@@ -69,7 +69,7 @@ def all_gather_rows(rows: torch.Tensor) -> torch.Tensor:
     padded[: rows.shape[0]] = rows
     gathered = [torch.zeros_like(padded) for _ in range(world_size)]
     dist.all_gather(gathered, padded)
-    return torch.cat([g[: int(c.item())] for g, c in zip(gathered, counts)])
+    return torch.cat([g[: int(c.item())] for g, c in zip(gathered, counts, strict=True)])
 
 
 def nearest_codes(vectors: torch.Tensor, codebook: torch.Tensor, max_distances: int = 2**24) -> torch.Tensor:
@@ -236,7 +236,9 @@ class VectorQuantizer(nn.Module):
             sums = sum_by_code(data, codes, self.codebook_size)
             # Empty clusters keep their previous centroid instead of collapsing to the origin.
             centroids = torch.where(counts[:, None] > 0, sums / counts.clamp(min=1)[:, None], centroids)
-        counts = torch.bincount(nearest_codes(data, centroids, self.max_distances), minlength=self.codebook_size)
+        counts = torch.bincount(
+            nearest_codes(data, centroids, self.max_distances), minlength=self.codebook_size
+        )
         # Per-step usage scale: the gathered batch spans all ranks, like the all-reduced counts of a step.
         cluster_size = counts.float().clamp(min=1.0)
         self.codebook.copy_(centroids.to(self.codebook.dtype))

@@ -5,8 +5,11 @@ from transformers import PreTrainedModel
 # Where a model came from, kept so that companion models (a VQ-VAE's `prior/`) load from the same snapshot.
 HUB_LOADING_KWARGS = ("revision", "cache_dir", "token", "local_files_only", "subfolder")
 
-_PROBLEMS = {"missing_keys": "missing from the checkpoint", "unexpected_keys": "not used by the model",
-             "mismatched_keys": "of a different shape than the config implies"}
+_PROBLEMS = {
+    "missing_keys": "missing from the checkpoint",
+    "unexpected_keys": "not used by the model",
+    "mismatched_keys": "of a different shape than the config implies",
+}
 
 
 class StrictLoadingMixin:
@@ -28,10 +31,15 @@ class StrictLoadingMixin:
             model.hub_loading_kwargs = hub_loading_kwargs
             return model
         return_info = kwargs.pop("output_loading_info", False)
-        model, info = super().from_pretrained(*args, ignore_mismatched_sizes=True, output_loading_info=True, **kwargs)
+        model, info = super().from_pretrained(
+            *args, ignore_mismatched_sizes=True, output_loading_info=True, **kwargs
+        )
         model.hub_loading_kwargs = hub_loading_kwargs
-        problems = [f"{len(info[kind])} tensors {what}: {sorted(map(str, info[kind]))[:8]}"
-                    for kind, what in _PROBLEMS.items() if info.get(kind)]
+        problems = [
+            f"{len(info[kind])} tensors {what}: {sorted(map(str, info[kind]))[:8]}"
+            for kind, what in _PROBLEMS.items()
+            if info.get(kind)
+        ]
         if problems:
             raise ValueError(
                 f"The checkpoint at {args[0] if args else kwargs.get('pretrained_model_name_or_path')!r} does not "

@@ -10,51 +10,84 @@ logger = logging.getLogger(__name__)
 def add_data_args(parser: argparse.ArgumentParser) -> None:
     """Where the data comes from and how it is split."""
     group = parser.add_argument_group("data")
-    group.add_argument("--dataset_name", help="A Hub dataset, or a built-in one: builtin:shapes, builtin:tones, "
-                       "builtin:sprites, builtin:moving-mnist.")
+    group.add_argument(
+        "--dataset_name",
+        help="A Hub dataset, or a built-in one: builtin:shapes, builtin:tones, "
+        "builtin:sprites, builtin:moving-mnist.",
+    )
     group.add_argument("--dataset_config_name", help="The Hub dataset's configuration.")
-    group.add_argument("--train_data_dir", help="A local folder: imagefolder, or audio/video files in class folders.")
+    group.add_argument(
+        "--train_data_dir", help="A local folder: imagefolder, or audio/video files in class folders."
+    )
     group.add_argument("--data_files", nargs="+", help="Parquet/Arrow/CSV/JSON files (globs allowed).")
     group.add_argument("--image_column", help="Column holding images (default: guessed from the features).")
     group.add_argument("--audio_column", help="Column holding audio.")
     group.add_argument("--video_column", help="Column holding video.")
-    group.add_argument("--label_column", help="Column of class labels (class-conditional prior; label-wise samples).")
+    group.add_argument(
+        "--label_column", help="Column of class labels (class-conditional prior; label-wise samples)."
+    )
     group.add_argument("--max_train_samples", type=int, help="Keep at most this many training examples.")
     group.add_argument("--max_eval_samples", type=int, help="Keep at most this many validation examples.")
-    group.add_argument("--validation_split_percentage", type=float, default=5.0,
-                       help="Percentage of the data held out for validation (evenly spread rows).")
-    group.add_argument("--streaming", action="store_true", help="Read the dataset lazily (larger than memory).")
-    group.add_argument("--max_bad_fraction", type=float, default=0.05,
-                       help="Fail when more than this fraction of the examples seen cannot be decoded.")
+    group.add_argument(
+        "--validation_split_percentage",
+        type=float,
+        default=5.0,
+        help="Percentage of the data held out for validation (evenly spread rows).",
+    )
+    group.add_argument(
+        "--streaming", action="store_true", help="Read the dataset lazily (larger than memory)."
+    )
+    group.add_argument(
+        "--max_bad_fraction",
+        type=float,
+        default=0.05,
+        help="Fail when more than this fraction of the examples seen cannot be decoded.",
+    )
     group.add_argument("--builtin_num_examples", type=int, help="Size of a built-in dataset.")
 
 
 def add_training_args(parser: argparse.ArgumentParser) -> None:
     """Optimisation, precision, checkpointing, logging and hub flags."""
     group = parser.add_argument_group("training")
-    group.add_argument("--output_dir", required=True, help="Hub-ready output folder (also holds checkpoints).")
+    group.add_argument(
+        "--output_dir", required=True, help="Hub-ready output folder (also holds checkpoints)."
+    )
     group.add_argument("--seed", type=int, default=42)
     group.add_argument("--train_batch_size", type=int, default=32, help="Batch size per process.")
     group.add_argument("--eval_batch_size", type=int, default=64)
     group.add_argument("--learning_rate", type=float, default=2e-4)
-    group.add_argument("--lr_scheduler", default="constant",
-                       help="transformers scheduler name: constant, cosine, linear, constant_with_warmup, ...")
+    group.add_argument(
+        "--lr_scheduler",
+        default="constant",
+        help="transformers scheduler name: constant, cosine, linear, constant_with_warmup, ...",
+    )
     group.add_argument("--lr_warmup_steps", type=int, default=0)
     group.add_argument("--adam_weight_decay", type=float, default=0.0)
     group.add_argument("--max_grad_norm", type=float, default=None, help="Clip gradients to this norm.")
     group.add_argument("--max_train_steps", type=int, help="Total optimisation steps (overrides epochs).")
     group.add_argument("--num_train_epochs", type=int, default=1)
     group.add_argument("--gradient_accumulation_steps", type=int, default=1)
-    group.add_argument("--mixed_precision", choices=["no", "fp16", "bf16"], default=None,
-                       help="Defaults to Accelerate's config; bf16 is ~1.6x faster on recent CPUs.")
-    group.add_argument("--checkpointing_steps", type=int, default=500, help="Save a resumable checkpoint every N.")
+    group.add_argument(
+        "--mixed_precision",
+        choices=["no", "fp16", "bf16"],
+        default=None,
+        help="Defaults to Accelerate's config; bf16 is ~1.6x faster on recent CPUs.",
+    )
+    group.add_argument(
+        "--checkpointing_steps", type=int, default=500, help="Save a resumable checkpoint every N."
+    )
     group.add_argument("--checkpoints_total_limit", type=int, help="Keep only the newest N checkpoints.")
     group.add_argument("--resume_from_checkpoint", help="A checkpoint folder, or `latest` in --output_dir.")
     group.add_argument("--validation_steps", type=int, default=500, help="Validate every N steps.")
-    group.add_argument("--report_to", default="tensorboard",
-                       help="Trackers: tensorboard (skipped with a warning when not installed), wandb, all, or none.")
+    group.add_argument(
+        "--report_to",
+        default="tensorboard",
+        help="Trackers: tensorboard (skipped with a warning when not installed), wandb, all, or none.",
+    )
     group.add_argument("--logging_dir", default="logs", help="Tracker folder, relative to --output_dir.")
-    group.add_argument("--num_validation_samples", type=int, default=16, help="Samples / reconstructions saved.")
+    group.add_argument(
+        "--num_validation_samples", type=int, default=16, help="Samples / reconstructions saved."
+    )
     group.add_argument("--push_to_hub", action="store_true")
     group.add_argument("--hub_model_id", help="Repo to push to (default: the output folder's name).")
     group.add_argument("--hub_token")
@@ -70,6 +103,8 @@ def resolve_report_to(report_to: str) -> str | None:
     if report_to == "none":
         return None
     if report_to == "tensorboard" and importlib.util.find_spec("tensorboard") is None:
-        logger.warning("--report_to tensorboard: tensorboard is not installed, so only the JSON history is kept.")
+        logger.warning(
+            "--report_to tensorboard: tensorboard is not installed, so only the JSON history is kept."
+        )
         return None
     return report_to

@@ -34,4 +34,3 @@ class TrainingHistory:
             self.records.append(record)
             with self.path.open("a") as history_file:
                 history_file.write(json.dumps(record) + "\n")
-
