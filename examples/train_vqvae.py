@@ -17,15 +17,14 @@ import time
 from pathlib import Path
 
 import torch
-from accelerate import Accelerator, DataLoaderConfiguration
-from accelerate.utils import ProjectConfiguration, set_seed
+from accelerate import Accelerator
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import get_scheduler
 
 from hf_vqvae import VQVAEConfig, VQVAEModel
 from hf_vqvae.checkpointing import (
-    checkpoint_step,
+    load_checkpoint,
     register_pretrained_hooks,
     resolve_resume_checkpoint,
     resumable_batches,
@@ -47,7 +46,7 @@ from hf_vqvae.exporting import save_samples
 from hf_vqvae.hub import push_output_dir
 from hf_vqvae.modelcard import write_model_card
 from hf_vqvae.plotting import plot_training_curves
-from hf_vqvae.training_args import add_data_args, add_training_args, data_column, resolve_report_to
+from hf_vqvae.training_args import add_data_args, add_training_args, build_accelerator, data_column
 from hf_vqvae.training_history import TrainingHistory
 
 logger = logging.getLogger(__name__)
@@ -131,18 +130,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     output_dir = Path(args.output_dir)
     resume_checkpoint = resolve_resume_checkpoint(args.resume_from_checkpoint, output_dir)
-    accelerator = Accelerator(
-        gradient_accumulation_steps=args.gradient_accumulation_steps,
-        mixed_precision=args.mixed_precision,
-        log_with=resolve_report_to(args.report_to),
-        project_config=ProjectConfiguration(
-            project_dir=str(output_dir), logging_dir=str(output_dir / args.logging_dir)
-        ),
-        # A seedable sampler makes the data order a function of (seed, epoch), so a resumed run sees the same batches.
-        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=args.seed),
-    )
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    set_seed(args.seed)
+    accelerator = build_accelerator(args)
 
     model = build_model(args)
     train_loader, eval_loader, label_names = build_dataloaders(args, model.config, accelerator)
@@ -180,11 +168,7 @@ def main(argv: list[str] | None = None) -> None:
             config={k: v for k, v in vars(args).items() if isinstance(v, int | float | str | bool)},
         )
 
-    global_step = 0
-    if resume_checkpoint is not None:
-        accelerator.load_state(str(resume_checkpoint))
-        global_step = checkpoint_step(resume_checkpoint)
-        logger.info("Resumed from %s at step %d", resume_checkpoint, global_step)
+    global_step = load_checkpoint(accelerator, resume_checkpoint)
     history = TrainingHistory(output_dir / "training_history.jsonl", accelerator, resume_step=global_step)
 
     start = time.perf_counter()

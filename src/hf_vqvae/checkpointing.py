@@ -63,6 +63,16 @@ def resolve_resume_checkpoint(resume_from_checkpoint: str | None, output_dir: st
     return path
 
 
+def load_checkpoint(accelerator: Accelerator, checkpoint: Path | None) -> int:
+    """Restore the full training state from `checkpoint` (if any); returns the step to continue from."""
+    if checkpoint is None:
+        return 0
+    accelerator.load_state(str(checkpoint))
+    step = checkpoint_step(checkpoint)
+    logger.info("Resumed from %s at step %d", checkpoint, step)
+    return step
+
+
 def save_checkpoint(
     accelerator: Accelerator, output_dir: str | Path, step: int, total_limit: int | None
 ) -> Path:

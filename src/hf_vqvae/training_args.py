@@ -3,6 +3,10 @@
 import argparse
 import importlib.util
 import logging
+from pathlib import Path
+
+from accelerate import Accelerator, DataLoaderConfiguration
+from accelerate.utils import ProjectConfiguration, set_seed
 
 logger = logging.getLogger(__name__)
 
@@ -108,3 +112,22 @@ def resolve_report_to(report_to: str) -> str | None:
         )
         return None
     return report_to
+
+
+def build_accelerator(args: argparse.Namespace) -> Accelerator:
+    """The `Accelerator` the shared flags describe (precision, accumulation, trackers), with logging set up and
+    every RNG seeded."""
+    output_dir = Path(args.output_dir)
+    accelerator = Accelerator(
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        mixed_precision=args.mixed_precision,
+        log_with=resolve_report_to(args.report_to),
+        project_config=ProjectConfiguration(
+            project_dir=str(output_dir), logging_dir=str(output_dir / args.logging_dir)
+        ),
+        # A seedable sampler makes the data order a function of (seed, epoch), so a resumed run sees the same batches.
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=args.seed),
+    )
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    set_seed(args.seed)
+    return accelerator
