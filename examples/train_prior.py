@@ -39,10 +39,7 @@ from hf_vqvae.config_overrides import apply_config_overrides, parse_config_overr
 from hf_vqvae.data import (
     build_preprocessor,
     collate_examples,
-    load_raw_dataset,
     prepare_dataset,
-    resolve_label_names,
-    split_train_validation,
 )
 from hf_vqvae.evaluation import evaluate_prior
 from hf_vqvae.exporting import save_samples
@@ -51,7 +48,13 @@ from hf_vqvae.metrics import CodebookUsage
 from hf_vqvae.modelcard import write_model_card
 from hf_vqvae.modeling_prior import VQPriorModel
 from hf_vqvae.plotting import plot_training_curves
-from hf_vqvae.training_args import add_data_args, add_training_args, build_accelerator, data_column
+from hf_vqvae.training_args import (
+    add_data_args,
+    add_training_args,
+    build_accelerator,
+    data_column,
+    load_raw_splits,
+)
 from hf_vqvae.training_history import TrainingHistory
 
 logger = logging.getLogger(__name__)
@@ -92,24 +95,6 @@ def load_frozen_vqvae(path: str) -> VQVAEModel:
     return vqvae
 
 
-def load_raw_splits(args, modality: str):
-    """The raw train/validation splits and the class names of `--label_column` (None without labels)."""
-    options = {"num_examples": args.builtin_num_examples} if args.builtin_num_examples else None
-    raw = load_raw_dataset(
-        args.dataset_name,
-        args.dataset_config_name,
-        args.train_data_dir,
-        args.data_files,
-        modality=modality,
-        builtin_options=options,
-    )
-    label_names = resolve_label_names(raw, args.label_column) if args.label_column else None
-    raw_train, raw_eval = split_train_validation(
-        raw, args.validation_split_percentage, args.max_train_samples, args.max_eval_samples, seed=args.seed
-    )
-    return raw_train, raw_eval, label_names
-
-
 def encoded_splits(
     args, vqvae: VQVAEModel, raw_train, raw_eval, accelerator: Accelerator
 ) -> datasets.DatasetDict:
@@ -133,6 +118,7 @@ def encoded_splits(
             "dataset_config_name",
             "train_data_dir",
             "data_files",
+            "validation_data_files",
             "label_column",
             "validation_split_percentage",
             "max_train_samples",

@@ -36,17 +36,20 @@ from hf_vqvae.data import (
     BadExampleTracker,
     build_preprocessor,
     collate_examples,
-    load_raw_dataset,
     prepare_dataset,
-    resolve_label_names,
-    split_train_validation,
 )
 from hf_vqvae.evaluation import evaluate_reconstruction
 from hf_vqvae.exporting import save_samples
 from hf_vqvae.hub import push_output_dir
 from hf_vqvae.modelcard import write_model_card
 from hf_vqvae.plotting import plot_training_curves
-from hf_vqvae.training_args import add_data_args, add_training_args, build_accelerator, data_column
+from hf_vqvae.training_args import (
+    add_data_args,
+    add_training_args,
+    build_accelerator,
+    data_column,
+    load_raw_splits,
+)
 from hf_vqvae.training_history import TrainingHistory
 
 logger = logging.getLogger(__name__)
@@ -91,19 +94,7 @@ def build_model(args: argparse.Namespace) -> VQVAEModel:
 
 def build_dataloaders(args, config: VQVAEConfig, accelerator: Accelerator):
     """Raw dataset -> train/validation split -> lazy per-modality preprocessing -> DataLoaders."""
-    options = {"num_examples": args.builtin_num_examples} if args.builtin_num_examples else None
-    raw = load_raw_dataset(
-        args.dataset_name,
-        args.dataset_config_name,
-        args.train_data_dir,
-        args.data_files,
-        streaming=args.streaming,
-        modality=config.modality,
-        builtin_options=options,
-    )
-    raw_train, raw_eval = split_train_validation(
-        raw, args.validation_split_percentage, args.max_train_samples, args.max_eval_samples, seed=args.seed
-    )
+    raw_train, raw_eval, label_names = load_raw_splits(args, config.modality)
     column = data_column(args, config.modality)
     tracker = BadExampleTracker(max_bad_fraction=args.max_bad_fraction)
     train = prepare_dataset(
@@ -122,7 +113,6 @@ def build_dataloaders(args, config: VQVAEConfig, accelerator: Accelerator):
             raw_eval, build_preprocessor(config, train=False), column, args.label_column, tracker=tracker
         )
         eval_loader = DataLoader(evaluation, batch_size=args.eval_batch_size, collate_fn=collate_examples)
-    label_names = resolve_label_names(raw, args.label_column) if args.label_column else None
     return train_loader, eval_loader, label_names
 
 

@@ -297,6 +297,18 @@ def test_audio_windows_pad_crop_and_random_start():
     assert windows.shape == (3, 1, 4) and windows[2, 0].tolist() == [8, 9, 0, 0]
 
 
+def test_audio_peak_level_scales_each_recording_to_one_loudness():
+    quiet = {"array": np.array([0.0, 0.02, -0.04, 0.01]), "sampling_rate": 8000}
+    scaled = AudioPreprocessor(8000, 4, peak_level=0.9)(quiet)
+    torch.testing.assert_close(scaled, torch.tensor([[0.0, 0.45, -0.9, 0.225]]))
+    silence = {"array": np.zeros(4), "sampling_rate": 8000}
+    torch.testing.assert_close(AudioPreprocessor(8000, 4, peak_level=0.9)(silence), torch.zeros(1, 4))
+    config = VQVAEConfig(modality="audio", sample_size=4, downsample_factors=4, audio_peak_level=0.5)
+    assert build_preprocessor(config, train=False)(quiet).abs().max().item() == pytest.approx(0.5)
+    with pytest.raises(ValueError, match=r"audio_peak_level must lie in \(0, 1\]"):
+        VQVAEConfig(modality="audio", audio_peak_level=1.5)
+
+
 def test_decode_audio_inputs_and_pyav_fallback():
     waveform, rate = decode_audio({"array": np.zeros((2, 5)), "sampling_rate": 16000})
     assert waveform.shape == (2, 5) and waveform.dtype == np.float32 and rate == 16000

@@ -17,6 +17,7 @@ import shutil
 import signal
 import socket
 import statistics
+import struct
 import subprocess
 import sys
 import time
@@ -24,6 +25,7 @@ from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
+import numpy as np
 import PIL.Image
 import pytest
 import torch
@@ -40,6 +42,7 @@ from hf_vqvae.checkpointing import (
     resolve_resume_checkpoint,
     state_dict_fingerprint,
 )
+from hf_vqvae.data import decode_video, load_raw_dataset
 from hf_vqvae.modeling_prior import VQPriorModel
 from hf_vqvae.pipeline_vq_sample import VQSamplePipeline
 
@@ -596,3 +599,56 @@ def test_train_vqvae_names_the_columns_of_real_data(tmp_path):
     ]
     with pytest.raises(ValueError, match=r"'image' not found; the dataset has columns \['img', 'label'\]"):
         load_script(TRAIN_VQVAE).main(argv)
+
+
+# ------------------------------------------------------------- Moving Fashion-MNIST, separate validation files
+
+
+def write_idx_images(folder: Path, images: np.ndarray) -> None:
+    """Fashion-MNIST's layout (`train-images-idx3-ubyte` + labels) for `images`, uint8 (N, 28, 28)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    count = len(images)
+    header = struct.pack(">BBBBIII", 0, 0, 0x08, 3, count, 28, 28)
+    (folder / "train-images-idx3-ubyte").write_bytes(header + images.tobytes())
+    labels = struct.pack(">BBBBI", 0, 0, 0x08, 1, count) + bytes(count)
+    (folder / "train-labels-idx1-ubyte").write_bytes(labels)
+
+
+def test_moving_fmnist_validates_on_unseen_sprites_from_its_own_files(tmp_path):
+    # Sprite i is a flat square of brightness 5 * (i + 1): a clip's brightest pixel names a sprite it holds.
+    sprites = np.repeat(np.arange(5, 205, 5, dtype=np.uint8), 28 * 28).reshape(40, 28, 28)
+    write_idx_images(tmp_path / "fmnist", sprites)
+    data = tmp_path / "moving-fmnist"
+    load_script(EXAMPLES / "make_moving_fmnist.py").main(
+        ["--output_dir", str(data), "--fashion_mnist_dir", str(tmp_path / "fmnist")]
+        + ["--num_train_clips", "12", "--num_validation_clips", "5", "--num_validation_sprites", "10"]
+        + ["--num_frames", "4", "--canvas_size", "40"]
+    )
+    train, validation = (
+        load_raw_dataset(data_files=str(data / f"{split}.parquet")) for split in ("train", "validation")
+    )
+    train_peaks = {int(decode_video(clip)[0].max()) for clip in train["video"]}
+    validation_peaks = {int(decode_video(clip)[0].max()) for clip in validation["video"]}
+    assert max(train_peaks) <= 150 < 155 <= min(validation_peaks)  # sprites 0-29 vs 30-39
+
+    argv = [
+        *QUIET,
+        "--output_dir",
+        str(tmp_path / "model"),
+        "--data_files",
+        str(data / "train.parquet"),
+        "--validation_data_files",
+        str(data / "validation.parquet"),
+        "--modality",
+        "video",
+        "--config_overrides",
+        "in_channels=1,hidden_channels=8,residual_channels=4,codebook_size=16,embedding_dim=4,"
+        "sample_size=[4,40,40]",
+        "--train_batch_size",
+        "4",
+        "--max_train_steps",
+        "2",
+    ]
+    load_script(TRAIN_VQVAE).main(argv)
+    history = read_history(tmp_path / "model" / "training_history.jsonl")
+    assert [row["eval_num_eval_examples"] for row in history if "eval_num_eval_examples" in row] == [5]

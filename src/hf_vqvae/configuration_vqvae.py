@@ -75,6 +75,10 @@ class VQVAEConfig(PreTrainedConfig):
             Input size per axis the model is trained on and samples at (`[H, W]`, `[T]`, `[T, H, W]`).
         sampling_rate (`int`, defaults to 16000):
             Audio sampling rate in Hz.
+        audio_peak_level (`float`, *optional*):
+            When set, each audio recording is scaled so that its peak is this level before it is windowed: the
+            model then sees every speaker at one loudness (FSDD's peaks range from 0.02 to 0.7), and its
+            reconstructions of a quiet recording are as good as of a loud one. `None` keeps recorded levels.
         fps (`int`, defaults to 8):
             Video frame rate, used when writing samples.
     """
@@ -99,6 +103,7 @@ class VQVAEConfig(PreTrainedConfig):
     search_chunk_size: int = 2**24
     sample_size: int | list[int] | tuple[int, ...] | None = None
     sampling_rate: int = 16000
+    audio_peak_level: float | None = None
     fps: int = 8
 
     def __post_init__(self, **kwargs):
@@ -142,6 +147,8 @@ class VQVAEConfig(PreTrainedConfig):
             raise ValueError(f"num_residual_layers must be >= 0, got {self.num_residual_layers}.")
         if not 0.0 < self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must lie in (0, 1), got {self.ema_decay}.")
+        if self.audio_peak_level is not None and not 0.0 < self.audio_peak_level <= 1.0:
+            raise ValueError(f"audio_peak_level must lie in (0, 1] or be None, got {self.audio_peak_level}.")
         if self.commitment_cost < 0 or self.dead_code_threshold < 0:
             raise ValueError("commitment_cost and dead_code_threshold must be >= 0.")
 

@@ -7,6 +7,9 @@ from pathlib import Path
 
 from accelerate import Accelerator, DataLoaderConfiguration
 from accelerate.utils import ProjectConfiguration, set_seed
+from datasets import Dataset, IterableDataset
+
+from .data import load_raw_dataset, resolve_label_names, split_train_validation
 
 logger = logging.getLogger(__name__)
 
@@ -24,6 +27,12 @@ def add_data_args(parser: argparse.ArgumentParser) -> None:
         "--train_data_dir", help="A local folder: imagefolder, or audio/video files in class folders."
     )
     group.add_argument("--data_files", nargs="+", help="Parquet/Arrow/CSV/JSON files (globs allowed).")
+    group.add_argument(
+        "--validation_data_files",
+        nargs="+",
+        help="Files holding the validation split; without them, --validation_split_percentage of the "
+        "training data is held out.",
+    )
     group.add_argument("--image_column", help="Column holding images (default: guessed from the features).")
     group.add_argument("--audio_column", help="Column holding audio.")
     group.add_argument("--video_column", help="Column holding video.")
@@ -95,6 +104,34 @@ def add_training_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--push_to_hub", action="store_true")
     group.add_argument("--hub_model_id", help="Repo to push to (default: the output folder's name).")
     group.add_argument("--hub_token")
+
+
+def load_raw_splits(args: argparse.Namespace, modality: str) -> tuple[Dataset | IterableDataset, ...]:
+    """The raw train and validation splits the data flags describe, and the class names of `--label_column`
+    (`None` without labels): validation from `--validation_data_files` when given, else held out of the
+    training data."""
+    options = {"num_examples": args.builtin_num_examples} if args.builtin_num_examples else None
+    raw = load_raw_dataset(
+        args.dataset_name,
+        args.dataset_config_name,
+        args.train_data_dir,
+        args.data_files,
+        streaming=args.streaming,
+        modality=modality,
+        builtin_options=options,
+    )
+    label_names = resolve_label_names(raw, args.label_column) if args.label_column else None
+    if not args.validation_data_files:
+        raw_train, raw_eval = split_train_validation(
+            raw, args.validation_split_percentage, args.max_train_samples, args.max_eval_samples, args.seed
+        )
+        return raw_train, raw_eval, label_names
+    raw_eval = load_raw_dataset(
+        data_files=args.validation_data_files, streaming=args.streaming, modality=modality
+    )
+    raw_train, _ = split_train_validation(raw, 0, args.max_train_samples, seed=args.seed)
+    raw_eval, _ = split_train_validation(raw_eval, 0, args.max_eval_samples, seed=args.seed)
+    return raw_train, raw_eval, label_names
 
 
 def data_column(args: argparse.Namespace, modality: str) -> str | None:

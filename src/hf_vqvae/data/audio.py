@@ -164,6 +164,8 @@ class AudioPreprocessor:
         sampling_rate (`int`): Target rate in Hz (`config.sampling_rate`).
         num_samples (`int`): Window length in samples at `sampling_rate` (`config.sample_size[0]`).
         channels (`int`, defaults to 1): Output channels (`config.in_channels`).
+        peak_level (`float`, *optional*): Scale each recording so its peak is this level
+            (`config.audio_peak_level`); silent recordings stay silent. `None` keeps recorded levels.
         random_window (`bool`, defaults to `False`): Random window (training) instead of the centred one.
         generator (`torch.Generator`, *optional*): RNG for random windows; torch's global RNG if `None`.
 
@@ -174,6 +176,7 @@ class AudioPreprocessor:
     sampling_rate: int
     num_samples: int
     channels: int = 1
+    peak_level: float | None = None
     random_window: bool = False
     generator: torch.Generator | None = None
 
@@ -183,8 +186,11 @@ class AudioPreprocessor:
         """The whole recording, `torch.FloatTensor` of shape (channels, T) at `sampling_rate`, in [-1, 1]."""
         waveform, sampling_rate = decode_audio(value)
         waveform = resample(mix_channels(waveform, self.channels), sampling_rate, self.sampling_rate)
+        if self.peak_level is not None:
+            peak = np.abs(waveform).max(initial=0.0)
+            waveform = waveform * (self.peak_level / peak) if peak > 0 else waveform
         # Float files may exceed full scale and resampling overshoots slightly; the model expects [-1, 1].
-        return torch.from_numpy(np.ascontiguousarray(np.clip(waveform, -1.0, 1.0)))
+        return torch.from_numpy(np.ascontiguousarray(np.clip(waveform, -1.0, 1.0), dtype=np.float32))
 
     def __call__(self, value: Any) -> torch.Tensor:
         return crop_or_pad(self.load_waveform(value), self.num_samples, self.random_window, self.generator)

@@ -59,6 +59,7 @@ def build_preprocessor(
             config.sampling_rate,
             config.sample_size[0],
             config.in_channels,
+            peak_level=config.audio_peak_level,
             random_window=train,
             generator=generator,
         )
