@@ -12,6 +12,7 @@ message on stderr and exit status 2, like argparse's own errors.
 """
 
 import argparse
+import dataclasses
 import glob
 import json
 import re
@@ -421,7 +422,7 @@ def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
         "evaluate",
         "Reconstruction metrics of a VQ-VAE over a whole dataset.",
         "Encode and decode every example of a dataset and report MSE, PSNR, SSIM (images, video) or SNR and "
-        "log-mel distance (audio), and codebook usage, averaged over all examples.",
+        "log-mel distance (audio, over whole recordings), and codebook usage, averaged over all examples.",
     )
     _add_model_args(parser)
     parser.add_argument(
@@ -454,13 +455,17 @@ def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
 
 def run_evaluate(args: argparse.Namespace) -> None:
     """Whole-set reconstruction metrics, printed as a table and optionally written as JSON."""
-    from .evaluation import evaluate_reconstruction  # needs accelerate (train extras)
+    from .evaluation import evaluate_reconstruction, evaluate_recordings  # needs accelerate (train extras)
 
     source = data_source(args.data)
     model = load_vqvae(args.model, args.device)
     loader = evaluation_loader(source, args, model.config)
     batches = ({name: tensor.to(model.device) for name, tensor in batch.items()} for batch in loader)
-    results = evaluate_reconstruction(model, batches, show_progress_bar=True)
+    if model.config.modality == "audio":
+        recordings = (batch["input_values"][0] for batch in batches)
+        results = evaluate_recordings(model, recordings, show_progress_bar=True)
+    else:
+        results = evaluate_reconstruction(model, batches, show_progress_bar=True)
     print(
         format_table(
             ["metric", "value"],
@@ -479,7 +484,8 @@ def run_evaluate(args: argparse.Namespace) -> None:
 
 
 def evaluation_loader(source: dict, args: argparse.Namespace, config: VQVAEConfig) -> DataLoader:
-    """The evaluation data, preprocessed as in validation (centred crops / windows / clips), in batches."""
+    """The evaluation data, preprocessed as in validation (centred crops / clips; whole audio recordings), in
+    batches."""
     from .data import (  # needs the train extras
         build_preprocessor,
         collate_examples,
@@ -494,8 +500,12 @@ def evaluation_loader(source: dict, args: argparse.Namespace, config: VQVAEConfi
         _, raw = split_train_validation(raw, args.split_percentage, max_eval_samples=args.max_samples)
     else:
         raw, _ = split_train_validation(raw, None, max_train_samples=args.max_samples)
-    dataset = prepare_dataset(raw, build_preprocessor(config, train=False), args.column)
-    return DataLoader(dataset, batch_size=args.batch_size, collate_fn=collate_examples)
+    preprocessor = build_preprocessor(config, train=False)
+    if config.modality == "audio":  # whole recordings, one per batch: the metrics a user's files get
+        preprocessor = dataclasses.replace(preprocessor, num_samples=None)
+    dataset = prepare_dataset(raw, preprocessor, args.column)
+    batch_size = 1 if config.modality == "audio" else args.batch_size
+    return DataLoader(dataset, batch_size=batch_size, collate_fn=collate_examples)
 
 
 def data_source(data: list[str]) -> dict:

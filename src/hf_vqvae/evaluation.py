@@ -7,6 +7,7 @@ averaged per batch: per-batch perplexity, for one, depends on the batch size.
 from collections.abc import Iterable
 
 import torch
+import torch.nn.functional as F
 from accelerate import Accelerator
 from tqdm.auto import tqdm
 
@@ -51,22 +52,58 @@ def evaluate_reconstruction(
     Returns MSE, PSNR (float and 8-bit), SSIM (images/video) or SNR and log-mel distance (audio), each averaged
     over examples, and `codebook_perplexity`, `codebook_fraction_used`, `code_entropy_bits` over all codes.
     """
+
+    def reconstructed():
+        for batch in tqdm(batches, desc="validation", disable=not show_progress_bar, leave=False):
+            inputs = batch[model.main_input_name]
+            outputs = model(inputs)
+            reconstruction = outputs.reconstruction.float().clamp(-1, 1)
+            yield tuple(_gather(accelerator, t) for t in (inputs, reconstruction, outputs.codes))
+
+    return _accumulate_metrics(model, reconstructed())
+
+
+@torch.no_grad()
+def evaluate_recordings(
+    model: VQVAEModel, recordings: Iterable[torch.Tensor], show_progress_bar: bool = False
+) -> dict[str, float]:
+    """Like [`evaluate_reconstruction`], over whole audio recordings of any length rather than fixed windows.
+
+    Each recording, `(channels, time)`, is zero-padded to a multiple of the model's hop, encoded and decoded in
+    one pass (the model is fully convolutional), and scored over its own samples only: what a user encoding a
+    file gets, with no window edges and no padding in the metrics.
+    """
+    if model.config.modality != "audio":
+        raise ValueError(f"evaluate_recordings scores audio models, got modality={model.config.modality!r}.")
+    hop = model.config.hop_length
+
+    def reconstructed():
+        for waveform in tqdm(recordings, desc="recordings", disable=not show_progress_bar, leave=False):
+            length = waveform.shape[-1]
+            padded = F.pad(waveform, (0, -length % hop))[None].to(model.device)
+            outputs = model(padded)
+            reconstruction = outputs.reconstruction.float().clamp(-1, 1)[..., :length]
+            yield padded[..., :length].float(), reconstruction, outputs.codes
+
+    return _accumulate_metrics(model, reconstructed())
+
+
+def _accumulate_metrics(
+    model: VQVAEModel, reconstructed: Iterable[tuple[torch.Tensor, torch.Tensor, torch.LongTensor]]
+) -> dict[str, float]:
+    """Per-example metrics averaged over every `(inputs, reconstruction, codes)` batch, plus codebook usage."""
     was_training = model.training
     model.eval()
     usage = metrics.CodebookUsage(model.config.codebook_size)
     totals, count = {}, 0
-    for batch in tqdm(batches, desc="validation", disable=not show_progress_bar, leave=False):
-        inputs = batch[model.main_input_name]
-        outputs = model(inputs)
-        reconstruction = outputs.reconstruction.float().clamp(-1, 1)
-        inputs, reconstruction, codes = (
-            _gather(accelerator, t) for t in (inputs, reconstruction, outputs.codes)
-        )
-        for name, value in _batch_sums(model, inputs.float(), reconstruction).items():
-            totals[name] = totals.get(name, 0.0) + value.item()
-        usage.update(codes)
-        count += inputs.shape[0]
-    model.train(was_training)
+    try:
+        for inputs, reconstruction, codes in reconstructed:
+            for name, value in _batch_sums(model, inputs.float(), reconstruction).items():
+                totals[name] = totals.get(name, 0.0) + value.item()
+            usage.update(codes)
+            count += inputs.shape[0]
+    finally:
+        model.train(was_training)
     if count == 0:
         raise ValueError("The validation set is empty.")
     results = {name: total / count for name, total in totals.items()}

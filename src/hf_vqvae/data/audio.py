@@ -162,7 +162,8 @@ class AudioPreprocessor:
 
     Args:
         sampling_rate (`int`): Target rate in Hz (`config.sampling_rate`).
-        num_samples (`int`): Window length in samples at `sampling_rate` (`config.sample_size[0]`).
+        num_samples (`int` or `None`): Window length in samples at `sampling_rate` (`config.sample_size[0]`);
+            `None` keeps whole recordings (for evaluating whole files, one at a time).
         channels (`int`, defaults to 1): Output channels (`config.in_channels`).
         peak_level (`float`, *optional*): Scale each recording so its peak is this level
             (`config.audio_peak_level`); silent recordings stay silent. `None` keeps recorded levels.
@@ -174,7 +175,7 @@ class AudioPreprocessor:
     """
 
     sampling_rate: int
-    num_samples: int
+    num_samples: int | None
     channels: int = 1
     peak_level: float | None = None
     random_window: bool = False
@@ -193,4 +194,7 @@ class AudioPreprocessor:
         return torch.from_numpy(np.ascontiguousarray(np.clip(waveform, -1.0, 1.0), dtype=np.float32))
 
     def __call__(self, value: Any) -> torch.Tensor:
-        return crop_or_pad(self.load_waveform(value), self.num_samples, self.random_window, self.generator)
+        waveform = self.load_waveform(value)
+        if self.num_samples is None:
+            return waveform
+        return crop_or_pad(waveform, self.num_samples, self.random_window, self.generator)

@@ -1,0 +1,44 @@
+"""Whole-set evaluation: whole audio recordings scored over their own samples only."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from hf_vqvae import VQVAEConfig, VQVAEModel
+from hf_vqvae.evaluation import evaluate_recordings
+from hf_vqvae.metrics import snr_db
+
+
+def tiny_audio_model() -> VQVAEModel:
+    torch.manual_seed(0)
+    config = VQVAEConfig(
+        modality="audio",
+        hidden_channels=8,
+        residual_channels=4,
+        codebook_size=16,
+        embedding_dim=4,
+        downsample_factors=4,
+        sample_size=64,
+        sampling_rate=8000,
+    )
+    return VQVAEModel(config).eval()
+
+
+def test_evaluate_recordings_scores_each_whole_recording_without_its_padding():
+    model = tiny_audio_model()
+    recordings = [torch.rand(1, length) - 0.5 for length in (1500, 1203)]  # 1203 is not a multiple of 4
+    results = evaluate_recordings(model, recordings)
+    expected = []
+    with torch.no_grad():
+        for waveform in recordings:
+            padded = F.pad(waveform, (0, -waveform.shape[-1] % 4))[None]
+            reconstruction = model(padded).reconstruction.clamp(-1, 1)[..., : waveform.shape[-1]]
+            expected.append(snr_db(reconstruction, waveform[None]).item())
+    assert results["snr_db"] == pytest.approx(sum(expected) / 2, abs=1e-5)
+    assert results["num_eval_examples"] == 2 and results["log_mel_distance"] > 0
+    assert 0 < results["codebook_fraction_used"] <= 1
+
+
+def test_evaluate_recordings_rejects_image_models():
+    with pytest.raises(ValueError, match="scores audio models, got modality='image'"):
+        evaluate_recordings(VQVAEModel(VQVAEConfig(hidden_channels=8, residual_channels=4)), [])
