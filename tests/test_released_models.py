@@ -1,13 +1,15 @@
 """The released models in `model_cards/`: each loads with `from_pretrained` and the pipeline (also by Hub id from a
-cache), samples, and reconstructs a few of its validation examples within 1 dB of the PSNR its card reports.
+cache), samples, and reconstructs a few of its validation examples within 1 dB of what its card reports.
 
-Every test skips cleanly when a folder holds no weights yet, or when the validation data is not beside the repo.
+Every test skips cleanly when a folder holds no weights yet, or when its validation data is not on the machine
+(CIFAR-10 and FSDD beside the repo in `../shared/data`, Fashion-MNIST from Debian's `dataset-fashion-mnist`).
 """
 
+import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import torch
 from conftest import SHARED_DATA
 from huggingface_hub import ModelCard
 from test_hub_loading import hub_cache  # noqa: F401  (fixture)
@@ -18,14 +20,52 @@ from hf_vqvae.data import (
     build_preprocessor,
     collate_examples,
     load_raw_dataset,
+    make_moving_mnist,
     prepare_dataset,
+    read_fashion_mnist,
     split_train_validation,
 )
-from hf_vqvae.metrics import psnr_uint8
+from hf_vqvae.data.idx import FASHION_MNIST_DIR
+from hf_vqvae.evaluation import evaluate_reconstruction, evaluate_recordings
 
 MODEL_CARDS = Path(__file__).resolve().parents[1] / "model_cards"
-# Each released image model: its validation data (file, image column, held-out percentage).
-IMAGE_MODELS = {"vqvae-cifar10": (SHARED_DATA / "cifar10" / "train.parquet", "img", 10)}
+NUM_CHECKED_EXAMPLES = 64
+
+
+def cifar10_validation() -> tuple[object, str]:
+    """The card's split: every 10th row of the shared CIFAR-10 parquet."""
+    data_file = SHARED_DATA / "cifar10" / "train.parquet"
+    if not data_file.is_file():
+        pytest.skip(f"{data_file} is not present")
+    _, validation = split_train_validation(load_raw_dataset(data_files=str(data_file)), 10)
+    return validation, "img"
+
+
+def fsdd_validation() -> tuple[object, str]:
+    """The card's split: every 10th recording of the shared FSDD parquet."""
+    data_file = SHARED_DATA / "fsdd" / "train.parquet"
+    if not data_file.is_file():
+        pytest.skip(f"{data_file} is not present")
+    _, validation = split_train_validation(load_raw_dataset(data_files=str(data_file)), 10)
+    return validation, "audio"
+
+
+def moving_fmnist_validation() -> tuple[object, str]:
+    """The first clips of the card's validation set (`examples/make_moving_fmnist.py`: the last 10,000
+    Fashion-MNIST train images as sprites, seed 1), rebuilt from Debian's copy of Fashion-MNIST."""
+    try:
+        sprites, _ = read_fashion_mnist(FASHION_MNIST_DIR, "train")
+    except FileNotFoundError:
+        pytest.skip(f"Fashion-MNIST is not installed under {FASHION_MNIST_DIR}")
+    return make_moving_mnist(sprites[-10000:], NUM_CHECKED_EXAMPLES, seed=1), "video"
+
+
+# Each released model: its validation data, and the card metric a reconstruction of it must match.
+RELEASED_MODELS: dict[str, tuple[Callable[[], tuple[object, str]], str]] = {
+    "vqvae-cifar10": (cifar10_validation, "psnr_uint8"),
+    "vqvae-fsdd": (fsdd_validation, "snr_db"),
+    "vqvae-moving-fmnist": (moving_fmnist_validation, "psnr_uint8"),
+}
 
 
 def released_folder(name: str) -> Path:
@@ -40,39 +80,56 @@ def card_metric(folder: Path, metric_type: str) -> float:
     return next(result.metric_value for result in results if result.metric_type == metric_type)
 
 
-@pytest.mark.parametrize("name", sorted(IMAGE_MODELS))
+def reconstruction_metrics(model: VQVAEModel, validation, column: str) -> dict[str, float]:
+    """The card's metrics over the first validation examples: whole recordings for audio, else centred inputs."""
+    subset = validation.select(range(min(NUM_CHECKED_EXAMPLES, len(validation))))
+    preprocessor = build_preprocessor(model.config, train=False)
+    if model.config.modality == "audio":
+        whole = prepare_dataset(subset, dataclasses.replace(preprocessor, num_samples=None), column)
+        return evaluate_recordings(model, (whole[i]["input_values"] for i in range(len(whole))))
+    prepared = prepare_dataset(subset, preprocessor, column)
+    batch = collate_examples([prepared[i] for i in range(len(prepared))])
+    return evaluate_reconstruction(model, [batch])
+
+
+def assert_sample_shapes(samples: list, model: VQVAEModel) -> None:
+    config = model.config
+    if config.modality == "image":
+        assert [image.size for image in samples] == [tuple(config.sample_size[::-1])] * len(samples)
+    elif config.modality == "audio":
+        assert all(sample["audio"].shape == (1, config.sample_size[0]) for sample in samples)
+        assert all(sample["sampling_rate"] == config.sampling_rate for sample in samples)
+    else:
+        assert all(len(frames) == config.sample_size[0] for frames in samples)
+
+
+@pytest.mark.parametrize("name", sorted(RELEASED_MODELS))
 def test_released_model_samples_through_the_pipeline(name):
     folder = released_folder(name)
     pipe = pipeline("vq-sample", model=str(folder))
     assert isinstance(pipe, VQSamplePipeline)
     pipe.set_progress_bar_config(disable=True)
-    images = pipe(num_samples=2, class_labels=[0, 1], seed=0)
-    assert [image.size for image in images] == [(32, 32)] * 2
+    num_classes = pipe.prior.config.num_classes
+    labels = [0, 1] if num_classes else None
+    assert_sample_shapes(pipe(num_samples=2, class_labels=labels, seed=0), pipe.model)
 
 
-@pytest.mark.parametrize("name", sorted(IMAGE_MODELS))
-def test_released_model_reconstructs_validation_images_as_its_card_says(name):
+@pytest.mark.parametrize("name", sorted(RELEASED_MODELS))
+def test_released_model_reconstructs_validation_examples_as_its_card_says(name):
     folder = released_folder(name)
-    data_file, column, percentage = IMAGE_MODELS[name]
-    if not data_file.is_file():
-        pytest.skip(f"{data_file} is not present")
+    load_validation, metric = RELEASED_MODELS[name]
+    validation, column = load_validation()
     model = VQVAEModel.from_pretrained(folder).eval()
-    _, validation = split_train_validation(load_raw_dataset(data_files=str(data_file)), percentage)
-    prepared = prepare_dataset(
-        validation.select(range(256)), build_preprocessor(model.config, train=False), column
-    )
-    batch = collate_examples([prepared[i] for i in range(256)])["pixel_values"]
-    with torch.no_grad():
-        reconstruction = model(batch).reconstruction
-    measured = psnr_uint8(reconstruction, batch).item()
-    assert abs(measured - card_metric(folder, "psnr_uint8")) < 1.0
+    measured = reconstruction_metrics(model, validation, column)[metric]
+    assert abs(measured - card_metric(folder, metric)) < 1.0
 
 
-@pytest.mark.parametrize("name", sorted(IMAGE_MODELS))
+@pytest.mark.parametrize("name", sorted(RELEASED_MODELS))
 def test_released_model_loads_by_hub_id_from_the_cache(name, hub_cache):  # noqa: F811
     folder = released_folder(name)
     hub_cache(folder.resolve(), f"org/{name}")
     assert isinstance(VQVAEModel.from_pretrained(f"org/{name}"), VQVAEModel)
     pipe = pipeline("vq-sample", model=f"org/{name}")
     pipe.set_progress_bar_config(disable=True)
-    assert len(pipe(num_samples=1, class_labels=0, seed=0)) == 1
+    class_label = 0 if pipe.prior.config.num_classes else None
+    assert len(pipe(num_samples=1, class_labels=class_label, seed=0)) == 1
