@@ -47,7 +47,17 @@ METRIC_DESCRIPTIONS: dict[str, tuple[str, str]] = {
     "codebook_perplexity": ("Codebook perplexity", "exp(entropy) of code usage over the whole set (≤ K)."),
     "codebook_fraction_used": ("Codes used", "Fraction of the K codes chosen at least once over the set."),
     "code_entropy_bits": ("Code entropy (bits)", "Entropy of code usage over the whole set (≤ log2 K)."),
+    "prior_nll_nats_per_code": (
+        "Prior NLL (nats/code)",
+        "The prior's mean negative log-likelihood per code.",
+    ),
     "prior_bits_per_code": ("Prior bits/code", "The prior's mean negative log-likelihood per code, in bits."),
+    "prior_bits_per_code_over_code_entropy": (
+        "Prior bits/code ÷ code entropy",
+        "Prior bits/code over the entropy of the validation codes' usage distribution (what a model "
+        "ignoring context would score): below 1, the prior has learned structure between codes.",
+    ),
+    "num_restarts": ("Dead-code restarts", "Codes re-seeded from encoder outputs during training."),
     "prior_bits_per_input_dim": (
         "Prior bits/input dim",
         "The prior's code NLL spread over the input's scalar values: the rate of the codes, without the "
@@ -201,7 +211,11 @@ def write_model_card(
         )
     noun = MODALITY_NOUNS[config.modality]
     facts = {"Training time": training_time, "Hardware": hardware}
-    eval_data = f"the `{eval_split}` split of {datasets[0]}" if datasets and eval_split else "held-out data"
+    eval_data = (
+        f"the `{eval_split}` split of {datasets[0]}"
+        if datasets and eval_split
+        else eval_split or "held-out data"
+    )
     card = ModelCard.from_template(
         _card_data(model_id, config, prior_config, metrics, datasets, eval_split, license),
         template_str=MODEL_CARD_TEMPLATE,
@@ -299,6 +313,8 @@ def _architecture_rows(config: VQVAEConfig) -> list[tuple[str, str]]:
         rows.append(("Input rate", f"{rate} Hz" if config.modality == "audio" else f"{rate} fps"))
         rows.append(("Codes per second", f"{num_codes / seconds:.4g}"))
         rows.append(("Bitrate", f"{bits / seconds / 1000:.4g} kbit/s"))
+    if config.modality == "audio" and config.audio_peak_level is not None:
+        rows.append(("Input loudness", f"each recording scaled to peak {config.audio_peak_level} first"))
     return rows
 
 

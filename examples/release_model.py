@@ -1,0 +1,268 @@
+"""Turn a trained VQ-VAE + prior folder (the output of train_prior.py) into a released, hub-ready folder: the
+weights, validation metrics measured afresh, sample files and a model card.
+
+    python examples/release_model.py --model_dir runs/vqvae-fsdd --release_dir model_cards/vqvae-fsdd \
+        --model_id org/vqvae-fsdd --data_files fsdd/train.parquet --audio_column audio --label_column label \
+        --validation_split_percentage 10 --training_commands runs/fsdd-commands.sh --card_sections notes.md
+
+Every number the card reports is measured here, on the whole validation split the data flags describe: images
+and video on centred inputs, audio on whole recordings (`evaluate_recordings`). The card also shows how the
+codebook stayed in use during training (validation rows of `training_history.jsonl`), and links original /
+reconstruction pairs and class-conditional samples (PNG grids, WAV files, GIFs).
+"""
+
+import argparse
+import dataclasses
+import json
+import math
+from pathlib import Path
+from urllib.parse import quote
+
+import PIL.Image
+import torch
+from torch.utils.data import DataLoader
+
+from hf_vqvae import VQVAEModel
+from hf_vqvae.code_datasets import encode_batches
+from hf_vqvae.data import LABEL_KEY, build_preprocessor, collate_examples, prepare_dataset
+from hf_vqvae.evaluation import evaluate_prior, evaluate_reconstruction, evaluate_recordings
+from hf_vqvae.exporting import postprocess_samples, save_audio, save_image_grid, save_samples, save_videos
+from hf_vqvae.metrics import CodebookUsage
+from hf_vqvae.modelcard import write_model_card
+from hf_vqvae.modeling_prior import VQPriorModel
+from hf_vqvae.training_args import add_data_args, data_column, load_raw_splits
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model_dir", required=True, help="A train_prior.py output: VQ-VAE + prior/.")
+    parser.add_argument("--release_dir", required=True, help="The released folder, e.g. model_cards/NAME.")
+    parser.add_argument("--model_id", help="Hub id used in the card's snippets (default: org/NAME).")
+    add_data_args(parser)
+    parser.add_argument("--dataset_id", nargs="*", default=[], help="Hub dataset ids for the card metadata.")
+    parser.add_argument("--eval_split", help="How the validation split was made, in words, for the card.")
+    parser.add_argument(
+        "--training_commands", required=True, help="A file with the commands that train the model."
+    )
+    parser.add_argument(
+        "--card_sections",
+        nargs="*",
+        default=[],
+        help="Markdown files, each '## Title' + text: further card sections (first: intended use and limitations).",
+    )
+    parser.add_argument("--training_time", help="Wall-clock training time, for the card.")
+    parser.add_argument("--hardware", help="Training hardware, for the card.")
+    parser.add_argument(
+        "--num_samples", type=int, default=8, help="Reconstruction pairs and samples per class."
+    )
+    parser.add_argument("--eval_batch_size", type=int, default=64)
+    parser.add_argument("--seed", type=int, default=0)
+    return parser.parse_args(argv)
+
+
+def read_sections(paths: list[str]) -> dict[str, str]:
+    """'## Title' headed Markdown files -> {title: text}."""
+    sections = {}
+    for path in paths:
+        for chunk in Path(path).read_text().split("\n## "):
+            title, _, text = chunk.removeprefix("## ").partition("\n")
+            if title.strip():
+                sections[title.strip()] = text.strip()
+    return sections
+
+
+def validation_metrics(vqvae: VQVAEModel, raw_eval, column: str, batch_size: int) -> dict[str, float]:
+    """Reconstruction metrics over the whole validation split: whole recordings for audio."""
+    preprocessor = build_preprocessor(vqvae.config, train=False)
+    if vqvae.config.modality == "audio":
+        whole = prepare_dataset(raw_eval, dataclasses.replace(preprocessor, num_samples=None), column)
+        loader = DataLoader(whole, batch_size=1, collate_fn=collate_examples)
+        return evaluate_recordings(vqvae, (b["input_values"][0] for b in loader), show_progress_bar=True)
+    prepared = prepare_dataset(raw_eval, preprocessor, column)
+    loader = DataLoader(prepared, batch_size=batch_size, collate_fn=collate_examples)
+    return evaluate_reconstruction(vqvae, loader, show_progress_bar=True)
+
+
+def prior_metrics(
+    prior: VQPriorModel, vqvae: VQVAEModel, raw_eval, column: str, label_column, batch_size: int
+) -> dict[str, float]:
+    """The prior's NLL on the validation codes (centred inputs, as train_prior.py encodes them), in bits per
+    code, per input dimension, and against the entropy of the code-usage distribution."""
+    prepared = prepare_dataset(raw_eval, build_preprocessor(vqvae.config, train=False), column, label_column)
+    codes = encode_batches(
+        vqvae, DataLoader(prepared, batch_size=batch_size, collate_fn=collate_examples), "encoding validation"
+    )
+    batches = [
+        {"codes": batch["codes"].long(), "class_labels": batch.get(LABEL_KEY)}
+        for batch in DataLoader(codes, batch_size=batch_size)
+    ]
+    dims_per_example = vqvae.config.in_channels * math.prod(vqvae.config.sample_size)
+    results = evaluate_prior(prior, batches, dims_per_example)
+    usage = CodebookUsage(vqvae.config.codebook_size)
+    usage.update(codes[:]["codes"].long())
+    results["prior_bits_per_code_over_code_entropy"] = results["prior_bits_per_code"] / usage.entropy_bits
+    return results
+
+
+def side_by_side(originals: list, reconstructions: list) -> list:
+    """Video frames: each original frame beside its reconstruction."""
+    joined = []
+    for frame, reconstructed in zip(originals, reconstructions, strict=True):
+        canvas = PIL.Image.new(frame.mode, (frame.width * 2, frame.height))
+        canvas.paste(frame, (0, 0))
+        canvas.paste(reconstructed, (frame.width, 0))
+        joined.append(canvas)
+    return joined
+
+
+@torch.no_grad()
+def save_reconstruction_pairs(
+    vqvae: VQVAEModel, raw_eval, column: str, count: int, folder: Path
+) -> list[Path]:
+    """The first validation examples and their reconstructions: a two-row PNG grid (originals above), WAV pairs,
+    or GIFs with the original left and the reconstruction right."""
+    prepared = prepare_dataset(
+        raw_eval.select(range(count)), build_preprocessor(vqvae.config, train=False), column
+    )
+    inputs = collate_examples([prepared[i] for i in range(len(prepared))])[vqvae.main_input_name]
+    reconstruction = vqvae(inputs).reconstruction.clamp(-1, 1)
+    config = vqvae.config
+    if config.modality == "image":
+        return save_samples(torch.cat([inputs, reconstruction]), config, folder, "reconstruction", rows=2)
+    originals, decoded = (postprocess_samples(x, config) for x in (inputs, reconstruction))
+    if config.modality == "audio":
+        return save_audio(originals, folder, "original") + save_audio(decoded, folder, "reconstruction")
+    pairs = [side_by_side(a, b) for a, b in zip(originals, decoded, strict=True)]
+    return save_videos(pairs, folder, config.fps, "original_vs_reconstruction")
+
+
+@torch.no_grad()
+def save_prior_samples(
+    prior: VQPriorModel, vqvae: VQVAEModel, per_class: int, folder: Path, seed: int
+) -> dict[str, list[Path]]:
+    """Samples by class name (`""` for an unconditional prior), `per_class` of each: one PNG grid with a row per
+    class for images, WAV or GIF files otherwise."""
+    generator = torch.Generator().manual_seed(seed)
+    num_classes = prior.config.num_classes
+    labels = torch.arange(num_classes).repeat_interleave(per_class) if num_classes else None
+    num_samples = len(labels) if num_classes else per_class
+    codes = prior.generate(num_samples, class_labels=labels, generator=generator, show_progress_bar=True)
+    outputs = postprocess_samples(vqvae.decode(codes), vqvae.config)
+    if vqvae.config.modality == "image":
+        return {"": [save_image_grid(outputs, folder / "prior_sample_grid.png", rows=num_classes or None)]}
+    class_names = [prior.config.id2label[index] for index in range(num_classes)] if num_classes else [""]
+    samples = {}
+    for index, name in enumerate(class_names):
+        chunk = outputs[index * per_class : (index + 1) * per_class]
+        prefix = f"sample_{name}" if name else "sample"
+        if vqvae.config.modality == "audio":
+            samples[name] = save_audio(chunk, folder, prefix)
+        else:
+            samples[name] = save_videos(chunk, folder, vqvae.config.fps, prefix)
+    return samples
+
+
+def media_table(release_dir: Path, pairs: list[Path], samples: dict[str, list[Path]]) -> str:
+    """A Markdown section body linking audio files (or showing GIFs): reconstruction pairs, then samples."""
+
+    def cell(path: Path) -> str:
+        target = quote(path.relative_to(release_dir).as_posix())
+        return f"![{path.stem}]({target})" if path.suffix == ".gif" else f"[{path.name}]({target})"
+
+    originals = [path for path in pairs if path.stem.startswith("original_")]
+    reconstructions = [path for path in pairs if path.stem.startswith("reconstruction_")]
+    lines = ["Validation examples:", ""]
+    if originals:
+        lines += ["| original | reconstruction |", "|---|---|"]
+        lines += [f"| {cell(a)} | {cell(b)} |" for a, b in zip(originals, reconstructions, strict=True)]
+    else:  # videos: original left, reconstruction right, in one GIF
+        lines += ["| original (left) vs reconstruction (right) |", "|---|"]
+        lines += [f"| {cell(path)} |" for path in pairs]
+    lines += ["", "Samples from the prior:", "", "| class | samples |", "|---|---|"]
+    lines += [
+        f"| {name or '—'} | {' '.join(cell(path) for path in paths)} |" for name, paths in samples.items()
+    ]
+    return "\n".join(lines)
+
+
+def collapse_table(history_file: Path) -> str:
+    """Codebook usage at every validation of the VQ-VAE's training run, as a Markdown table."""
+    records = [json.loads(line) for line in history_file.read_text().splitlines()]
+    # The final validation repeats the last step's; keep one row per step.
+    rows = list({r["step"]: r for r in records if "eval_codebook_perplexity" in r}.values())
+    quality = "eval_snr_db" if any("eval_snr_db" in row for row in rows) else "eval_psnr_uint8"
+    header = "SNR (dB)" if quality == "eval_snr_db" else "PSNR 8-bit (dB)"
+    lines = [
+        f"| step | {header} | perplexity | codes used | restarts so far |",
+        "|---|---|---|---|---|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row['step']} | {row[quality]:.2f} | {row['eval_codebook_perplexity']:.0f} | "
+            f"{row['eval_codebook_fraction_used']:.1%} | {row.get('eval_num_restarts', 0):.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    model_dir, release_dir = Path(args.model_dir), Path(args.release_dir)
+    vqvae = VQVAEModel.from_pretrained(model_dir).eval()
+    prior = VQPriorModel.from_pretrained(model_dir / "prior").eval()
+    modality = vqvae.config.modality
+    _, raw_eval, _ = load_raw_splits(args, modality)
+    if raw_eval is None:
+        raise ValueError("Releasing needs a validation split: give --validation_split_percentage or files.")
+    column = data_column(args, modality)
+
+    metrics = validation_metrics(vqvae, raw_eval, column, args.eval_batch_size)
+    metrics.pop("num_eval_examples")
+    metrics |= prior_metrics(prior, vqvae, raw_eval, column, args.label_column, args.eval_batch_size)
+
+    vqvae.save_pretrained(release_dir)
+    prior.save_pretrained(release_dir / "prior")
+    samples_dir = release_dir / "samples"
+    pairs = save_reconstruction_pairs(vqvae, raw_eval, column, args.num_samples, samples_dir)
+    prior_samples = save_prior_samples(prior, vqvae, args.num_samples, samples_dir, args.seed)
+    shown = (
+        [path for paths in prior_samples.values() for path in paths] + pairs if modality == "image" else []
+    )
+    for curves in ("training_curves.png", "prior_training_curves.png"):
+        source = model_dir / "samples" / curves
+        if source.is_file():
+            shown.append(samples_dir / curves)
+            shown[-1].write_bytes(source.read_bytes())
+
+    sections = read_sections(args.card_sections)
+    limitations = sections.pop("Intended use and limitations", None)
+    if modality != "image":
+        sections["Listen" if modality == "audio" else "Watch"] = media_table(
+            release_dir, pairs, prior_samples
+        )
+    sections["Avoiding codebook collapse"] = (
+        sections.get("Avoiding codebook collapse", "")
+        + "\n\nValidation during training:\n\n"
+        + collapse_table(model_dir / "training_history.jsonl")
+    ).strip()
+    write_model_card(
+        release_dir,
+        model_id=args.model_id or f"org/{release_dir.name}",
+        config=vqvae.config,
+        prior_config=prior.config,
+        metrics=metrics,
+        training_command=Path(args.training_commands).read_text().strip(),
+        datasets=args.dataset_id,
+        eval_split=args.eval_split,
+        sample_files=[str(path.relative_to(release_dir)) for path in shown],
+        training_time=args.training_time,
+        hardware=args.hardware,
+        limitations=limitations,
+        extra_sections=sections,
+    )
+    print(json.dumps(metrics, indent=2))
+
+
+if __name__ == "__main__":
+    main()
