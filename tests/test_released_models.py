@@ -32,22 +32,17 @@ MODEL_CARDS = Path(__file__).resolve().parents[1] / "model_cards"
 NUM_CHECKED_EXAMPLES = 64
 
 
-def cifar10_validation() -> tuple[object, str]:
-    """The card's split: every 10th row of the shared CIFAR-10 parquet."""
-    data_file = SHARED_DATA / "cifar10" / "train.parquet"
-    if not data_file.is_file():
-        pytest.skip(f"{data_file} is not present")
-    _, validation = split_train_validation(load_raw_dataset(data_files=str(data_file)), 10)
-    return validation, "img"
+def shared_validation(parquet: str, column: str) -> Callable[[], tuple[object, str]]:
+    """The cards' split of a parquet in ../shared/data: every 10th row."""
 
+    def load() -> tuple[object, str]:
+        data_file = SHARED_DATA / parquet
+        if not data_file.is_file():
+            pytest.skip(f"{data_file} is not present")
+        _, validation = split_train_validation(load_raw_dataset(data_files=str(data_file)), 10)
+        return validation, column
 
-def fsdd_validation() -> tuple[object, str]:
-    """The card's split: every 10th recording of the shared FSDD parquet."""
-    data_file = SHARED_DATA / "fsdd" / "train.parquet"
-    if not data_file.is_file():
-        pytest.skip(f"{data_file} is not present")
-    _, validation = split_train_validation(load_raw_dataset(data_files=str(data_file)), 10)
-    return validation, "audio"
+    return load
 
 
 def moving_fmnist_validation() -> tuple[object, str]:
@@ -62,8 +57,8 @@ def moving_fmnist_validation() -> tuple[object, str]:
 
 # Each released model: its validation data, and the card metric a reconstruction of it must match.
 RELEASED_MODELS: dict[str, tuple[Callable[[], tuple[object, str]], str]] = {
-    "vqvae-cifar10": (cifar10_validation, "psnr_uint8"),
-    "vqvae-fsdd": (fsdd_validation, "snr_db"),
+    "vqvae-cifar10": (shared_validation("cifar10/train.parquet", "img"), "psnr_uint8"),
+    "vqvae-fsdd": (shared_validation("fsdd/train.parquet", "audio"), "snr_db"),
     "vqvae-moving-fmnist": (moving_fmnist_validation, "psnr_uint8"),
 }
 
