@@ -106,7 +106,9 @@ def add_training_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--hub_token")
 
 
-def load_raw_splits(args: argparse.Namespace, modality: str) -> tuple[Dataset | IterableDataset, ...]:
+def load_raw_splits(
+    args: argparse.Namespace, modality: str
+) -> tuple[Dataset | IterableDataset, Dataset | IterableDataset | None, list[str] | None]:
     """The raw train and validation splits the data flags describe, and the class names of `--label_column`
     (`None` without labels): validation from `--validation_data_files` when given, else held out of the
     training data."""
