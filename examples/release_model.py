@@ -171,8 +171,10 @@ def media_table(release_dir: Path, pairs: list[Path], samples: dict[str, list[Pa
         target = quote(path.relative_to(release_dir).as_posix())
         return f"![{path.stem}]({target})" if path.suffix == ".gif" else f"[{path.name}]({target})"
 
-    originals = [path for path in pairs if path.stem.startswith("original_")]
-    reconstructions = [path for path in pairs if path.stem.startswith("reconstruction_")]
+    originals = [path for path in pairs if path.suffix == ".wav" and path.stem.startswith("original_")]
+    reconstructions = [
+        path for path in pairs if path.suffix == ".wav" and path.stem.startswith("reconstruction_")
+    ]
     lines = ["Validation examples:", ""]
     if originals:
         lines += ["| original | reconstruction |", "|---|---|"]
