@@ -19,6 +19,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import PIL.Image
+import safetensors.torch
 import torch
 from torch.utils.data import DataLoader
 
@@ -59,6 +60,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--eval_batch_size", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--prior_storage_dtype",
+        choices=["float32", "bfloat16"],
+        default="float32",
+        help="Store the prior's weights in this dtype (bfloat16 halves the folder's largest file); its config "
+        "keeps float32, so from_pretrained loads them upcast. Metrics are measured before the rounding.",
+    )
     return parser.parse_args(argv)
 
 
@@ -104,6 +112,17 @@ def prior_metrics(
     usage.update(codes[:]["codes"].long())
     results["prior_bits_per_code_over_code_entropy"] = results["prior_bits_per_code"] / usage.entropy_bits
     return results
+
+
+def store_weights_as(folder: Path, dtype: torch.dtype) -> None:
+    """Rewrite `folder/model.safetensors` with floating-point tensors cast to `dtype`, leaving config.json as
+    saved, so loading casts them back to the config's dtype."""
+    weights_file = folder / "model.safetensors"
+    tensors = {
+        name: tensor.to(dtype) if tensor.is_floating_point() else tensor
+        for name, tensor in safetensors.torch.load_file(weights_file).items()
+    }
+    safetensors.torch.save_file(tensors, weights_file, metadata={"format": "pt"})
 
 
 def side_by_side(originals: list, reconstructions: list) -> list:
@@ -225,6 +244,7 @@ def main(argv: list[str] | None = None) -> None:
 
     vqvae.save_pretrained(release_dir)
     prior.save_pretrained(release_dir / "prior")
+    store_weights_as(release_dir / "prior", getattr(torch, args.prior_storage_dtype))
     samples_dir = release_dir / "samples"
     pairs = save_reconstruction_pairs(vqvae, raw_eval, column, args.num_samples, samples_dir)
     prior_samples = save_prior_samples(prior, vqvae, args.num_samples, samples_dir, args.seed)

@@ -322,7 +322,8 @@ def _prior_rows(prior_config: VQPriorConfig | None) -> list[tuple[str, str]]:
     """(name, value) rows describing the prior; empty without one."""
     if prior_config is None:
         return []
-    backbone = f"{prior_config.num_layers} layers of width {prior_config.hidden_size}"
+    layers = "layer" if prior_config.num_layers == 1 else "layers"
+    backbone = f"{prior_config.num_layers} {layers} of width {prior_config.hidden_size}"
     if prior_config.prior_type == "transformer":
         backbone += f", {prior_config.num_heads} heads"
     num_classes = prior_config.num_classes

@@ -1,0 +1,121 @@
+"""examples/release_model.py: a trained VQ-VAE + prior folder becomes a hub-ready release whose weights load with
+`from_pretrained` and the pipeline, whose card reports the metrics it measured, and whose prior can be stored in
+bfloat16 without changing the dtype it loads in."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import safetensors
+import torch
+from huggingface_hub import ModelCard
+from transformers import pipeline
+
+from hf_vqvae import VQPriorConfig, VQPriorModel, VQVAEConfig, VQVAEModel
+
+RELEASE_MODEL = Path(__file__).resolve().parents[1] / "examples" / "release_model.py"
+NUM_SHAPE_KINDS = 4
+
+
+def load_release_model():
+    spec = importlib.util.spec_from_file_location("example_release_model", RELEASE_MODEL)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def trained_folder(tmp_path_factory) -> Path:
+    """What train_prior.py leaves: a VQ-VAE at the root, the class-conditional prior in prior/, and the
+    VQ-VAE's training history with two validations."""
+    folder = tmp_path_factory.mktemp("trained")
+    torch.manual_seed(0)
+    VQVAEModel(
+        VQVAEConfig(hidden_channels=16, residual_channels=8, codebook_size=32, embedding_dim=8)
+    ).save_pretrained(folder)
+    prior_config = VQPriorConfig(
+        codebook_size=32,
+        code_shape=[8, 8],
+        num_classes=NUM_SHAPE_KINDS,
+        hidden_size=16,
+        num_layers=1,
+        num_heads=2,
+    )
+    VQPriorModel(prior_config).save_pretrained(folder / "prior")
+    history = [
+        {
+            "step": step,
+            "eval_psnr_uint8": psnr,
+            "eval_codebook_perplexity": 20.0 + step,
+            "eval_codebook_fraction_used": 0.9,
+            "eval_num_restarts": step,
+        }
+        for step, psnr in [(5, 11.5), (10, 12.25)]
+    ]
+    (folder / "training_history.jsonl").write_text("\n".join(json.dumps(row) for row in history))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def released(trained_folder, tmp_path_factory) -> tuple[Path, dict]:
+    """The release of `trained_folder` on 16 held-out built-in shapes, prior stored in bfloat16."""
+    work = tmp_path_factory.mktemp("release")
+    commands = work / "commands.sh"
+    commands.write_text("python examples/train_vqvae.py --the-recipe\n")
+    notes = work / "notes.md"
+    notes.write_text(
+        "## Intended use and limitations\n\nShapes only.\n\n## Validation split\n\nEvery 20th row.\n"
+    )
+    release_dir = work / "vqvae-shapes"
+    load_release_model().main(
+        [
+            "--model_dir", str(trained_folder),
+            "--release_dir", str(release_dir),
+            "--dataset_name", "builtin:shapes",
+            "--builtin_num_examples", "320",
+            "--label_column", "label",
+            "--dataset_id", "org/shapes",
+            "--validation_split_percentage", "5",
+            "--training_commands", str(commands),
+            "--card_sections", str(notes),
+            "--num_samples", "2",
+            "--prior_storage_dtype", "bfloat16",
+        ]
+    )  # fmt: skip
+    return release_dir, ModelCard.load(release_dir / "README.md")
+
+
+def test_release_loads_with_from_pretrained_and_the_pipeline(released):
+    release_dir, _ = released
+    assert VQVAEModel.from_pretrained(release_dir).config.codebook_size == 32
+    images = pipeline("vq-sample", model=str(release_dir))(num_samples=2, class_labels=[0, 3], seed=0)
+    assert [image.size for image in images] == [(32, 32)] * 2
+
+
+def test_bfloat16_stored_prior_loads_as_float32_with_rounded_weights(released, trained_folder):
+    release_dir, _ = released
+    with safetensors.safe_open(release_dir / "prior" / "model.safetensors", "pt") as weights:
+        assert {weights.get_slice(name).get_dtype() for name in weights.keys()} == {"BF16"}
+    loaded = VQPriorModel.from_pretrained(release_dir / "prior")
+    original = VQPriorModel.from_pretrained(trained_folder / "prior")
+    assert loaded.dtype == torch.float32
+    for (name, value), expected in zip(
+        loaded.state_dict().items(), original.state_dict().values(), strict=True
+    ):
+        torch.testing.assert_close(value, expected.to(torch.bfloat16).float(), rtol=0, atol=0, msg=name)
+
+
+def test_card_reports_measured_metrics_sections_and_samples(released):
+    release_dir, card = released
+    results = card.data.eval_results
+    by_metric = {result.metric_type: result.metric_value for result in results}
+    assert {"psnr_uint8", "ssim", "codebook_perplexity", "prior_bits_per_code"} <= set(by_metric)
+    assert 0 < by_metric["prior_bits_per_code"] < 10
+    text = card.text
+    assert "python examples/train_vqvae.py --the-recipe" in text
+    assert "1 layer of width 16" in text
+    assert "Shapes only." in text and "Every 20th row." in text
+    assert "| 10 | 12.25 | 30 | 90.0% | 10 |" in text  # the collapse table, from the training history
+    assert (release_dir / "samples" / "prior_sample_grid.png").is_file()
+    assert "](samples/prior_sample_grid.png)" in text
