@@ -8,11 +8,10 @@ weights, validation metrics measured afresh, sample files and a model card.
 Every number the card reports is measured here, on the whole validation split the data flags describe: images
 and video on centred inputs, audio on whole recordings (`evaluate_recordings`). The card also shows how the
 codebook stayed in use during training (validation rows of `training_history.jsonl`), and links original /
-reconstruction pairs and class-conditional samples (PNG grids, WAV files, GIFs).
+reconstruction pairs and prior samples, one set per class for a conditional prior (PNG grids, WAV files, GIFs).
 """
 
 import argparse
-import dataclasses
 import json
 import math
 from pathlib import Path
@@ -26,9 +25,8 @@ from torch.utils.data import DataLoader
 from hf_vqvae import VQVAEModel
 from hf_vqvae.code_datasets import encode_batches
 from hf_vqvae.data import LABEL_KEY, build_preprocessor, collate_examples, prepare_dataset
-from hf_vqvae.evaluation import evaluate_prior, evaluate_reconstruction, evaluate_recordings
+from hf_vqvae.evaluation import compare_with_code_entropy, evaluate_prior, evaluate_split
 from hf_vqvae.exporting import postprocess_samples, save_audio, save_image_grid, save_samples, save_videos
-from hf_vqvae.metrics import CodebookUsage
 from hf_vqvae.modelcard import write_model_card
 from hf_vqvae.modeling_prior import VQPriorModel
 from hf_vqvae.training_args import add_data_args, data_column, load_raw_splits
@@ -74,23 +72,33 @@ def read_sections(paths: list[str]) -> dict[str, str]:
     """'## Title' headed Markdown files -> {title: text}."""
     sections = {}
     for path in paths:
-        for chunk in Path(path).read_text().split("\n## "):
-            title, _, text = chunk.removeprefix("## ").partition("\n")
-            if title.strip():
-                sections[title.strip()] = text.strip()
+        text = Path(path).read_text()
+        if not text.startswith("## "):
+            raise ValueError(f"--card_sections: {path} must start with a '## Title' line, then its text.")
+        for chunk in text.split("\n## "):
+            title, _, body = chunk.removeprefix("## ").partition("\n")
+            sections[title.strip()] = body.strip()
     return sections
 
 
-def validation_metrics(vqvae: VQVAEModel, raw_eval, column: str, batch_size: int) -> dict[str, float]:
-    """Reconstruction metrics over the whole validation split: whole recordings for audio."""
-    preprocessor = build_preprocessor(vqvae.config, train=False)
-    if vqvae.config.modality == "audio":
-        whole = prepare_dataset(raw_eval, dataclasses.replace(preprocessor, num_samples=None), column)
-        loader = DataLoader(whole, batch_size=1, collate_fn=collate_examples)
-        return evaluate_recordings(vqvae, (b["input_values"][0] for b in loader), show_progress_bar=True)
-    prepared = prepare_dataset(raw_eval, preprocessor, column)
-    loader = DataLoader(prepared, batch_size=batch_size, collate_fn=collate_examples)
-    return evaluate_reconstruction(vqvae, loader, show_progress_bar=True)
+def check_inputs(args: argparse.Namespace) -> None:
+    """Fail before any evaluation on what would otherwise stop the release half-written."""
+    model_dir = Path(args.model_dir)
+    expected = {
+        "--model_dir": [model_dir / "config.json", model_dir / "prior" / "config.json"],
+        "--model_dir (the VQ-VAE's own training run)": [model_dir / "training_history.jsonl"],
+        "--training_commands": [Path(args.training_commands)],
+        "--card_sections": [Path(path) for path in args.card_sections],
+    }
+    for flag, files in expected.items():
+        missing = [str(path) for path in files if not path.is_file()]
+        if missing:
+            raise FileNotFoundError(
+                f"{flag}: missing {', '.join(missing)}. --model_dir is a train_prior.py output written into the "
+                "folder of the VQ-VAE's train_vqvae.py run (VQ-VAE at the root, prior/, training_history.jsonl)."
+            )
+    if args.streaming:
+        raise ValueError("--streaming: releasing measures the whole validation split; load it map-style.")
 
 
 def prior_metrics(
@@ -108,10 +116,11 @@ def prior_metrics(
     ]
     dims_per_example = vqvae.config.in_channels * math.prod(vqvae.config.sample_size)
     results = evaluate_prior(prior, batches, dims_per_example)
-    usage = CodebookUsage(vqvae.config.codebook_size)
-    usage.update(codes[:]["codes"].long())
-    results["prior_bits_per_code_over_code_entropy"] = results["prior_bits_per_code"] / usage.entropy_bits
-    return results
+    # The ratio only: the code entropy reported is that of the reconstruction metrics (whole recordings for audio).
+    ratio = compare_with_code_entropy(
+        results["prior_bits_per_code"], codes[:]["codes"].long(), vqvae.config.codebook_size
+    )["prior_bits_per_code_over_code_entropy"]
+    return results | {"prior_bits_per_code_over_code_entropy": ratio}
 
 
 def store_weights_as(folder: Path, dtype: torch.dtype) -> None:
@@ -143,7 +152,9 @@ def save_reconstruction_pairs(
     """The first validation examples and their reconstructions: a two-row PNG grid (originals above), WAV pairs,
     or GIFs with the original left and the reconstruction right."""
     prepared = prepare_dataset(
-        raw_eval.select(range(count)), build_preprocessor(vqvae.config, train=False), column
+        raw_eval.select(range(min(count, len(raw_eval)))),
+        build_preprocessor(vqvae.config, train=False),
+        column,
     )
     inputs = collate_examples([prepared[i] for i in range(len(prepared))])[vqvae.main_input_name]
     reconstruction = vqvae(inputs).reconstruction.clamp(-1, 1)
@@ -229,16 +240,26 @@ def collapse_table(history_file: Path) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    check_inputs(args)
+    sections = read_sections(args.card_sections)
     model_dir, release_dir = Path(args.model_dir), Path(args.release_dir)
     vqvae = VQVAEModel.from_pretrained(model_dir).eval()
     prior = VQPriorModel.from_pretrained(model_dir / "prior").eval()
+    if prior.config.num_classes and not args.label_column:
+        raise ValueError(
+            f"The prior is class-conditional ({prior.config.num_classes} classes): give --label_column, the "
+            "column of class labels it was trained on, so its NLL is measured with them."
+        )
     modality = vqvae.config.modality
     _, raw_eval, _ = load_raw_splits(args, modality)
     if raw_eval is None:
-        raise ValueError("Releasing needs a validation split: give --validation_split_percentage or files.")
+        raise ValueError(
+            "Releasing needs a validation split: give --validation_data_files, or a "
+            "--validation_split_percentage above 0."
+        )
     column = data_column(args, modality)
 
-    metrics = validation_metrics(vqvae, raw_eval, column, args.eval_batch_size)
+    metrics = evaluate_split(vqvae, raw_eval, column, args.eval_batch_size, show_progress_bar=True)
     metrics.pop("num_eval_examples")
     metrics |= prior_metrics(prior, vqvae, raw_eval, column, args.label_column, args.eval_batch_size)
 
@@ -257,7 +278,6 @@ def main(argv: list[str] | None = None) -> None:
             shown.append(samples_dir / curves)
             shown[-1].write_bytes(source.read_bytes())
 
-    sections = read_sections(args.card_sections)
     limitations = sections.pop("Intended use and limitations", None)
     if modality != "image":
         sections["Listen" if modality == "audio" else "Watch"] = media_table(

@@ -41,10 +41,9 @@ from hf_vqvae.data import (
     collate_examples,
     prepare_dataset,
 )
-from hf_vqvae.evaluation import evaluate_prior
+from hf_vqvae.evaluation import compare_with_code_entropy, evaluate_prior
 from hf_vqvae.exporting import save_samples
 from hf_vqvae.hub import push_output_dir
-from hf_vqvae.metrics import CodebookUsage
 from hf_vqvae.modelcard import write_model_card
 from hf_vqvae.modeling_prior import VQPriorModel
 from hf_vqvae.plotting import plot_training_curves
@@ -352,10 +351,9 @@ def finish(
         return
     unwrapped = accelerator.unwrap_model(prior).eval()
     if "validation" in codes:
-        usage = CodebookUsage(vqvae.config.codebook_size)
-        usage.update(codes["validation"][:]["codes"].long())
-        results["code_entropy_bits"] = usage.entropy_bits
-        results["prior_bits_per_code_over_code_entropy"] = results["prior_bits_per_code"] / usage.entropy_bits
+        results |= compare_with_code_entropy(
+            results["prior_bits_per_code"], codes["validation"][:]["codes"].long(), vqvae.config.codebook_size
+        )
     if Path(args.vqvae_name_or_path).resolve() != output_dir.resolve():
         vqvae.save_pretrained(output_dir)
     unwrapped.save_pretrained(output_dir / "prior")

@@ -119,3 +119,38 @@ def test_card_reports_measured_metrics_sections_and_samples(released):
     assert "| 10 | 12.25 | 30 | 90.0% | 10 |" in text  # the collapse table, from the training history
     assert (release_dir / "samples" / "prior_sample_grid.png").is_file()
     assert "](samples/prior_sample_grid.png)" in text
+
+
+def release_args(model_dir: Path, work: Path, **overrides: str) -> list[str]:
+    commands = work / "commands.sh"
+    commands.write_text("python examples/train_vqvae.py\n")
+    args = {
+        "--model_dir": str(model_dir),
+        "--release_dir": str(work / "release"),
+        "--dataset_name": "builtin:shapes",
+        "--builtin_num_examples": "40",
+        "--label_column": "label",
+        "--training_commands": str(commands),
+    } | overrides
+    return [item for pair in args.items() for item in pair]
+
+
+def test_missing_training_history_fails_before_anything_is_written(trained_folder, tmp_path):
+    model_dir = tmp_path / "prior_run_elsewhere"
+    VQVAEModel.from_pretrained(trained_folder).save_pretrained(model_dir)
+    VQPriorModel.from_pretrained(trained_folder / "prior").save_pretrained(model_dir / "prior")
+    with pytest.raises(FileNotFoundError, match="training_history.jsonl"):
+        load_release_model().main(release_args(model_dir, tmp_path))
+    assert not (tmp_path / "release").exists()
+
+
+def test_card_sections_without_a_title_are_rejected(trained_folder, tmp_path):
+    notes = tmp_path / "notes.md"
+    notes.write_text("Some text with no '## Title' above it.\n")
+    with pytest.raises(ValueError, match="must start with a '## Title' line"):
+        load_release_model().main(release_args(trained_folder, tmp_path, **{"--card_sections": str(notes)}))
+
+
+def test_conditional_prior_needs_the_label_column(trained_folder, tmp_path):
+    with pytest.raises(ValueError, match="give --label_column"):
+        load_release_model().main(release_args(trained_folder, tmp_path, **{"--label_column": ""}))

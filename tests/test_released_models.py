@@ -5,7 +5,6 @@ Every test skips cleanly when a folder holds no weights yet, or when its validat
 (CIFAR-10 and FSDD beside the repo in `../shared/data`, Fashion-MNIST from Debian's `dataset-fashion-mnist`).
 """
 
-import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,16 +16,13 @@ from transformers import pipeline
 
 from hf_vqvae import VQSamplePipeline, VQVAEModel
 from hf_vqvae.data import (
-    build_preprocessor,
-    collate_examples,
     load_raw_dataset,
     make_moving_mnist,
-    prepare_dataset,
     read_fashion_mnist,
     split_train_validation,
 )
 from hf_vqvae.data.idx import FASHION_MNIST_DIR
-from hf_vqvae.evaluation import evaluate_reconstruction, evaluate_recordings
+from hf_vqvae.evaluation import evaluate_split
 
 MODEL_CARDS = Path(__file__).resolve().parents[1] / "model_cards"
 NUM_CHECKED_EXAMPLES = 64
@@ -78,13 +74,7 @@ def card_metric(folder: Path, metric_type: str) -> float:
 def reconstruction_metrics(model: VQVAEModel, validation, column: str) -> dict[str, float]:
     """The card's metrics over the first validation examples: whole recordings for audio, else centred inputs."""
     subset = validation.select(range(min(NUM_CHECKED_EXAMPLES, len(validation))))
-    preprocessor = build_preprocessor(model.config, train=False)
-    if model.config.modality == "audio":
-        whole = prepare_dataset(subset, dataclasses.replace(preprocessor, num_samples=None), column)
-        return evaluate_recordings(model, (whole[i]["input_values"] for i in range(len(whole))))
-    prepared = prepare_dataset(subset, preprocessor, column)
-    batch = collate_examples([prepared[i] for i in range(len(prepared))])
-    return evaluate_reconstruction(model, [batch])
+    return evaluate_split(model, subset, column, batch_size=NUM_CHECKED_EXAMPLES)
 
 
 def assert_sample_shapes(samples: list, model: VQVAEModel) -> None:

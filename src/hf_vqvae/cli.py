@@ -12,7 +12,6 @@ message on stderr and exit status 2, like argparse's own errors.
 """
 
 import argparse
-import dataclasses
 import glob
 import json
 import re
@@ -26,7 +25,6 @@ import torch
 from diffusers.utils import export_to_gif
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
-from torch.utils.data import DataLoader
 from transformers import AutoConfig, pipeline
 
 from . import demo
@@ -447,7 +445,12 @@ def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
         type=int,
         help="Size of a built-in dataset (as in training; default: the generator's).",
     )
-    parser.add_argument("--batch_size", type=int, default=64)
+    parser.add_argument(
+        "--batch_size",
+        type=int,
+        default=64,
+        help="Images or clips per forward pass; audio is scored one whole recording at a time.",
+    )
     parser.add_argument("--output_json", help="Also write the metrics to this JSON file.")
     parser.set_defaults(run=run_evaluate, user_errors=USER_ERRORS)
     return parser
@@ -455,17 +458,12 @@ def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
 
 def run_evaluate(args: argparse.Namespace) -> None:
     """Whole-set reconstruction metrics, printed as a table and optionally written as JSON."""
-    from .evaluation import evaluate_reconstruction, evaluate_recordings  # needs accelerate (train extras)
+    from .evaluation import evaluate_split  # needs accelerate (train extras)
 
     source = data_source(args.data)
     model = load_vqvae(args.model, args.device)
-    loader = evaluation_loader(source, args, model.config)
-    batches = ({name: tensor.to(model.device) for name, tensor in batch.items()} for batch in loader)
-    if model.config.modality == "audio":
-        recordings = (batch["input_values"][0] for batch in batches)
-        results = evaluate_recordings(model, recordings, show_progress_bar=True)
-    else:
-        results = evaluate_reconstruction(model, batches, show_progress_bar=True)
+    raw = evaluation_split(source, args, model.config)
+    results = evaluate_split(model, raw, args.column, args.batch_size, show_progress_bar=True)
     print(
         format_table(
             ["metric", "value"],
@@ -483,16 +481,9 @@ def run_evaluate(args: argparse.Namespace) -> None:
         print(f"Wrote {args.output_json}")
 
 
-def evaluation_loader(source: dict, args: argparse.Namespace, config: VQVAEConfig) -> DataLoader:
-    """The evaluation data, preprocessed as in validation (centred crops / clips; whole audio recordings), in
-    batches."""
-    from .data import (  # needs the train extras
-        build_preprocessor,
-        collate_examples,
-        load_raw_dataset,
-        prepare_dataset,
-        split_train_validation,
-    )
+def evaluation_split(source: dict, args: argparse.Namespace, config: VQVAEConfig):
+    """The raw examples to evaluate on: the held-out split `--split_percentage` names, else the whole data."""
+    from .data import load_raw_dataset, split_train_validation  # needs the train extras
 
     options = {"num_examples": args.builtin_num_examples} if args.builtin_num_examples else None
     raw = load_raw_dataset(**source, modality=config.modality, builtin_options=options)
@@ -500,12 +491,7 @@ def evaluation_loader(source: dict, args: argparse.Namespace, config: VQVAEConfi
         _, raw = split_train_validation(raw, args.split_percentage, max_eval_samples=args.max_samples)
     else:
         raw, _ = split_train_validation(raw, None, max_train_samples=args.max_samples)
-    preprocessor = build_preprocessor(config, train=False)
-    if config.modality == "audio":  # whole recordings, one per batch: the metrics a user's files get
-        preprocessor = dataclasses.replace(preprocessor, num_samples=None)
-    dataset = prepare_dataset(raw, preprocessor, args.column)
-    batch_size = 1 if config.modality == "audio" else args.batch_size
-    return DataLoader(dataset, batch_size=batch_size, collate_fn=collate_examples)
+    return raw
 
 
 def data_source(data: list[str]) -> dict:

@@ -4,14 +4,18 @@ Metrics are accumulated over every example (gathered from all processes when an 
 averaged per batch: per-batch perplexity, for one, depends on the batch size.
 """
 
+import dataclasses
 from collections.abc import Iterable
 
 import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
+from datasets import Dataset
+from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from . import metrics
+from .data import build_preprocessor, collate_examples, prepare_dataset
 from .modeling_vqvae import VQVAEModel
 
 
@@ -86,6 +90,34 @@ def evaluate_recordings(
             yield padded[..., :length].float(), reconstruction, outputs.codes
 
     return _accumulate_metrics(model, reconstructed())
+
+
+def evaluate_split(
+    model: VQVAEModel, raw: Dataset, column: str, batch_size: int = 64, show_progress_bar: bool = False
+) -> dict[str, float]:
+    """Reconstruction metrics of `model` over a raw dataset split, preprocessed as for validation: centred crops
+    or clips in batches of `batch_size`, and whole audio recordings one at a time (the metrics a user's files
+    get, so `batch_size` does not apply to audio)."""
+    preprocessor = build_preprocessor(model.config, train=False)
+    if model.config.modality == "audio":
+        whole = prepare_dataset(raw, dataclasses.replace(preprocessor, num_samples=None), column)
+        loader = DataLoader(whole, batch_size=1, collate_fn=collate_examples)
+        recordings = (batch["input_values"][0] for batch in loader)
+        return evaluate_recordings(model, recordings, show_progress_bar=show_progress_bar)
+    loader = DataLoader(prepare_dataset(raw, preprocessor, column), batch_size=batch_size, collate_fn=collate_examples)
+    batches = ({name: tensor.to(model.device) for name, tensor in batch.items()} for batch in loader)
+    return evaluate_reconstruction(model, batches, show_progress_bar=show_progress_bar)
+
+
+def compare_with_code_entropy(prior_bits_per_code: float, codes: torch.Tensor, codebook_size: int) -> dict[str, float]:
+    """The entropy of the code-usage distribution of `codes`, and a prior's bits per code over it: below 1, the
+    prior predicts each code from its context better than the codes' frequencies alone do."""
+    usage = metrics.CodebookUsage(codebook_size)
+    usage.update(codes)
+    return {
+        "code_entropy_bits": usage.entropy_bits,
+        "prior_bits_per_code_over_code_entropy": prior_bits_per_code / usage.entropy_bits,
+    }
 
 
 def _accumulate_metrics(

@@ -211,11 +211,12 @@ def write_model_card(
         )
     noun = MODALITY_NOUNS[config.modality]
     facts = {"Training time": training_time, "Hardware": hardware}
-    eval_data = (
-        f"the `{eval_split}` split of {datasets[0]}"
-        if datasets and eval_split
-        else eval_split or "held-out data"
-    )
+    eval_data = eval_split or "held-out data"
+    if datasets and eval_split:
+        split_name = eval_split.replace("-", "_").isidentifier()  # "test", not a description in words
+        eval_data = (
+            f"the `{eval_split}` split of {datasets[0]}" if split_name else f"{eval_split} of {datasets[0]}"
+        )
     card = ModelCard.from_template(
         _card_data(model_id, config, prior_config, metrics, datasets, eval_split, license),
         template_str=MODEL_CARD_TEMPLATE,
