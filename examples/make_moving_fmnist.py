@@ -14,6 +14,8 @@ ones; `--sprite_split test` builds clips from the Fashion-MNIST test images inst
 import argparse
 from pathlib import Path
 
+import numpy as np
+
 from hf_vqvae.data import make_moving_mnist, read_fashion_mnist
 from hf_vqvae.data.idx import FASHION_MNIST_DIR
 
@@ -46,27 +48,31 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def clip_splits(args: argparse.Namespace, sprites: np.ndarray) -> dict[str, tuple[np.ndarray, int, int]]:
+    """Each split to write: its sprites, number of clips and seed. Validation sprites are the last
+    `--num_validation_sprites` train images, never used by training clips."""
+    if args.sprite_split == "test":
+        return {"test": (sprites, args.num_validation_clips, args.seed + 2)}
+    if not 0 < args.num_validation_sprites < len(sprites):
+        raise ValueError(
+            f"--num_validation_sprites must lie in (0, {len(sprites)}), got {args.num_validation_sprites}."
+        )
+    return {
+        "train": (sprites[: -args.num_validation_sprites], args.num_train_clips, args.seed),
+        "validation": (sprites[-args.num_validation_sprites :], args.num_validation_clips, args.seed + 1),
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    sprites, _ = read_fashion_mnist(args.fashion_mnist_dir, args.sprite_split)
+    splits = clip_splits(args, sprites)
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    sprites, _ = read_fashion_mnist(args.fashion_mnist_dir, args.sprite_split)
-    clip_options = {"num_frames": args.num_frames, "canvas_size": args.canvas_size}
-    if args.sprite_split == "test":
-        splits = {"test": (sprites, args.num_validation_clips, args.seed + 2)}
-    else:
-        if not 0 < args.num_validation_sprites < len(sprites):
-            raise ValueError(
-                f"--num_validation_sprites must lie in (0, {len(sprites)}), got {args.num_validation_sprites}."
-            )
-        train_sprites = sprites[: -args.num_validation_sprites]
-        validation_sprites = sprites[-args.num_validation_sprites :]
-        splits = {
-            "train": (train_sprites, args.num_train_clips, args.seed),
-            "validation": (validation_sprites, args.num_validation_clips, args.seed + 1),
-        }
     for name, (split_sprites, num_clips, seed) in splits.items():
-        clips = make_moving_mnist(split_sprites, num_clips, seed=seed, **clip_options)
+        clips = make_moving_mnist(
+            split_sprites, num_clips, num_frames=args.num_frames, canvas_size=args.canvas_size, seed=seed
+        )
         path = output_dir / f"{name}.parquet"
         clips.to_parquet(str(path))
         print(f"{path}: {num_clips} clips from {len(split_sprites)} sprites")

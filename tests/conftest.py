@@ -1,5 +1,8 @@
-"""Shared test set-up: offline hub, a private HF cache, seeded RNGs, and tiny configs for every modality."""
+"""Shared test set-up: offline hub, a private HF cache, seeded RNGs, tiny configs for every modality, and the
+example scripts as importable modules."""
 
+import functools
+import importlib.util
 import os
 import tempfile
 from pathlib import Path
@@ -20,6 +23,7 @@ from hf_vqvae import VQVAEConfig  # noqa: E402
 torch.set_num_threads(1)
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 # Input shapes of the tiny configs below: image (B, C, H, W), audio (B, C, T), video (B, T, C, H, W).
 TINY_INPUT_SHAPES = {"image": (4, 3, 16, 16), "audio": (4, 1, 256), "video": (2, 4, 3, 16, 16)}
@@ -40,6 +44,15 @@ def tiny_config(modality: str = "image", **overrides) -> VQVAEConfig:
         downsample_factors=downsample,
     )
     return VQVAEConfig(**{**fields, **overrides})
+
+
+@functools.cache
+def load_script(path: Path):
+    """An example script as a module, to call its functions (`main(argv)`) in this process."""
+    spec = importlib.util.spec_from_file_location(f"example_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def tiny_inputs(modality: str, seed: int = 0) -> torch.Tensor:

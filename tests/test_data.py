@@ -461,6 +461,18 @@ def test_moving_mnist_sprites_stay_inside_the_canvas():
     assert set(np.unique(frames[..., 0])) <= {0, 100} and frames.max() == 100
 
 
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"canvas_size": 32}, "canvas_size must be at least 33"),
+        ({"num_frames": 0}, "must be at least 1, got 2, 0 and 2"),
+    ],
+)
+def test_moving_mnist_rejects_a_canvas_too_small_and_empty_clips(options, message):
+    with pytest.raises(ValueError, match=message):
+        make_moving_mnist(np.zeros((3, 28, 28), np.uint8), 2, **options)
+
+
 def test_read_idx_and_fashion_mnist_layout(tmp_path):
     images = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
     header = struct.pack(">BBBBIII", 0, 0, 0x08, 3, 2, 3, 4)

@@ -2,27 +2,19 @@
 `from_pretrained` and the pipeline, whose card reports the metrics it measured, and whose prior can be stored in
 bfloat16 without changing the dtype it loads in."""
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 import safetensors
 import torch
+from conftest import EXAMPLES, load_script
 from huggingface_hub import ModelCard
 from transformers import pipeline
 
 from hf_vqvae import VQPriorConfig, VQPriorModel, VQVAEConfig, VQVAEModel
 
-RELEASE_MODEL = Path(__file__).resolve().parents[1] / "examples" / "release_model.py"
 NUM_SHAPE_KINDS = 4
-
-
-def load_release_model():
-    spec = importlib.util.spec_from_file_location("example_release_model", RELEASE_MODEL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +60,7 @@ def released(trained_folder, tmp_path_factory) -> tuple[Path, dict]:
         "## Intended use and limitations\n\nShapes only.\n\n## Validation split\n\nEvery 20th row.\n"
     )
     release_dir = work / "vqvae-shapes"
-    load_release_model().main(
+    load_script(EXAMPLES / "release_model.py").main(
         [
             "--model_dir", str(trained_folder),
             "--release_dir", str(release_dir),
@@ -140,7 +132,7 @@ def test_missing_training_history_fails_before_anything_is_written(trained_folde
     VQVAEModel.from_pretrained(trained_folder).save_pretrained(model_dir)
     VQPriorModel.from_pretrained(trained_folder / "prior").save_pretrained(model_dir / "prior")
     with pytest.raises(FileNotFoundError, match="training_history.jsonl"):
-        load_release_model().main(release_args(model_dir, tmp_path))
+        load_script(EXAMPLES / "release_model.py").main(release_args(model_dir, tmp_path))
     assert not (tmp_path / "release").exists()
 
 
@@ -148,9 +140,13 @@ def test_card_sections_without_a_title_are_rejected(trained_folder, tmp_path):
     notes = tmp_path / "notes.md"
     notes.write_text("Some text with no '## Title' above it.\n")
     with pytest.raises(ValueError, match="must start with a '## Title' line"):
-        load_release_model().main(release_args(trained_folder, tmp_path, **{"--card_sections": str(notes)}))
+        load_script(EXAMPLES / "release_model.py").main(
+            release_args(trained_folder, tmp_path, **{"--card_sections": str(notes)})
+        )
 
 
 def test_conditional_prior_needs_the_label_column(trained_folder, tmp_path):
     with pytest.raises(ValueError, match="give --label_column"):
-        load_release_model().main(release_args(trained_folder, tmp_path, **{"--label_column": ""}))
+        load_script(EXAMPLES / "release_model.py").main(
+            release_args(trained_folder, tmp_path, **{"--label_column": ""})
+        )

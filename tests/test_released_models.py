@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import SHARED_DATA
+from conftest import EXAMPLES, SHARED_DATA, load_script
 from huggingface_hub import ModelCard
 from test_hub_loading import hub_cache  # noqa: F401  (fixture)
 from transformers import pipeline
@@ -42,13 +42,17 @@ def shared_validation(parquet: str, column: str) -> Callable[[], tuple[object, s
 
 
 def moving_fmnist_validation() -> tuple[object, str]:
-    """The first clips of the card's validation set (`examples/make_moving_fmnist.py`: the last 10,000
-    Fashion-MNIST train images as sprites, seed 1), rebuilt from Debian's copy of Fashion-MNIST."""
+    """The first clips of the card's validation set, rebuilt as `examples/make_moving_fmnist.py` builds it by
+    default, from Debian's copy of Fashion-MNIST."""
     try:
         sprites, _ = read_fashion_mnist(FASHION_MNIST_DIR, "train")
     except FileNotFoundError:
         pytest.skip(f"Fashion-MNIST is not installed under {FASHION_MNIST_DIR}")
-    return make_moving_mnist(sprites[-10000:], NUM_CHECKED_EXAMPLES, seed=1), "video"
+    script = load_script(EXAMPLES / "make_moving_fmnist.py")
+    validation_sprites, _, seed = script.clip_splits(script.parse_args(["--output_dir", "unused"]), sprites)[
+        "validation"
+    ]
+    return make_moving_mnist(validation_sprites, NUM_CHECKED_EXAMPLES, seed=seed), "video"
 
 
 # Each released model: its validation data, and the card metric a reconstruction of it must match.

@@ -8,7 +8,6 @@ Training runs are subprocesses with one thread each (bitwise-repeatable, and two
 bad-input runs call the scripts' `main(argv)` in-process, as they fail before any training.
 """
 
-import importlib.util
 import json
 import logging
 import os
@@ -22,14 +21,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from functools import cache
 from pathlib import Path
 
 import numpy as np
 import PIL.Image
 import pytest
 import torch
-from conftest import SHARED_DATA
+from conftest import EXAMPLES, SHARED_DATA, load_script
 from datasets import ClassLabel, Dataset, Features
 from datasets import Image as ImageFeature
 from transformers import AutoModel, pipeline
@@ -46,7 +44,6 @@ from hf_vqvae.data import decode_video, load_raw_dataset
 from hf_vqvae.modeling_prior import VQPriorModel
 from hf_vqvae.pipeline_vq_sample import VQSamplePipeline
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 TRAIN_VQVAE, TRAIN_PRIOR = EXAMPLES / "train_vqvae.py", EXAMPLES / "train_prior.py"
 CIFAR10 = SHARED_DATA / "cifar10" / "train.parquet"
 
@@ -492,15 +489,6 @@ def test_state_dict_fingerprint_tracks_every_tensor():
 # -------------------------------------------------------------------------- bad input: clear errors up front
 
 
-@cache
-def load_script(path: Path):
-    """An example script as a module, to call its `main(argv)` in this process."""
-    spec = importlib.util.spec_from_file_location(f"example_{path.stem}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def untrained_vqvae_dir(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("untrained_vqvae")
@@ -516,8 +504,19 @@ def empty_parquet(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def two_class_parquet(tmp_path_factory) -> Path:
+    """Two 32x32 images whose label column names other classes than the built-in shapes'."""
+    path = tmp_path_factory.mktemp("two_class") / "two_class.parquet"
+    features = Features({"image": ImageFeature(), "label": ClassLabel(names=["a", "b"])})
+    images = [PIL.Image.new("RGB", (32, 32), colour) for colour in ("red", "blue")]
+    Dataset.from_dict({"image": images, "label": [0, 1]}, features=features).to_parquet(str(path))
+    return path
+
+
 SMALL_SHAPES = ["--dataset_name", "builtin:shapes", "--builtin_num_examples", "40"]
 EMPTY_PARQUET = "<the empty_parquet fixture>"
+TWO_CLASS_PARQUET = "<the two_class_parquet fixture>"
 BAD_VQVAE_INPUTS = {
     "unknown_column": (
         [*SMALL_SHAPES, "--image_column", "nope"],
@@ -543,6 +542,10 @@ BAD_VQVAE_INPUTS = {
 BAD_PRIOR_INPUTS = {
     "unknown_column": ([*SMALL_SHAPES, "--image_column", "nope"], r"Column 'nope' not found"),
     "unknown_label_column": ([*SMALL_SHAPES, "--label_column", "labels"], r"Label column 'labels' not found"),
+    "validation_classes_differ": (
+        [*SMALL_SHAPES, "--label_column", "label", "--validation_data_files", TWO_CLASS_PARQUET],
+        r"--validation_data_files: the classes of 'label' are \['a', 'b'\], but the training data's are \[",
+    ),
     "unknown_config_field": (
         [*SMALL_SHAPES, "--config_overrides", "dropuot=0.1"],
         r"\['dropuot'\] are not fields of VQPriorConfig",
@@ -565,8 +568,11 @@ def test_train_vqvae_rejects_bad_input_before_training(case, empty_parquet, tmp_
 
 
 @pytest.mark.parametrize("case", BAD_PRIOR_INPUTS)
-def test_train_prior_rejects_bad_input_before_training(case, untrained_vqvae_dir, tmp_path):
+def test_train_prior_rejects_bad_input_before_training(
+    case, untrained_vqvae_dir, two_class_parquet, tmp_path
+):
     args, message = BAD_PRIOR_INPUTS[case]
+    args = [str(two_class_parquet) if arg == TWO_CLASS_PARQUET else arg for arg in args]
     argv = [
         *TINY_PRIOR,
         *QUIET,

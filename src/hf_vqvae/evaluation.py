@@ -104,12 +104,16 @@ def evaluate_split(
         loader = DataLoader(whole, batch_size=1, collate_fn=collate_examples)
         recordings = (batch["input_values"][0] for batch in loader)
         return evaluate_recordings(model, recordings, show_progress_bar=show_progress_bar)
-    loader = DataLoader(prepare_dataset(raw, preprocessor, column), batch_size=batch_size, collate_fn=collate_examples)
+    loader = DataLoader(
+        prepare_dataset(raw, preprocessor, column), batch_size=batch_size, collate_fn=collate_examples
+    )
     batches = ({name: tensor.to(model.device) for name, tensor in batch.items()} for batch in loader)
     return evaluate_reconstruction(model, batches, show_progress_bar=show_progress_bar)
 
 
-def compare_with_code_entropy(prior_bits_per_code: float, codes: torch.Tensor, codebook_size: int) -> dict[str, float]:
+def compare_with_code_entropy(
+    prior_bits_per_code: float, codes: torch.Tensor, codebook_size: int
+) -> dict[str, float]:
     """The entropy of the code-usage distribution of `codes`, and a prior's bits per code over it: below 1, the
     prior predicts each code from its context better than the codes' frequencies alone do."""
     usage = metrics.CodebookUsage(codebook_size)

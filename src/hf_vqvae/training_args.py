@@ -131,6 +131,13 @@ def load_raw_splits(
     raw_eval = load_raw_dataset(
         data_files=args.validation_data_files, streaming=args.streaming, modality=modality
     )
+    if args.label_column:
+        validation_names = resolve_label_names(raw_eval, args.label_column)
+        if label_names is not None and validation_names is not None and validation_names != label_names:
+            raise ValueError(
+                f"--validation_data_files: the classes of {args.label_column!r} are {validation_names}, but the "
+                f"training data's are {label_names}; both must list the same classes in the same order."
+            )
     raw_train, _ = split_train_validation(raw, 0, args.max_train_samples, seed=args.seed)
     raw_eval, _ = split_train_validation(raw_eval, 0, args.max_eval_samples, seed=args.seed)
     return raw_train, raw_eval, label_names

@@ -14,13 +14,15 @@ from datasets import Video as VideoFeature
 from .image import decode_image
 from .video import encode_video
 
+SPEED_RANGE = (2.0, 5.0)  # pixels per frame
+
 
 def bouncing_trajectories(
     rng: np.random.Generator,
     num_frames: int,
     num_objects: int,
     extent: float | np.ndarray,
-    speed_range: tuple[float, float] = (2.0, 5.0),
+    speed_range: tuple[float, float] = SPEED_RANGE,
 ) -> np.ndarray:
     """
     Positions of objects moving in straight lines inside a box and reflecting off its walls.
@@ -30,7 +32,7 @@ def bouncing_trajectories(
         num_frames (`int`): Time steps.
         num_objects (`int`): Objects moving independently.
         extent (`float` or `np.ndarray` of shape (2,)): Positions stay in [0, extent] (per axis (y, x)).
-        speed_range (`tuple[float, float]`, defaults to (2.0, 5.0)): Speed drawn uniformly, per frame.
+        speed_range (`tuple[float, float]`, defaults to `SPEED_RANGE`): Speed drawn uniformly, per frame.
 
     Returns:
         `np.ndarray` of shape (num_frames, num_objects, 2), float (y, x) positions within [0, extent].
@@ -83,6 +85,18 @@ def make_moving_mnist(
         clips (see `encode_video`) that decode to uint8 (num_frames, canvas_size, canvas_size, 3) gray frames.
     """
     sprites = _sprite_array(images, image_column)
+    if num_examples < 1 or num_frames < 1 or num_sprites < 1:
+        raise ValueError(
+            f"num_examples, num_frames and num_sprites must be at least 1, got {num_examples}, {num_frames} and "
+            f"{num_sprites}."
+        )
+    room = canvas_size - max(sprites.shape[1:])
+    if room < SPEED_RANGE[1]:
+        raise ValueError(
+            f"canvas_size={canvas_size} leaves {sprites.shape[1]}x{sprites.shape[2]} sprites {room} pixels to "
+            f"move in; they move up to {SPEED_RANGE[1]:g} pixels a frame, so canvas_size must be at least "
+            f"{max(sprites.shape[1:]) + int(np.ceil(SPEED_RANGE[1]))}."
+        )
     rng = np.random.default_rng(seed)
     clips = [
         {
