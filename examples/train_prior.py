@@ -7,7 +7,8 @@ Accelerate: the same script on one CPU, one GPU, many GPUs or many nodes.
 The VQ-VAE stays in eval mode (its codebook never moves); it encodes the dataset once, and the codes are cached as a
 `datasets` dataset that later runs reuse. The output folder is a complete pipeline folder: the VQ-VAE at its root
 (written there unless it is already the VQ-VAE's own folder) and the prior in `prior/`, so
-`pipeline("vq-sample", model=output_dir)` samples from it. Every `checkpoint-{step}` has the same layout.
+`pipeline("vq-sample", model=output_dir)` samples from it. Every `prior-checkpoint-{step}` has the same layout (a
+prefix of its own, so that the VQ-VAE's `checkpoint-{step}` folders in its folder are neither pruned nor resumed).
 """
 
 import argparse
@@ -56,6 +57,7 @@ from hf_vqvae.training_args import (
 )
 from hf_vqvae.training_history import TrainingHistory
 
+CHECKPOINT_PREFIX = "prior-checkpoint"
 logger = logging.getLogger(__name__)
 
 
@@ -169,7 +171,7 @@ def build_prior(args, vqvae: VQVAEModel, label_names: list[str] | None) -> VQPri
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     output_dir = Path(args.output_dir)
-    resume_checkpoint = resolve_resume_checkpoint(args.resume_from_checkpoint, output_dir)
+    resume_checkpoint = resolve_resume_checkpoint(args.resume_from_checkpoint, output_dir, CHECKPOINT_PREFIX)
     accelerator = build_accelerator(args)
 
     vqvae = load_frozen_vqvae(args.vqvae_name_or_path)
@@ -211,7 +213,7 @@ def main(argv: list[str] | None = None) -> None:
             config={k: v for k, v in vars(args).items() if isinstance(v, int | float | str | bool)},
         )
 
-    global_step = load_checkpoint(accelerator, resume_checkpoint)
+    global_step = load_checkpoint(accelerator, resume_checkpoint, CHECKPOINT_PREFIX)
     history = TrainingHistory(
         output_dir / "prior_training_history.jsonl", accelerator, resume_step=global_step
     )
@@ -290,7 +292,9 @@ def train(
         if eval_loader is not None and global_step % args.validation_steps == 0:
             validate(accelerator, prior, vqvae, eval_loader, history, global_step)
         if global_step % args.checkpointing_steps == 0:
-            save_checkpoint(accelerator, args.output_dir, global_step, args.checkpoints_total_limit)
+            save_checkpoint(
+                accelerator, args.output_dir, global_step, args.checkpoints_total_limit, CHECKPOINT_PREFIX
+            )
     progress.close()
 
 

@@ -53,7 +53,7 @@ QUIET = ["--report_to", "none", "--num_validation_samples", "2"]
 # 320 training examples + 16 held out (every 20th row).
 SHAPES = ["--dataset_name", "builtin:shapes", "--builtin_num_examples", "336"]
 
-COMPLETE_CHECKPOINT = re.compile(r"checkpoint-\d+")
+COMPLETE_CHECKPOINT = re.compile(r"(prior-)?checkpoint-\d+")
 FINGERPRINT_LINE = re.compile(r"final weights fingerprint \(process (\d+)/(\d+)\): ([0-9a-f]{16})")
 RESUMED_LINE = re.compile(r"Resumed from (\S+) at step (\d+)")
 RUN_TIMEOUT_S = 300
@@ -147,9 +147,10 @@ def run_script(script: Path, args: list[str], log_file: Path, num_processes: int
 
 
 def kill_after_first_checkpoint(process: subprocess.Popen, output_dir: Path, log_file: Path) -> None:
-    """SIGKILL `process` as soon as a complete `checkpoint-{step}` folder appears in `output_dir`."""
+    """SIGKILL `process` as soon as a complete `checkpoint-{step}` (or `prior-checkpoint-{step}`) folder appears in
+    `output_dir`."""
     deadline = time.monotonic() + RUN_TIMEOUT_S
-    while not any(COMPLETE_CHECKPOINT.fullmatch(p.name) for p in output_dir.glob("checkpoint-*")):
+    while not any(COMPLETE_CHECKPOINT.fullmatch(p.name) for p in output_dir.glob("*checkpoint-*")):
         if process.poll() is not None:
             pytest.fail(
                 f"the run ended (exit {process.returncode}) before its first checkpoint:\n"
@@ -295,7 +296,7 @@ def test_prior_two_processes_train_to_identical_weights(two_process_prior):
 @pytest.mark.slow
 def test_prior_checkpoint_works_with_the_pipeline(two_process_prior, two_process_vqvae):
     output_dir, log = two_process_prior
-    pipe = assert_pipeline_samples(output_dir / "checkpoint-20")
+    pipe = assert_pipeline_samples(output_dir / "prior-checkpoint-20")
     assert state_dict_fingerprint(pipe.prior) != logged_fingerprints(log)[0]  # halfway, not the final prior
     # The checkpoint is a whole pipeline folder: the frozen VQ-VAE it was trained over sits at its root.
     vqvae = VQVAEModel.from_pretrained(two_process_vqvae[0])
@@ -473,6 +474,26 @@ def test_checkpoint_listing_resolution_and_pruning(tmp_path):
         resolve_resume_checkpoint("latest", only_partial)
 
 
+def test_prior_checkpoints_leave_the_vqvae_checkpoints_in_the_same_folder_alone(tmp_path):
+    # train_prior.py writes into its VQ-VAE's folder (the pipeline layout), beside train_vqvae.py's checkpoints.
+    for name in ("checkpoint-8000", "checkpoint-9000", "prior-checkpoint-300", "prior-checkpoint-600"):
+        (tmp_path / name).mkdir()
+    prefix = "prior-checkpoint"
+    assert [p.name for p in list_checkpoints(tmp_path, prefix)] == [
+        "prior-checkpoint-300",
+        "prior-checkpoint-600",
+    ]
+    assert resolve_resume_checkpoint("latest", tmp_path, prefix) == tmp_path / "prior-checkpoint-600"
+    with pytest.raises(ValueError, match=r"is not a `prior-checkpoint-\{step\}` folder"):
+        resolve_resume_checkpoint(str(tmp_path / "checkpoint-9000"), tmp_path, prefix)
+    prune_checkpoints(tmp_path, 1, prefix)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "checkpoint-8000",
+        "checkpoint-9000",
+        "prior-checkpoint-600",
+    ]
+
+
 def test_state_dict_fingerprint_tracks_every_tensor():
     model = VQVAEModel(tiny_vqvae_config())
     key = state_dict_fingerprint(model)
@@ -552,7 +573,7 @@ BAD_PRIOR_INPUTS = {
     ),
     "resume_without_checkpoint": (
         [*SMALL_SHAPES, "--resume_from_checkpoint", "latest"],
-        r"--resume_from_checkpoint latest: no complete checkpoint",
+        r"--resume_from_checkpoint latest: no complete prior-checkpoint-\{step\} folder",
     ),
 }
 

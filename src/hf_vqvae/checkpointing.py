@@ -3,6 +3,10 @@
 A checkpoint is written under a temporary name and renamed to `checkpoint-{step}` only once every process has
 finished writing, so a process killed mid-write never leaves a broken checkpoint that `latest` would pick. Each
 checkpoint also holds `save_pretrained` copies of the models, so it loads with `from_pretrained` and the pipeline.
+
+Each script names its checkpoints with its own prefix (`checkpoint-{step}` for the VQ-VAE, `prior-checkpoint-{step}`
+for the prior), so a prior trained into its VQ-VAE's folder, the pipeline layout, neither prunes nor resumes from
+the VQ-VAE's checkpoints.
 """
 
 import hashlib
@@ -19,65 +23,73 @@ from transformers import PreTrainedModel
 
 logger = logging.getLogger(__name__)
 
-CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
+DEFAULT_PREFIX = "checkpoint"
 PARTIAL_SUFFIX = ".partial"
 
 
-def list_checkpoints(output_dir: str | Path) -> list[Path]:
-    """Complete checkpoints in `output_dir`, oldest first (partial ones, still being written or killed, excluded)."""
+def list_checkpoints(output_dir: str | Path, prefix: str = DEFAULT_PREFIX) -> list[Path]:
+    """Complete `{prefix}-{step}` checkpoints in `output_dir`, oldest first (partial ones, still being written or
+    killed, excluded)."""
     output_dir = Path(output_dir)
     if not output_dir.is_dir():
         return []
-    found = [
-        (int(m.group(1)), p)
-        for p in output_dir.iterdir()
-        if p.is_dir() and (m := CHECKPOINT_PATTERN.match(p.name))
-    ]
-    return [path for _, path in sorted(found)]
+    steps = {path: _step_of(path.name, prefix) for path in output_dir.iterdir() if path.is_dir()}
+    return sorted((path for path, step in steps.items() if step is not None), key=steps.get)
 
 
-def checkpoint_step(checkpoint: str | Path) -> int:
-    """The optimisation step a `checkpoint-{step}` folder was written at."""
-    match = CHECKPOINT_PATTERN.match(Path(checkpoint).name)
-    if match is None:
-        raise ValueError(f"{checkpoint} is not a `checkpoint-{{step}}` folder written by this script.")
-    return int(match.group(1))
+def _step_of(name: str, prefix: str) -> int | None:
+    match = re.fullmatch(rf"{re.escape(prefix)}-(\d+)", name)
+    return int(match.group(1)) if match else None
 
 
-def resolve_resume_checkpoint(resume_from_checkpoint: str | None, output_dir: str | Path) -> Path | None:
+def checkpoint_step(checkpoint: str | Path, prefix: str = DEFAULT_PREFIX) -> int:
+    """The optimisation step a `{prefix}-{step}` folder was written at."""
+    step = _step_of(Path(checkpoint).name, prefix)
+    if step is None:
+        raise ValueError(f"{checkpoint} is not a `{prefix}-{{step}}` folder written by this script.")
+    return step
+
+
+def resolve_resume_checkpoint(
+    resume_from_checkpoint: str | None, output_dir: str | Path, prefix: str = DEFAULT_PREFIX
+) -> Path | None:
     """Map `--resume_from_checkpoint` (a path, or `latest`) to a checkpoint folder; fail before any training."""
     if resume_from_checkpoint is None:
         return None
     if resume_from_checkpoint == "latest":
-        checkpoints = list_checkpoints(output_dir)
+        checkpoints = list_checkpoints(output_dir, prefix)
         if not checkpoints:
             raise ValueError(
-                f"--resume_from_checkpoint latest: no complete checkpoint-{{step}} folder in {output_dir}. "
+                f"--resume_from_checkpoint latest: no complete {prefix}-{{step}} folder in {output_dir}. "
                 "Drop the flag to start a new run, or pass a checkpoint path."
             )
         return checkpoints[-1]
     path = Path(resume_from_checkpoint)
     if not path.is_dir():
         raise ValueError(f"--resume_from_checkpoint {path}: no such checkpoint folder.")
-    checkpoint_step(path)
+    checkpoint_step(path, prefix)
     return path
 
 
-def load_checkpoint(accelerator: Accelerator, checkpoint: Path | None) -> int:
+def load_checkpoint(accelerator: Accelerator, checkpoint: Path | None, prefix: str = DEFAULT_PREFIX) -> int:
     """Restore the full training state from `checkpoint` (if any); returns the step to continue from."""
     if checkpoint is None:
         return 0
     accelerator.load_state(str(checkpoint))
-    step = checkpoint_step(checkpoint)
+    step = checkpoint_step(checkpoint, prefix)
     logger.info("Resumed from %s at step %d", checkpoint, step)
     return step
 
 
 def save_checkpoint(
-    accelerator: Accelerator, output_dir: str | Path, step: int, total_limit: int | None
+    accelerator: Accelerator,
+    output_dir: str | Path,
+    step: int,
+    total_limit: int | None,
+    prefix: str = DEFAULT_PREFIX,
 ) -> Path:
-    """Save the full training state as `output_dir/checkpoint-{step}`; all processes must call this."""
-    final = Path(output_dir) / f"checkpoint-{step}"
+    """Save the full training state as `output_dir/{prefix}-{step}`; all processes must call this."""
+    final = Path(output_dir) / f"{prefix}-{step}"
     partial = final.with_name(final.name + PARTIAL_SUFFIX)
     if accelerator.is_main_process and partial.exists():
         shutil.rmtree(partial)  # left over by a process killed while writing it
@@ -88,17 +100,18 @@ def save_checkpoint(
         if final.exists():
             shutil.rmtree(final)
         partial.rename(final)
-        prune_checkpoints(output_dir, total_limit)
+        prune_checkpoints(output_dir, total_limit, prefix)
         logger.info("Saved checkpoint %s", final)
     accelerator.wait_for_everyone()
     return final
 
 
-def prune_checkpoints(output_dir: str | Path, total_limit: int | None) -> None:
-    """Keep only the newest `total_limit` complete checkpoints (all when None)."""
+def prune_checkpoints(output_dir: str | Path, total_limit: int | None, prefix: str = DEFAULT_PREFIX) -> None:
+    """Keep only the newest `total_limit` complete `{prefix}-{step}` checkpoints (all when None)."""
     if total_limit is None:
         return
-    for old in list_checkpoints(output_dir)[: max(0, len(list_checkpoints(output_dir)) - total_limit)]:
+    checkpoints = list_checkpoints(output_dir, prefix)
+    for old in checkpoints[: max(0, len(checkpoints) - total_limit)]:
         shutil.rmtree(old)
 
 

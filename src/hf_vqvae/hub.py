@@ -5,7 +5,13 @@ from pathlib import Path
 from huggingface_hub import HfApi
 
 # Resumable state and local logs stay out of the Hub repo.
-HUB_IGNORE_PATTERNS = ["checkpoint-*", "*.partial/*", "logs/*", "training_history.jsonl"]
+HUB_IGNORE_PATTERNS = [
+    "checkpoint-*",
+    "prior-checkpoint-*",
+    "*.partial/*",
+    "logs/*",
+    "training_history.jsonl",
+]
 
 
 def push_output_dir(output_dir: str | Path, repo_id: str, token: str | None = None) -> str:
