@@ -49,32 +49,39 @@ def trained_folder(tmp_path_factory) -> Path:
     return folder
 
 
+def release_args(model_dir: Path, work: Path, **overrides: str) -> list[str]:
+    """release_model.py arguments: `model_dir` released into `work/release`, on built-in shapes."""
+    commands = work / "commands.sh"
+    commands.write_text("python examples/train_vqvae.py --the-recipe\n")
+    args = {
+        "--model_dir": str(model_dir),
+        "--release_dir": str(work / "release"),
+        "--dataset_name": "builtin:shapes",
+        "--builtin_num_examples": "40",
+        "--label_column": "label",
+        "--training_commands": str(commands),
+    } | overrides
+    return [item for pair in args.items() for item in pair]
+
+
 @pytest.fixture(scope="module")
 def released(trained_folder, tmp_path_factory) -> tuple[Path, dict]:
     """The release of `trained_folder` on 16 held-out built-in shapes, prior stored in bfloat16."""
     work = tmp_path_factory.mktemp("release")
-    commands = work / "commands.sh"
-    commands.write_text("python examples/train_vqvae.py --the-recipe\n")
     notes = work / "notes.md"
     notes.write_text(
         "## Intended use and limitations\n\nShapes only.\n\n## Validation split\n\nEvery 20th row.\n"
     )
-    release_dir = work / "vqvae-shapes"
-    load_script(EXAMPLES / "release_model.py").main(
-        [
-            "--model_dir", str(trained_folder),
-            "--release_dir", str(release_dir),
-            "--dataset_name", "builtin:shapes",
-            "--builtin_num_examples", "320",
-            "--label_column", "label",
-            "--dataset_id", "org/shapes",
-            "--validation_split_percentage", "5",
-            "--training_commands", str(commands),
-            "--card_sections", str(notes),
-            "--num_samples", "2",
-            "--prior_storage_dtype", "bfloat16",
-        ]
-    )  # fmt: skip
+    extra = {
+        "--builtin_num_examples": "320",
+        "--dataset_id": "org/shapes",
+        "--validation_split_percentage": "5",
+        "--card_sections": str(notes),
+        "--num_samples": "2",
+        "--prior_storage_dtype": "bfloat16",
+    }
+    load_script(EXAMPLES / "release_model.py").main(release_args(trained_folder, work, **extra))
+    release_dir = work / "release"
     return release_dir, ModelCard.load(release_dir / "README.md")
 
 
@@ -111,20 +118,6 @@ def test_card_reports_measured_metrics_sections_and_samples(released):
     assert "| 10 | 12.25 | 30 | 90.0% | 10 |" in text  # the collapse table, from the training history
     assert (release_dir / "samples" / "prior_sample_grid.png").is_file()
     assert "](samples/prior_sample_grid.png)" in text
-
-
-def release_args(model_dir: Path, work: Path, **overrides: str) -> list[str]:
-    commands = work / "commands.sh"
-    commands.write_text("python examples/train_vqvae.py\n")
-    args = {
-        "--model_dir": str(model_dir),
-        "--release_dir": str(work / "release"),
-        "--dataset_name": "builtin:shapes",
-        "--builtin_num_examples": "40",
-        "--label_column": "label",
-        "--training_commands": str(commands),
-    } | overrides
-    return [item for pair in args.items() for item in pair]
 
 
 def test_missing_training_history_fails_before_anything_is_written(trained_folder, tmp_path):
