@@ -17,11 +17,13 @@ import logging
 import math
 import sys
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import datasets
 import torch
 from accelerate import Accelerator
+from datasets import concatenate_datasets
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import get_scheduler
@@ -52,6 +54,7 @@ from hf_vqvae.training_args import (
     add_data_args,
     add_training_args,
     build_accelerator,
+    check_full_batch,
     data_column,
     load_raw_splits,
 )
@@ -78,7 +81,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     model.add_argument("--num_layers", type=int, default=4)
     model.add_argument("--num_heads", type=int, default=8)
     model.add_argument(
-        "--config_overrides", help='Other VQPriorConfig fields, e.g. "dropout=0.1,kernel_size=5".'
+        "--config_overrides",
+        help='Other VQPriorConfig fields, e.g. "dropout=0.1,kernel_size=5"; with --model_name_or_path, only '
+        "fields that keep the weights' shapes (e.g. dropout).",
+    )
+    model.add_argument(
+        "--flip_augmentation",
+        action="store_true",
+        help="Images and video: also encode a horizontally flipped copy of every training example, twice the "
+        "code grids from the same distribution (a regulariser for a prior that overfits). Validation stays "
+        "unflipped.",
     )
     model.add_argument(
         "--codes_cache_dir", help="Where encoded datasets are cached (default: the datasets cache)."
@@ -87,6 +99,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add_training_args(parser)
     parser.set_defaults(learning_rate=3e-4, train_batch_size=64)
     return parser.parse_args(argv)
+
+
+def flipped_horizontally(batches: Iterable[dict], input_name: str) -> Iterator[dict]:
+    """The batches with their inputs mirrored left-right (the last axis: width, for images and video)."""
+    for batch in batches:
+        yield {**batch, input_name: batch[input_name].flip(-1)}
 
 
 def load_frozen_vqvae(path: str) -> VQVAEModel:
@@ -104,12 +122,20 @@ def encoded_splits(
     preprocessor = build_preprocessor(vqvae.config, train=False)
     column = data_column(args, vqvae.config.modality)
 
-    def encoder_of(raw_split, name):
+    def encoder_of(raw_split, name, with_flipped_copies=False):
         prepared = prepare_dataset(raw_split, preprocessor, column, args.label_column)
         loader = DataLoader(prepared, batch_size=args.eval_batch_size, collate_fn=collate_examples)
-        return lambda: encode_batches(vqvae.to(accelerator.device), loader, f"encoding {name}")
 
-    splits = {"train": encoder_of(raw_train, "train")}
+        def encode():
+            codes = encode_batches(vqvae.to(accelerator.device), loader, f"encoding {name}")
+            if not with_flipped_copies:
+                return codes
+            flipped = flipped_horizontally(loader, vqvae.main_input_name)
+            return concatenate_datasets([codes, encode_batches(vqvae, flipped, f"encoding flipped {name}")])
+
+        return encode
+
+    splits = {"train": encoder_of(raw_train, "train", args.flip_augmentation)}
     if raw_eval is not None:
         splits["validation"] = encoder_of(raw_eval, "validation")
     description = {
@@ -126,6 +152,7 @@ def encoded_splits(
             "max_eval_samples",
             "seed",
             "builtin_num_examples",
+            "flip_augmentation",
         )
     }
     description["column"] = column
@@ -139,7 +166,11 @@ def encoded_splits(
 def build_prior(args, vqvae: VQVAEModel, label_names: list[str] | None) -> VQPriorModel:
     """A prior over this VQ-VAE's codebook and code grid, conditional when the data has labels."""
     if args.model_name_or_path:
-        prior = VQPriorModel.from_pretrained(args.model_name_or_path)
+        config = apply_config_overrides(
+            VQPriorConfig.from_pretrained(args.model_name_or_path),
+            parse_config_overrides(args.config_overrides),
+        )
+        prior = VQPriorModel.from_pretrained(args.model_name_or_path, config=config)
     else:
         fields = {
             "prior_type": args.prior_type,
@@ -175,9 +206,15 @@ def main(argv: list[str] | None = None) -> None:
     accelerator = build_accelerator(args)
 
     vqvae = load_frozen_vqvae(args.vqvae_name_or_path)
+    if args.flip_augmentation and vqvae.config.modality == "audio":
+        raise ValueError(
+            "--flip_augmentation mirrors images and video left-right; audio has no such symmetry (reversed "
+            "speech is not speech). Drop the flag for audio models."
+        )
     raw_train, raw_eval, label_names = load_raw_splits(args, vqvae.config.modality)
     prior = build_prior(args, vqvae, label_names)  # before encoding, so a bad config fails fast
     codes = encoded_splits(args, vqvae, raw_train, raw_eval, accelerator)
+    check_full_batch(len(codes["train"]) // accelerator.num_processes, args)
     effective_batch = args.train_batch_size * accelerator.num_processes * args.gradient_accumulation_steps
     logger.info(
         "processes: %d | batch per process: %d | effective batch size: %d | train code grids: %d",

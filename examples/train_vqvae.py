@@ -47,6 +47,7 @@ from hf_vqvae.training_args import (
     add_data_args,
     add_training_args,
     build_accelerator,
+    check_full_batch,
     data_column,
     load_raw_splits,
 )
@@ -68,6 +69,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     model.add_argument(
         "--config_overrides", help='New model\'s config fields, e.g. "hidden_channels=64,codebook_size=256".'
     )
+    model.add_argument(
+        "--train_decoder_only",
+        action="store_true",
+        help="Fine-tune only the decoder of --model_name_or_path: the encoder and codebook stay frozen, so every "
+        "input keeps its codes and a prior trained on them stays valid.",
+    )
     add_data_args(parser)
     add_training_args(parser)
     args = parser.parse_args(argv)
@@ -78,18 +85,33 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             "--model_name_or_path fine-tunes an existing model; --config_name/--config_overrides/--modality "
             "only apply to a new one."
         )
+    if args.train_decoder_only and not args.model_name_or_path:
+        parser.error("--train_decoder_only fine-tunes a trained model's decoder: give --model_name_or_path.")
     return args
 
 
 def build_model(args: argparse.Namespace) -> VQVAEModel:
     """The model to train: a pretrained one to fine-tune, or a new one from a config plus overrides."""
     if args.model_name_or_path:
-        return VQVAEModel.from_pretrained(args.model_name_or_path)
+        model = VQVAEModel.from_pretrained(args.model_name_or_path)
+        if args.train_decoder_only:
+            model.encoder.requires_grad_(False)
+            model.quantizer.requires_grad_(False)
+        return model
     overrides = parse_config_overrides(args.config_overrides)
     if args.modality:
         overrides["modality"] = args.modality
     base = VQVAEConfig.from_pretrained(args.config_name) if args.config_name else VQVAEConfig
     return VQVAEModel(apply_config_overrides(base, overrides))
+
+
+def set_train_mode(accelerator: Accelerator, model, decoder_only: bool) -> None:
+    """Training mode, except a frozen encoder and quantizer stay in eval mode (no EMA updates, no restarts)."""
+    model.train()
+    if decoder_only:
+        unwrapped = accelerator.unwrap_model(model)
+        unwrapped.encoder.eval()
+        unwrapped.quantizer.eval()
 
 
 def build_dataloaders(args, config: VQVAEConfig, accelerator: Accelerator):
@@ -100,6 +122,8 @@ def build_dataloaders(args, config: VQVAEConfig, accelerator: Accelerator):
     train = prepare_dataset(
         raw_train, build_preprocessor(config, train=True), column, args.label_column, tracker=tracker
     )
+    if not args.streaming:
+        check_full_batch(len(train) // accelerator.num_processes, args)
     train_loader = DataLoader(
         train,
         batch_size=args.train_batch_size,
@@ -204,14 +228,15 @@ def train(
         desc="train_vqvae",
         disable=not accelerator.is_local_main_process,
     )
-    model.train()
+    input_name = accelerator.unwrap_model(model).main_input_name
+    set_train_mode(accelerator, model, args.train_decoder_only)
     for epoch, batch in resumable_batches(
         train_loader, accelerator, global_step, args.gradient_accumulation_steps
     ):
         if global_step >= max_train_steps:
             break
         with accelerator.accumulate(model):
-            outputs = model(batch[accelerator.unwrap_model(model).main_input_name])
+            outputs = model(batch[input_name])
             accelerator.backward(outputs.loss)
             if accelerator.sync_gradients and args.max_grad_norm:
                 accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
@@ -234,6 +259,7 @@ def train(
         history.log(logs, step=global_step)
         if eval_loader is not None and global_step % args.validation_steps == 0:
             validate(accelerator, model, eval_loader, history, global_step)
+            set_train_mode(accelerator, model, args.train_decoder_only)
         if global_step % args.checkpointing_steps == 0:
             save_checkpoint(accelerator, args.output_dir, global_step, args.checkpoints_total_limit)
     progress.close()

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import datasets
 import numpy as np
 import PIL.Image
 import pytest
@@ -555,6 +556,10 @@ BAD_VQVAE_INPUTS = {
         ["--data_files", EMPTY_PARQUET],
         r"empty\.parquet.*no examples \(the dataset is empty\)",
     ),
+    "batch_larger_than_data": (
+        [*SMALL_SHAPES, "--train_batch_size", "64"],
+        r"makes no full batch: 38 examples per epoch, fewer than --train_batch_size \(64\)",
+    ),
     "resume_without_checkpoint": (
         [*SMALL_SHAPES, "--resume_from_checkpoint", "latest"],
         r"--resume_from_checkpoint latest: no complete checkpoint",
@@ -566,6 +571,10 @@ BAD_PRIOR_INPUTS = {
     "validation_classes_differ": (
         [*SMALL_SHAPES, "--label_column", "label", "--validation_data_files", TWO_CLASS_PARQUET],
         r"--validation_data_files: the classes of 'label' are \['a', 'b'\], but the training data's are \[",
+    ),
+    "batch_larger_than_data": (
+        [*SMALL_SHAPES, "--train_batch_size", "64"],
+        r"makes no full batch: 38 examples per epoch, fewer than --train_batch_size \(64\)",
     ),
     "unknown_config_field": (
         [*SMALL_SHAPES, "--config_overrides", "dropuot=0.1"],
@@ -610,6 +619,159 @@ def test_train_prior_rejects_bad_input_before_training(
     with pytest.raises(ValueError, match=message):
         load_script(TRAIN_PRIOR).main(argv)
     assert not (tmp_path / "prior_training_history.jsonl").exists()
+
+
+def test_train_vqvae_decoder_only_needs_a_trained_model(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        load_script(TRAIN_VQVAE).main([*SMALL_SHAPES, "--output_dir", str(tmp_path), "--train_decoder_only"])
+    assert "--train_decoder_only fine-tunes a trained model's decoder" in capsys.readouterr().err
+
+
+def test_prior_flip_augmentation_refuses_audio(tmp_path):
+    folder = tmp_path / "audio_vqvae"
+    VQVAEModel(VQVAEConfig(modality="audio", hidden_channels=8, residual_channels=4)).save_pretrained(folder)
+    argv = [
+        *TINY_PRIOR,
+        "--vqvae_name_or_path",
+        str(folder),
+        "--output_dir",
+        str(tmp_path),
+        "--flip_augmentation",
+    ]
+    with pytest.raises(ValueError, match=r"--flip_augmentation mirrors images and video.*audio"):
+        load_script(TRAIN_PRIOR).main([*argv, "--dataset_name", "builtin:tones"])
+
+
+# ------------------------------------------------------------------- fine-tuning a released pair of models
+
+
+@pytest.fixture(scope="module")
+def trained_pipeline_dir(tmp_path_factory) -> Path:
+    """A tiny VQ-VAE + conditional prior trained a few steps on the built-in shapes (a pipeline folder)."""
+    folder = tmp_path_factory.mktemp("trained_pipeline")
+    common = [
+        *SMALL_SHAPES,
+        *QUIET,
+        "--output_dir",
+        str(folder),
+        "--max_train_steps",
+        "3",
+        "--train_batch_size",
+        "8",
+    ]
+    load_script(TRAIN_VQVAE).main([*TINY_VQVAE, *common])
+    load_script(TRAIN_PRIOR).main(
+        [
+            *TINY_PRIOR,
+            *common,
+            "--vqvae_name_or_path",
+            str(folder),
+            "--label_column",
+            "label",
+            "--codes_cache_dir",
+            str(folder / "codes"),
+        ]
+    )
+    return folder
+
+
+def test_train_decoder_only_keeps_every_code(trained_pipeline_dir, tmp_path):
+    output_dir = tmp_path / "decoder_only"
+    argv = [*SMALL_SHAPES, *QUIET, "--model_name_or_path", str(trained_pipeline_dir), "--train_decoder_only"]
+    load_script(TRAIN_VQVAE).main(
+        [
+            *argv,
+            "--output_dir",
+            str(output_dir),
+            "--max_train_steps",
+            "3",
+            "--validation_steps",
+            "2",
+            "--learning_rate",
+            "1e-2",
+        ]
+    )
+    before = VQVAEModel.from_pretrained(trained_pipeline_dir).state_dict()
+    after = VQVAEModel.from_pretrained(output_dir).state_dict()
+    changed = {name for name in before if not torch.equal(before[name], after[name])}
+    # Encoder weights, codebook and its EMA/restart buffers untouched (validation at step 2 did not unfreeze them).
+    assert changed and all(name.startswith("decoder.") for name in changed), changed
+
+
+def prior_codes(cache_dir: Path) -> dict[str, torch.Tensor]:
+    (cached,) = [path for path in cache_dir.iterdir() if not path.name.endswith(".partial")]
+    codes = datasets.load_from_disk(str(cached))
+    return {split: torch.as_tensor(np.array(codes[split]["codes"])) for split in codes}
+
+
+def test_prior_flip_augmentation_adds_the_codes_of_mirrored_training_images(trained_pipeline_dir, tmp_path):
+    def run(name: str, *extra: str) -> dict[str, torch.Tensor]:
+        argv = [
+            *TINY_PRIOR,
+            *SMALL_SHAPES,
+            *QUIET,
+            "--vqvae_name_or_path",
+            str(trained_pipeline_dir),
+            "--label_column",
+            "label",
+            "--max_train_steps",
+            "1",
+            "--train_batch_size",
+            "8",
+            *extra,
+        ]
+        load_script(TRAIN_PRIOR).main(
+            [
+                *argv,
+                "--output_dir",
+                str(tmp_path / name),
+                "--codes_cache_dir",
+                str(tmp_path / f"{name}_codes"),
+            ]
+        )
+        return prior_codes(tmp_path / f"{name}_codes")
+
+    plain, augmented = run("plain"), run("flipped", "--flip_augmentation")
+    num_train = len(plain["train"])
+    assert len(augmented["train"]) == 2 * num_train
+    assert torch.equal(augmented["train"][:num_train], plain["train"])
+    assert not torch.equal(augmented["train"][num_train:], plain["train"])
+    assert torch.equal(augmented["validation"], plain["validation"])  # validation stays unflipped
+
+
+def test_flipped_horizontally_mirrors_only_the_inputs():
+    batch = {"pixel_values": torch.arange(6.0).view(1, 1, 2, 3), "class_labels": torch.tensor([1])}
+    (flipped,) = load_script(TRAIN_PRIOR).flipped_horizontally([batch], "pixel_values")
+    assert flipped["pixel_values"].tolist() == [[[[2.0, 1.0, 0.0], [5.0, 4.0, 3.0]]]]
+    assert flipped["class_labels"] is batch["class_labels"]
+
+
+def test_prior_fine_tuning_takes_dropout_but_not_a_new_shape(trained_pipeline_dir, tmp_path):
+    argv = [
+        *TINY_PRIOR,
+        *SMALL_SHAPES,
+        *QUIET,
+        "--vqvae_name_or_path",
+        str(trained_pipeline_dir),
+        "--model_name_or_path",
+        str(trained_pipeline_dir / "prior"),
+        "--label_column",
+        "label",
+        "--max_train_steps",
+        "1",
+        "--train_batch_size",
+        "8",
+        "--codes_cache_dir",
+        str(tmp_path / "codes"),
+    ]
+    load_script(TRAIN_PRIOR).main(
+        [*argv, "--output_dir", str(tmp_path / "dropout"), "--config_overrides", "dropout=0.25"]
+    )
+    assert VQPriorModel.from_pretrained(tmp_path / "dropout" / "prior").config.dropout == 0.25
+    with pytest.raises(ValueError, match="shape"):
+        load_script(TRAIN_PRIOR).main(
+            [*argv, "--output_dir", str(tmp_path / "wider"), "--config_overrides", "hidden_size=64"]
+        )
 
 
 @pytest.mark.skipif(not CIFAR10.exists(), reason=f"real data not found at {CIFAR10}")

@@ -177,3 +177,13 @@ def build_accelerator(args: argparse.Namespace) -> Accelerator:
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     set_seed(args.seed)
     return accelerator
+
+
+def check_full_batch(num_examples: int, args: argparse.Namespace) -> None:
+    """Fail before training when the training data cannot fill one batch (incomplete batches are dropped)."""
+    if num_examples < args.train_batch_size:
+        raise ValueError(
+            f"The training data makes no full batch: {num_examples} examples per epoch, fewer than "
+            f"--train_batch_size ({args.train_batch_size}) per process (incomplete batches are dropped). Lower "
+            "--train_batch_size or add data."
+        )
