@@ -698,6 +698,23 @@ def test_train_decoder_only_keeps_every_code(trained_pipeline_dir, tmp_path):
     assert changed and all(name.startswith("decoder.") for name in changed), changed
 
 
+def one_step_prior_args(pipeline_dir: Path) -> list[str]:
+    """train_prior.py flags for one step of a tiny conditional prior over the VQ-VAE in `pipeline_dir`."""
+    return [
+        *TINY_PRIOR,
+        *SMALL_SHAPES,
+        *QUIET,
+        "--vqvae_name_or_path",
+        str(pipeline_dir),
+        "--label_column",
+        "label",
+        "--max_train_steps",
+        "1",
+        "--train_batch_size",
+        "8",
+    ]
+
+
 def prior_codes(cache_dir: Path) -> dict[str, torch.Tensor]:
     (cached,) = [path for path in cache_dir.iterdir() if not path.name.endswith(".partial")]
     codes = datasets.load_from_disk(str(cached))
@@ -706,23 +723,10 @@ def prior_codes(cache_dir: Path) -> dict[str, torch.Tensor]:
 
 def test_prior_flip_augmentation_adds_the_codes_of_mirrored_training_images(trained_pipeline_dir, tmp_path):
     def run(name: str, *extra: str) -> dict[str, torch.Tensor]:
-        argv = [
-            *TINY_PRIOR,
-            *SMALL_SHAPES,
-            *QUIET,
-            "--vqvae_name_or_path",
-            str(trained_pipeline_dir),
-            "--label_column",
-            "label",
-            "--max_train_steps",
-            "1",
-            "--train_batch_size",
-            "8",
-            *extra,
-        ]
         load_script(TRAIN_PRIOR).main(
             [
-                *argv,
+                *one_step_prior_args(trained_pipeline_dir),
+                *extra,
                 "--output_dir",
                 str(tmp_path / name),
                 "--codes_cache_dir",
@@ -748,19 +752,9 @@ def test_flipped_horizontally_mirrors_only_the_inputs():
 
 def test_prior_fine_tuning_takes_dropout_but_not_a_new_shape(trained_pipeline_dir, tmp_path):
     argv = [
-        *TINY_PRIOR,
-        *SMALL_SHAPES,
-        *QUIET,
-        "--vqvae_name_or_path",
-        str(trained_pipeline_dir),
+        *one_step_prior_args(trained_pipeline_dir),
         "--model_name_or_path",
         str(trained_pipeline_dir / "prior"),
-        "--label_column",
-        "label",
-        "--max_train_steps",
-        "1",
-        "--train_batch_size",
-        "8",
         "--codes_cache_dir",
         str(tmp_path / "codes"),
     ]
