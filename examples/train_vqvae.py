@@ -259,7 +259,6 @@ def train(
         history.log(logs, step=global_step)
         if eval_loader is not None and global_step % args.validation_steps == 0:
             validate(accelerator, model, eval_loader, history, global_step)
-            set_train_mode(accelerator, model, args.train_decoder_only)
         if global_step % args.checkpointing_steps == 0:
             save_checkpoint(accelerator, args.output_dir, global_step, args.checkpoints_total_limit)
     progress.close()

@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from hf_vqvae import VQVAEConfig, VQVAEModel
+from hf_vqvae.eval_mode import eval_mode
 from hf_vqvae.evaluation import evaluate_recordings
 from hf_vqvae.metrics import snr_db
 
@@ -42,3 +43,13 @@ def test_evaluate_recordings_scores_each_whole_recording_without_its_padding():
 def test_evaluate_recordings_rejects_image_models():
     with pytest.raises(ValueError, match="scores audio models, got modality='image'"):
         evaluate_recordings(VQVAEModel(VQVAEConfig(hidden_channels=8, residual_channels=4)), [])
+
+
+def test_eval_mode_gives_every_submodule_back_its_own_mode():
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Dropout(0.5))
+    model.train()
+    model[0].eval()  # a part that training keeps frozen
+    with pytest.raises(RuntimeError, match="inside"), eval_mode(model):
+        assert not any(module.training for module in model.modules())
+        raise RuntimeError("inside")
+    assert [module.training for module in model.modules()] == [True, False, True]

@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 
 from . import metrics
 from .data import build_preprocessor, collate_examples, prepare_dataset
+from .eval_mode import eval_mode
 from .modeling_vqvae import VQVAEModel
 
 
@@ -128,18 +129,14 @@ def _accumulate_metrics(
     model: VQVAEModel, reconstructed: Iterable[tuple[torch.Tensor, torch.Tensor, torch.LongTensor]]
 ) -> dict[str, float]:
     """Per-example metrics averaged over every `(inputs, reconstruction, codes)` batch, plus codebook usage."""
-    was_training = model.training
-    model.eval()
     usage = metrics.CodebookUsage(model.config.codebook_size)
     totals, count = {}, 0
-    try:
+    with eval_mode(model):
         for inputs, reconstruction, codes in reconstructed:
             for name, value in _batch_sums(model, inputs.float(), reconstruction).items():
                 totals[name] = totals.get(name, 0.0) + value.item()
             usage.update(codes)
             count += inputs.shape[0]
-    finally:
-        model.train(was_training)
     if count == 0:
         raise ValueError("The validation set is empty.")
     results = {name: total / count for name, total in totals.items()}
@@ -161,16 +158,14 @@ def evaluate_prior(
 ) -> dict[str, float]:
     """Mean NLL of the prior over all code grids in `batches` (`codes`, optional `class_labels`), in nats and bits
     per code and in bits per input dimension of the signal the codes stand for."""
-    was_training = prior.training
-    prior.eval()
     total_nats, total_codes = 0.0, 0
-    for batch in batches:
-        codes = batch["codes"]
-        loss = prior(codes, class_labels=batch.get("class_labels")).loss
-        nats = _gather(accelerator, (loss * codes[0].numel()).expand(codes.shape[0]).contiguous())
-        total_nats += nats.sum().item()
-        total_codes += nats.shape[0] * codes[0].numel()
-    prior.train(was_training)
+    with eval_mode(prior):
+        for batch in batches:
+            codes = batch["codes"]
+            loss = prior(codes, class_labels=batch.get("class_labels")).loss
+            nats = _gather(accelerator, (loss * codes[0].numel()).expand(codes.shape[0]).contiguous())
+            total_nats += nats.sum().item()
+            total_codes += nats.shape[0] * codes[0].numel()
     nats_per_code = total_nats / total_codes
     codes_per_example = int(torch.tensor(prior.config.code_shape).prod())
     return {

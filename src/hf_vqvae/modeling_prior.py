@@ -26,6 +26,7 @@ from transformers.generation.logits_process import LogitsProcessor
 from transformers.utils import ModelOutput
 
 from .configuration_prior import VQPriorConfig
+from .eval_mode import eval_mode
 from .prior_pixelcnn import GatedPixelCNNPrior
 from .prior_transformer import TransformerPrior
 from .strict_loading import StrictLoadingMixin
@@ -320,14 +321,12 @@ class VQPriorModel(VQPriorPreTrainedModel):
             class_labels = class_labels.to(self.device, torch.long)
         warpers = logits_warpers(temperature, top_k, top_p)
         sample_next = partial(sample_codes, warpers=warpers, generator=generator)
-        was_training = self.training
-        self.eval()
-        try:
-            with tqdm(total=self.config.num_codes, desc="Codes", disable=not show_progress_bar) as bar:
-                progress = bar.update if show_progress_bar else None
-                return self.backbone.sample(num_samples, class_labels, sample_next, use_cache, progress)
-        finally:
-            self.train(was_training)
+        with (
+            eval_mode(self),
+            tqdm(total=self.config.num_codes, desc="Codes", disable=not show_progress_bar) as bar,
+        ):
+            progress = bar.update if show_progress_bar else None
+            return self.backbone.sample(num_samples, class_labels, sample_next, use_cache, progress)
 
 
 __all__ = ["PriorBackbone", "VQPriorModel", "VQPriorOutput", "VQPriorPreTrainedModel", "sample_codes"]
