@@ -67,7 +67,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     model.add_argument("--modality", choices=["image", "audio", "video"], help="New model's modality.")
     model.add_argument(
-        "--config_overrides", help='New model\'s config fields, e.g. "hidden_channels=64,codebook_size=256".'
+        "--config_overrides",
+        help='Config fields, e.g. "hidden_channels=64,codebook_size=256"; with --model_name_or_path, only fields '
+        'that keep the weights\' shapes (e.g. "reconstruction_loss_type=psnr").',
     )
     model.add_argument(
         "--train_decoder_only",
@@ -80,10 +82,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.streaming and not args.max_train_steps:
         parser.error("--streaming datasets have no length: give --max_train_steps.")
-    if args.model_name_or_path and (args.config_name or args.config_overrides or args.modality):
+    if args.model_name_or_path and (args.config_name or args.modality):
         parser.error(
-            "--model_name_or_path fine-tunes an existing model; --config_name/--config_overrides/--modality "
-            "only apply to a new one."
+            "--model_name_or_path fine-tunes an existing model; --config_name/--modality only apply to a new one."
         )
     if args.train_decoder_only and not args.model_name_or_path:
         parser.error("--train_decoder_only fine-tunes a trained model's decoder: give --model_name_or_path.")
@@ -93,7 +94,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def build_model(args: argparse.Namespace) -> VQVAEModel:
     """The model to train: a pretrained one to fine-tune, or a new one from a config plus overrides."""
     if args.model_name_or_path:
-        model = VQVAEModel.from_pretrained(args.model_name_or_path)
+        config = apply_config_overrides(
+            VQVAEConfig.from_pretrained(args.model_name_or_path),
+            parse_config_overrides(args.config_overrides),
+        )
+        model = VQVAEModel.from_pretrained(args.model_name_or_path, config=config)
         if args.train_decoder_only:
             model.encoder.requires_grad_(False)
             model.quantizer.requires_grad_(False)

@@ -1,6 +1,7 @@
 """VQVAEModel: forward/backward per modality, encode/decode, save/load, Auto classes, precision, bad input."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -9,6 +10,7 @@ from safetensors.torch import load_file, save_file
 from transformers import AutoConfig, AutoModel
 
 from hf_vqvae import VQVAEConfig, VQVAEModel
+from hf_vqvae.metrics import psnr
 from hf_vqvae.modeling_vqvae import stride_plan
 
 MODALITIES = ["image", "audio", "video"]
@@ -39,6 +41,34 @@ def test_gradients_reach_encoder_through_straight_through_estimator(modality, qu
     # Only the reconstruction loss, which sees the encoder solely through the straight-through copy of the codes.
     first_conv = model.encoder.downsample[0].weight
     assert first_conv.grad is not None and first_conv.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("modality", MODALITIES)
+def test_psnr_reconstruction_loss_is_the_negated_mean_per_example_psnr(modality):
+    model = VQVAEModel(tiny_config(modality, reconstruction_loss_type="psnr"))
+    inputs = tiny_inputs(modality)
+    outputs = model(inputs)
+    # -PSNR_i = 10 log10(MSE_i) - 10 log10(peak^2), with peak-to-peak 2 for a [-1, 1] signal.
+    expected = 10 * math.log10(4.0) - psnr(outputs.reconstruction.detach(), inputs)
+    torch.testing.assert_close(outputs.reconstruction_loss.detach(), expected, rtol=0, atol=1e-4)
+    expected_loss = outputs.reconstruction_loss + outputs.codebook_loss + 0.25 * outputs.commitment_loss
+    torch.testing.assert_close(outputs.loss, expected_loss)
+
+
+def test_psnr_loss_weights_each_example_by_its_inverse_mse_and_stays_finite_when_exact():
+    model = VQVAEModel(tiny_config(reconstruction_loss_type="psnr"))
+    inputs = torch.zeros(3, 3, 16, 16)
+    reconstruction = torch.stack(
+        [torch.zeros(3, 16, 16), torch.full((3, 16, 16), 0.1), torch.full((3, 16, 16), 0.2)]
+    )
+    reconstruction.requires_grad_(True)
+    loss = model._reconstruction_loss(reconstruction, inputs)
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(reconstruction.grad).all()
+    # d/dr of 10 log10(r^2) / 3 examples is 20 / (3 ln(10) r) per example, spread over its elements:
+    # the example with twice the error gets half the gradient (MSE would give it twice).
+    per_element = reconstruction.grad[1:].flatten(1)[:, 0] * reconstruction[0].numel()
+    torch.testing.assert_close(per_element, 20 / (3 * math.log(10)) / torch.tensor([0.1, 0.2]))
 
 
 def test_default_image_config_is_the_papers_cifar10_model():
@@ -101,11 +131,13 @@ def test_save_load_round_trip_is_bit_identical(modality, tmp_path):
     assert torch.equal(model(inputs).reconstruction, reloaded(inputs).reconstruction)
 
 
-def test_config_rejects_unknown_modality_and_quantizer():
+def test_config_rejects_unknown_modality_quantizer_and_loss_type():
     with pytest.raises(ValueError, match="Unknown modality='spectrogram'.*'image', 'audio', 'video'"):
         VQVAEConfig(modality="spectrogram")
     with pytest.raises(ValueError, match="Unknown quantizer='gumbel'.*'vq', 'ema'"):
         VQVAEConfig(quantizer="gumbel")
+    with pytest.raises(ValueError, match="Unknown reconstruction_loss_type='l1'.*'mse', 'psnr'"):
+        VQVAEConfig(reconstruction_loss_type="l1")
     with pytest.raises(ValueError, match="3 axes"):
         VQVAEConfig(modality="video", downsample_factors=[4, 4])
     with pytest.raises(ValueError, match="powers of two"):

@@ -698,6 +698,26 @@ def test_train_decoder_only_keeps_every_code(trained_pipeline_dir, tmp_path):
     assert changed and all(name.startswith("decoder.") for name in changed), changed
 
 
+def test_vqvae_fine_tuning_takes_a_loss_type_but_not_a_new_shape(trained_pipeline_dir, tmp_path):
+    argv = [
+        *SMALL_SHAPES,
+        *QUIET,
+        "--model_name_or_path",
+        str(trained_pipeline_dir),
+        "--max_train_steps",
+        "1",
+    ]
+    psnr_dir = tmp_path / "psnr"
+    load_script(TRAIN_VQVAE).main(
+        [*argv, "--output_dir", str(psnr_dir), "--config_overrides", "reconstruction_loss_type=psnr"]
+    )
+    assert VQVAEModel.from_pretrained(psnr_dir).config.reconstruction_loss_type == "psnr"
+    with pytest.raises(ValueError, match="shape"):
+        load_script(TRAIN_VQVAE).main(
+            [*argv, "--output_dir", str(tmp_path / "wider"), "--config_overrides", "hidden_channels=64"]
+        )
+
+
 def one_step_prior_args(pipeline_dir: Path) -> list[str]:
     """train_prior.py flags for one step of a tiny conditional prior over the VQ-VAE in `pipeline_dir`."""
     return [

@@ -22,6 +22,7 @@ INPUT_LAYOUT = {
     "audio": "(batch, channels, time)",
     "video": "(batch, frames, channels, height, width)",
 }
+PSNR_LOSS_MSE_FLOOR = 1e-8
 
 
 @dataclass
@@ -52,7 +53,8 @@ class VQVAEOutput(ModelOutput):
         codes (`torch.LongTensor` of shape `(batch, *code_grid)`):
             Indices of the codes, in [0, codebook_size).
         reconstruction_loss (`torch.FloatTensor` of shape `()`):
-            Mean squared error between input and reconstruction.
+            Mean squared error between input and reconstruction, or with `config.reconstruction_loss_type="psnr"`
+            the mean over examples of `10 * log10(MSE_i)`.
         codebook_loss (`torch.FloatTensor` of shape `()`):
             ||sg[z_e] - e||^2 (zero for the EMA codebook, which is learned without gradients).
         commitment_loss (`torch.FloatTensor` of shape `()`):
@@ -220,7 +222,7 @@ class VQVAEModel(VQVAEPreTrainedModel):
         latents = self.encoder(self._to_channels_first(inputs))
         quantization = self.quantizer(latents)
         reconstruction = self._from_channels_first(self.decoder(quantization.quantized))
-        reconstruction_loss = nn.functional.mse_loss(reconstruction.float(), inputs.float())
+        reconstruction_loss = self._reconstruction_loss(reconstruction, inputs)
         loss = (
             reconstruction_loss
             + quantization.codebook_loss
@@ -255,6 +257,15 @@ class VQVAEModel(VQVAEPreTrainedModel):
     def decode_latents(self, quantized: torch.FloatTensor) -> torch.FloatTensor:
         """Reconstruct signals from quantized latents `(batch, embedding_dim, *code_grid)`."""
         return self._from_channels_first(self.decoder(quantized))
+
+    def _reconstruction_loss(self, reconstruction: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+        """The reconstruction term `config.reconstruction_loss_type` names, computed in fp32 under autocast."""
+        reconstruction, inputs = reconstruction.float(), inputs.float()
+        if self.config.reconstruction_loss_type == "mse":
+            return nn.functional.mse_loss(reconstruction, inputs)
+        per_example_mse = (reconstruction - inputs).pow(2).flatten(1).mean(dim=1)
+        # The floor (86 dB on a [-1, 1] signal) keeps an exactly reconstructed example from giving -inf.
+        return (10 * torch.log10(per_example_mse + PSNR_LOSS_MSE_FLOOR)).mean()
 
     def _to_channels_first(self, inputs: torch.Tensor) -> torch.Tensor:
         # Video arrives as (B, T, C, H, W) like transformers' video models; Conv3d wants (B, C, T, H, W).
