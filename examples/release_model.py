@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader
 
 from hf_vqvae import VQVAEModel
 from hf_vqvae.code_datasets import encode_batches
+from hf_vqvae.config_overrides import from_pretrained_with_overrides
 from hf_vqvae.data import LABEL_KEY, build_preprocessor, collate_examples, prepare_dataset
 from hf_vqvae.evaluation import compare_with_code_entropy, evaluate_prior, evaluate_split
 from hf_vqvae.exporting import postprocess_samples, save_audio, save_image_grid, save_samples, save_videos
@@ -50,6 +51,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         nargs="*",
         default=[],
         help="Markdown files, each '## Title' + text: further card sections (first: intended use and limitations).",
+    )
+    parser.add_argument(
+        "--config_overrides",
+        help='VQ-VAE config fields to change in the release, e.g. "reconstruction_loss_type=mse": a loss that only '
+        "polished the released weights should not become the default of everyone who fine-tunes them. Only "
+        "fields that keep the weights' shapes.",
     )
     parser.add_argument("--training_time", help="Wall-clock training time, for the card.")
     parser.add_argument("--hardware", help="Training hardware, for the card.")
@@ -243,7 +250,7 @@ def main(argv: list[str] | None = None) -> None:
     check_inputs(args)
     sections = read_sections(args.card_sections)
     model_dir, release_dir = Path(args.model_dir), Path(args.release_dir)
-    vqvae = VQVAEModel.from_pretrained(model_dir).eval()
+    vqvae = from_pretrained_with_overrides(VQVAEModel, model_dir, args.config_overrides).eval()
     prior = VQPriorModel.from_pretrained(model_dir / "prior").eval()
     if prior.config.num_classes and not args.label_column:
         raise ValueError(

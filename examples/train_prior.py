@@ -38,7 +38,11 @@ from hf_vqvae.checkpointing import (
     state_dict_fingerprint,
 )
 from hf_vqvae.code_datasets import codes_fingerprint, encode_batches, load_or_encode_codes
-from hf_vqvae.config_overrides import apply_config_overrides, parse_config_overrides
+from hf_vqvae.config_overrides import (
+    apply_config_overrides,
+    from_pretrained_with_overrides,
+    parse_config_overrides,
+)
 from hf_vqvae.data import (
     build_preprocessor,
     collate_examples,
@@ -166,11 +170,7 @@ def encoded_splits(
 def build_prior(args, vqvae: VQVAEModel, label_names: list[str] | None) -> VQPriorModel:
     """A prior over this VQ-VAE's codebook and code grid, conditional when the data has labels."""
     if args.model_name_or_path:
-        config = apply_config_overrides(
-            VQPriorConfig.from_pretrained(args.model_name_or_path),
-            parse_config_overrides(args.config_overrides),
-        )
-        prior = VQPriorModel.from_pretrained(args.model_name_or_path, config=config)
+        prior = from_pretrained_with_overrides(VQPriorModel, args.model_name_or_path, args.config_overrides)
     else:
         fields = {
             "prior_type": args.prior_type,

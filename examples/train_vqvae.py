@@ -31,7 +31,11 @@ from hf_vqvae.checkpointing import (
     save_checkpoint,
     state_dict_fingerprint,
 )
-from hf_vqvae.config_overrides import apply_config_overrides, parse_config_overrides
+from hf_vqvae.config_overrides import (
+    apply_config_overrides,
+    from_pretrained_with_overrides,
+    parse_config_overrides,
+)
 from hf_vqvae.data import (
     BadExampleTracker,
     build_preprocessor,
@@ -94,11 +98,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def build_model(args: argparse.Namespace) -> VQVAEModel:
     """The model to train: a pretrained one to fine-tune, or a new one from a config plus overrides."""
     if args.model_name_or_path:
-        config = apply_config_overrides(
-            VQVAEConfig.from_pretrained(args.model_name_or_path),
-            parse_config_overrides(args.config_overrides),
-        )
-        model = VQVAEModel.from_pretrained(args.model_name_or_path, config=config)
+        model = from_pretrained_with_overrides(VQVAEModel, args.model_name_or_path, args.config_overrides)
         if args.train_decoder_only:
             model.encoder.requires_grad_(False)
             model.quantizer.requires_grad_(False)

@@ -20,11 +20,17 @@ NUM_SHAPE_KINDS = 4
 @pytest.fixture(scope="module")
 def trained_folder(tmp_path_factory) -> Path:
     """What train_prior.py leaves: a VQ-VAE at the root, the class-conditional prior in prior/, and the
-    VQ-VAE's training history with two validations."""
+    VQ-VAE's training history with two validations. Its last training used the PSNR loss."""
     folder = tmp_path_factory.mktemp("trained")
     torch.manual_seed(0)
     VQVAEModel(
-        VQVAEConfig(hidden_channels=16, residual_channels=8, codebook_size=32, embedding_dim=8)
+        VQVAEConfig(
+            hidden_channels=16,
+            residual_channels=8,
+            codebook_size=32,
+            embedding_dim=8,
+            reconstruction_loss_type="psnr",
+        )
     ).save_pretrained(folder)
     prior_config = VQPriorConfig(
         codebook_size=32,
@@ -66,7 +72,8 @@ def release_args(model_dir: Path, work: Path, **overrides: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def released(trained_folder, tmp_path_factory) -> tuple[Path, dict]:
-    """The release of `trained_folder` on 16 held-out built-in shapes, prior stored in bfloat16."""
+    """The release of `trained_folder` on 16 held-out built-in shapes, prior stored in bfloat16, its VQ-VAE config
+    set back to the MSE loss."""
     work = tmp_path_factory.mktemp("release")
     notes = work / "notes.md"
     notes.write_text(
@@ -79,6 +86,7 @@ def released(trained_folder, tmp_path_factory) -> tuple[Path, dict]:
         "--card_sections": str(notes),
         "--num_samples": "2",
         "--prior_storage_dtype": "bfloat16",
+        "--config_overrides": "reconstruction_loss_type=mse",
     }
     load_script(EXAMPLES / "release_model.py").main(release_args(trained_folder, work, **extra))
     release_dir = work / "release"
@@ -90,6 +98,18 @@ def test_release_loads_with_from_pretrained_and_the_pipeline(released):
     assert VQVAEModel.from_pretrained(release_dir).config.codebook_size == 32
     images = pipeline("vq-sample", model=str(release_dir))(num_samples=2, class_labels=[0, 3], seed=0)
     assert [image.size for image in images] == [(32, 32)] * 2
+
+
+def test_config_overrides_change_the_released_config_not_the_weights(released, trained_folder):
+    release_dir, _ = released
+    released_vqvae = VQVAEModel.from_pretrained(release_dir)
+    trained_vqvae = VQVAEModel.from_pretrained(trained_folder)
+    assert trained_vqvae.config.reconstruction_loss_type == "psnr"
+    assert released_vqvae.config.reconstruction_loss_type == "mse"
+    for (name, value), expected in zip(
+        released_vqvae.state_dict().items(), trained_vqvae.state_dict().values(), strict=True
+    ):
+        torch.testing.assert_close(value, expected, rtol=0, atol=0, msg=name)
 
 
 def test_bfloat16_stored_prior_loads_as_float32_with_rounded_weights(released, trained_folder):

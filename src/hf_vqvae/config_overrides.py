@@ -3,7 +3,7 @@
 import ast
 import re
 
-from transformers import PreTrainedConfig
+from transformers import PreTrainedConfig, PreTrainedModel
 
 # Split on commas that are not inside brackets, so list values like `downsample_factors=[2,4,4]` survive.
 _TOP_LEVEL_COMMA = re.compile(r",(?![^\[]*\])")
@@ -40,3 +40,14 @@ def apply_config_overrides(
         )
     base = {} if isinstance(config, type) else config.to_dict()
     return config_class(**{**base, **overrides})
+
+
+def from_pretrained_with_overrides(
+    model_class: type[PreTrainedModel], name_or_path: str, overrides: str | None
+) -> PreTrainedModel:
+    """`model_class.from_pretrained(name_or_path)` with `--config_overrides` applied to its saved config. Only
+    fields that keep the weights' shapes (a loss, dropout) make sense here: the strict load refuses the others."""
+    config = apply_config_overrides(
+        model_class.config_class.from_pretrained(name_or_path), parse_config_overrides(overrides)
+    )
+    return model_class.from_pretrained(name_or_path, config=config)

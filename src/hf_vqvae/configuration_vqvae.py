@@ -59,8 +59,10 @@ class VQVAEConfig(PreTrainedConfig):
             examples of `10 * log10(MSE_i)`, the negated per-example PSNR up to a constant (the PSNR loss of
             NAFNet, Chen et al. 2022). It weights each example by 1 / its MSE, so it optimises the mean
             per-example PSNR that image and video benchmarks report rather than the pooled MSE; its gradients are
-            about 4.3 / MSE times those of `"mse"`, so beside it the commitment term weighs less: meant for
-            fine-tuning (e.g. the decoder alone, codes frozen).
+            about 4.3 / MSE times those of `"mse"`, so beside it the commitment term weighs little: meant for
+            training the decoder alone (codes frozen). With the encoder and codebook training too, fine-tuning the
+            CIFAR-10 release on Fashion-MNIST with it re-seeded 392 dead codes and lost 0.4 dB PSNR, where
+            `"mse"` re-seeded 11 and gained 2.2 dB.
         commitment_cost (`float`, defaults to 0.25):
             beta, the weight of the commitment term ||z_e - sg[e]||^2 (encoder side only).
         quantizer (`str`, defaults to `"ema"`):
