@@ -1,6 +1,7 @@
 """`--config_overrides "k=v,k=v"` as in transformers' example scripts, validated against the config's fields."""
 
 import ast
+import os
 import re
 
 from transformers import PreTrainedConfig, PreTrainedModel
@@ -43,7 +44,7 @@ def apply_config_overrides(
 
 
 def from_pretrained_with_overrides(
-    model_class: type[PreTrainedModel], name_or_path: str, overrides: str | None
+    model_class: type[PreTrainedModel], name_or_path: str | os.PathLike, overrides: str | None
 ) -> PreTrainedModel:
     """`model_class.from_pretrained(name_or_path)` with `--config_overrides` applied to its saved config. Only
     fields that keep the weights' shapes (a loss, dropout) make sense here: the strict load refuses the others."""
