@@ -17,7 +17,12 @@ def write_image_card(tmp_path, **overrides):
         model_id="org/vqvae-cifar10",
         config=VQVAEConfig(),
         prior_config=VQPriorConfig(prior_type="pixelcnn", num_classes=10),
-        metrics={"psnr_uint8": 26.3412, "codebook_perplexity": 487.25, "prior_bits_per_code": 7.5},
+        metrics={
+            "psnr_uint8": 26.3412,
+            "codebook_perplexity": 487.25,
+            "codebook_fraction_used": 0.998046875,
+            "prior_bits_per_code": 7.5,
+        },
         training_command=COMMAND,
         datasets=["uoft-cs/cifar10"],
         eval_split="test",
@@ -46,6 +51,7 @@ def test_model_index_has_one_result_per_metric(tmp_path):
     assert {key: r.metric_value for key, r in results.items()} == {
         "psnr_uint8": 26.3412,
         "codebook_perplexity": 487.25,
+        "codebook_fraction_used": 0.998046875,
         "prior_bits_per_code": 7.5,
     }
     assert results["psnr_uint8"].task_type == "image-to-image"
@@ -64,6 +70,7 @@ def test_body_describes_model_training_metrics_and_samples(tmp_path):
     assert "- Training time: 2 h 10 min\n- Hardware: 1x NVIDIA H100" in text
     assert "| PSNR, 8-bit (dB) | 26.34 |" in text
     assert "| Codebook perplexity | 487.2 |" in text
+    assert "| Codes used | 99.8% |" in text  # 511 of 512, as a percentage
     assert "![reconstructions](samples/reconstructions.png)" in text
     assert "[samples/samples.gif](samples/samples.gif)" in text
     assert "## Intended use and limitations" in text

@@ -65,6 +65,9 @@ METRIC_DESCRIPTIONS: dict[str, tuple[str, str]] = {
     ),
 }
 
+# Metrics that are fractions, shown in the card's table as percentages (the model-index keeps the raw value).
+PERCENT_METRICS = {"codebook_fraction_used"}
+
 MODEL_CARD_TEMPLATE = """---
 {{ card_data }}
 ---
@@ -349,7 +352,7 @@ def _metric_rows(metrics: Mapping[str, float]) -> list[tuple[str, str, str]]:
     rows = []
     for key, value in metrics.items():
         name, method = METRIC_DESCRIPTIONS.get(key, (key, ""))
-        rows.append((name, f"{value:.4g}", method))
+        rows.append((name, f"{value:.1%}" if key in PERCENT_METRICS else f"{value:.4g}", method))
     return rows
 
 
