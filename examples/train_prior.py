@@ -22,13 +22,14 @@ from pathlib import Path
 
 import datasets
 import torch
+import torch.nn.functional as F
 from accelerate import Accelerator
 from datasets import concatenate_datasets
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import get_scheduler
 
-from hf_vqvae import VQPriorConfig, VQVAEModel
+from hf_vqvae import VQPriorConfig, VQVAEConfig, VQVAEModel
 from hf_vqvae.checkpointing import (
     load_checkpoint,
     register_pretrained_hooks,
@@ -97,6 +98,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "unflipped.",
     )
     model.add_argument(
+        "--augmented_copies",
+        type=int,
+        default=0,
+        help="Images and video: also encode this many copies of every training example, each shifted by a random "
+        "offset of up to --max_translation pixels in height and width (reflection fills the border) and, with "
+        "--flip_augmentation, mirrored at random. More distinct code grids from nearly the same distribution, for a "
+        "prior that memorises its training codes. Validation stays as it is.",
+    )
+    model.add_argument(
+        "--max_translation",
+        type=int,
+        default=2,
+        help="Largest shift, in pixels, of an --augmented_copies copy (default 2).",
+    )
+    model.add_argument(
         "--codes_cache_dir", help="Where encoded datasets are cached (default: the datasets cache)."
     )
     add_data_args(parser)
@@ -111,11 +127,67 @@ def flipped_horizontally(batches: Iterable[dict], input_name: str) -> Iterator[d
         yield {**batch, input_name: batch[input_name].flip(-1)}
 
 
+def randomly_translated(
+    batches: Iterable[dict], input_name: str, max_translation: int, mirror: bool, generator: torch.Generator
+) -> Iterator[dict]:
+    """The batches with every input shifted by its own random offset of up to `max_translation` pixels along each
+    of the last two axes (height and width; every frame of a clip alike), the border filled by reflection, and, if
+    `mirror`, mirrored left-right with probability 1/2."""
+    pad = max_translation
+    for batch in batches:
+        inputs = batch[input_name]
+        height, width = inputs.shape[-2:]
+        if pad:
+            # Reflection padding of the last two axes takes a 3-D tensor: fold every leading axis into the first.
+            padded = F.pad(inputs.flatten(0, -3), (pad, pad, pad, pad), mode="reflect")
+            padded = padded.view(*inputs.shape[:-2], height + 2 * pad, width + 2 * pad)
+            offsets = torch.randint(0, 2 * pad + 1, (len(inputs), 2), generator=generator).tolist()
+            inputs = torch.stack(
+                [
+                    example[..., y : y + height, x : x + width]
+                    for example, (y, x) in zip(padded, offsets, strict=True)
+                ]
+            )
+        if mirror:
+            mirrored = torch.rand(len(inputs), generator=generator) < 0.5
+            inputs = torch.where(mirrored.view(-1, *[1] * (inputs.dim() - 1)), inputs.flip(-1), inputs)
+        yield {**batch, input_name: inputs}
+
+
 def load_frozen_vqvae(path: str) -> VQVAEModel:
     """The VQ-VAE in eval mode without gradients: its codebook must not move while the prior trains."""
     vqvae = VQVAEModel.from_pretrained(path).eval()
     vqvae.requires_grad_(False)
     return vqvae
+
+
+def check_augmentation_args(args: argparse.Namespace, config: VQVAEConfig) -> None:
+    """Refuse augmentation flags that do not apply to this VQ-VAE's inputs, before any data is loaded."""
+    modality = config.modality
+    if args.flip_augmentation and modality == "audio":
+        raise ValueError(
+            "--flip_augmentation mirrors images and video left-right; audio has no such symmetry (reversed "
+            "speech is not speech). Drop the flag for audio models."
+        )
+    if args.augmented_copies < 0 or args.max_translation < 0:
+        raise ValueError(
+            f"--augmented_copies ({args.augmented_copies}) and --max_translation ({args.max_translation}) "
+            "must be >= 0."
+        )
+    if args.augmented_copies and modality == "audio":
+        raise ValueError(
+            "--augmented_copies shifts images and video in height and width; audio models take none. Drop the flag."
+        )
+    if args.augmented_copies and not (args.max_translation or args.flip_augmentation):
+        raise ValueError(
+            "--augmented_copies with --max_translation 0 and no --flip_augmentation would encode identical "
+            "copies: give a --max_translation of at least 1 pixel."
+        )
+    if args.augmented_copies and args.max_translation >= min(config.sample_size[-2:]):
+        raise ValueError(
+            f"--max_translation ({args.max_translation}) must be smaller than the inputs' height and width "
+            f"{tuple(config.sample_size[-2:])}."
+        )
 
 
 def encoded_splits(
@@ -126,20 +198,28 @@ def encoded_splits(
     preprocessor = build_preprocessor(vqvae.config, train=False)
     column = data_column(args, vqvae.config.modality)
 
-    def encoder_of(raw_split, name, with_flipped_copies=False):
+    def encoder_of(raw_split, name, augment=False):
         prepared = prepare_dataset(raw_split, preprocessor, column, args.label_column)
         loader = DataLoader(prepared, batch_size=args.eval_batch_size, collate_fn=collate_examples)
 
         def encode():
-            codes = encode_batches(vqvae.to(accelerator.device), loader, f"encoding {name}")
-            if not with_flipped_copies:
-                return codes
-            flipped = flipped_horizontally(loader, vqvae.main_input_name)
-            return concatenate_datasets([codes, encode_batches(vqvae, flipped, f"encoding flipped {name}")])
+            codes = [encode_batches(vqvae.to(accelerator.device), loader, f"encoding {name}")]
+            if not augment:
+                return codes[0]
+            if args.flip_augmentation:
+                flipped = flipped_horizontally(loader, vqvae.main_input_name)
+                codes.append(encode_batches(vqvae, flipped, f"encoding flipped {name}"))
+            for copy in range(args.augmented_copies):
+                generator = torch.Generator().manual_seed(args.seed + copy)
+                translated = randomly_translated(
+                    loader, vqvae.main_input_name, args.max_translation, args.flip_augmentation, generator
+                )
+                codes.append(encode_batches(vqvae, translated, f"encoding translated {name} ({copy + 1})"))
+            return concatenate_datasets(codes)
 
         return encode
 
-    splits = {"train": encoder_of(raw_train, "train", args.flip_augmentation)}
+    splits = {"train": encoder_of(raw_train, "train", augment=True)}
     if raw_eval is not None:
         splits["validation"] = encoder_of(raw_eval, "validation")
     description = {
@@ -157,6 +237,8 @@ def encoded_splits(
             "seed",
             "builtin_num_examples",
             "flip_augmentation",
+            "augmented_copies",
+            "max_translation",
         )
     }
     description["column"] = column
@@ -206,11 +288,7 @@ def main(argv: list[str] | None = None) -> None:
     accelerator = build_accelerator(args)
 
     vqvae = load_frozen_vqvae(args.vqvae_name_or_path)
-    if args.flip_augmentation and vqvae.config.modality == "audio":
-        raise ValueError(
-            "--flip_augmentation mirrors images and video left-right; audio has no such symmetry (reversed "
-            "speech is not speech). Drop the flag for audio models."
-        )
+    check_augmentation_args(args, vqvae.config)
     raw_train, raw_eval, label_names = load_raw_splits(args, vqvae.config.modality)
     prior = build_prior(args, vqvae, label_names)  # before encoding, so a bad config fails fast
     codes = encoded_splits(args, vqvae, raw_train, raw_eval, accelerator)

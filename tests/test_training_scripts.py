@@ -627,19 +627,38 @@ def test_train_vqvae_decoder_only_needs_a_trained_model(tmp_path, capsys):
     assert "--train_decoder_only fine-tunes a trained model's decoder" in capsys.readouterr().err
 
 
-def test_prior_flip_augmentation_refuses_audio(tmp_path):
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--flip_augmentation"], r"--flip_augmentation mirrors images and video.*audio"),
+        (["--augmented_copies", "2"], r"--augmented_copies shifts images and video.*audio"),
+    ],
+)
+def test_prior_augmentation_refuses_audio(tmp_path, flags, message):
     folder = tmp_path / "audio_vqvae"
     VQVAEModel(VQVAEConfig(modality="audio", hidden_channels=8, residual_channels=4)).save_pretrained(folder)
-    argv = [
-        *TINY_PRIOR,
-        "--vqvae_name_or_path",
-        str(folder),
-        "--output_dir",
-        str(tmp_path),
-        "--flip_augmentation",
-    ]
-    with pytest.raises(ValueError, match=r"--flip_augmentation mirrors images and video.*audio"):
+    argv = [*TINY_PRIOR, "--vqvae_name_or_path", str(folder), "--output_dir", str(tmp_path), *flags]
+    with pytest.raises(ValueError, match=message):
         load_script(TRAIN_PRIOR).main([*argv, "--dataset_name", "builtin:tones"])
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--augmented_copies", "-1"], r"--augmented_copies \(-1\) and --max_translation \(2\) must be >= 0"),
+        (["--augmented_copies", "1", "--max_translation", "0"], r"would encode identical copies"),
+        (
+            ["--augmented_copies", "1", "--max_translation", "32"],
+            r"smaller than the inputs' height and width",
+        ),
+    ],
+)
+def test_prior_augmentation_refuses_copies_it_cannot_make(tmp_path, flags, message):
+    folder = tmp_path / "image_vqvae"
+    VQVAEModel(tiny_vqvae_config()).save_pretrained(folder)
+    argv = [*TINY_PRIOR, "--vqvae_name_or_path", str(folder), "--output_dir", str(tmp_path), *flags]
+    with pytest.raises(ValueError, match=message):
+        load_script(TRAIN_PRIOR).main([*argv, "--dataset_name", "builtin:shapes"])
 
 
 # ------------------------------------------------------------------- fine-tuning a released pair of models
@@ -761,6 +780,43 @@ def test_prior_flip_augmentation_adds_the_codes_of_mirrored_training_images(trai
     assert torch.equal(augmented["train"][:num_train], plain["train"])
     assert not torch.equal(augmented["train"][num_train:], plain["train"])
     assert torch.equal(augmented["validation"], plain["validation"])  # validation stays unflipped
+
+
+def test_prior_augmented_copies_add_the_codes_of_translated_training_images(trained_pipeline_dir, tmp_path):
+    def run(name: str, *extra: str) -> dict[str, torch.Tensor]:
+        load_script(TRAIN_PRIOR).main(
+            [
+                *one_step_prior_args(trained_pipeline_dir),
+                *extra,
+                "--output_dir",
+                str(tmp_path / name),
+                "--codes_cache_dir",
+                str(tmp_path / f"{name}_codes"),
+            ]
+        )
+        return prior_codes(tmp_path / f"{name}_codes")
+
+    plain, augmented = run("plain"), run("translated", "--augmented_copies", "2", "--max_translation", "3")
+    num_train = len(plain["train"])
+    original, *copies = augmented["train"].split(num_train)
+    assert len(copies) == 2
+    assert torch.equal(original, plain["train"])
+    assert not torch.equal(copies[0], plain["train"])
+    assert not torch.equal(copies[0], copies[1])  # each copy draws its own offsets
+    assert torch.equal(augmented["validation"], plain["validation"])
+
+
+def test_randomly_translated_crops_the_reflected_input_and_leaves_the_rest():
+    image = torch.arange(25.0).view(1, 1, 5, 5)
+    padded = torch.nn.functional.pad(image, (1, 1, 1, 1), mode="reflect")[0]
+    crops = [padded[..., y : y + 5, x : x + 5] for y in range(3) for x in range(3)]
+    candidates = crops + [crop.flip(-1) for crop in crops]
+    batch = {"pixel_values": image.expand(64, -1, -1, -1), "class_labels": torch.arange(64)}
+    generator = torch.Generator().manual_seed(0)
+    (shifted,) = load_script(TRAIN_PRIOR).randomly_translated([batch], "pixel_values", 1, True, generator)
+    seen = {next(i for i, c in enumerate(candidates) if torch.equal(c, x)) for x in shifted["pixel_values"]}
+    assert len(seen) > 9  # shifted both ways and mirrored, every one a candidate
+    assert shifted["class_labels"] is batch["class_labels"]
 
 
 def test_flipped_horizontally_mirrors_only_the_inputs():
