@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import datasets
@@ -760,20 +761,25 @@ def prior_codes(cache_dir: Path) -> dict[str, torch.Tensor]:
     return {split: torch.as_tensor(np.array(codes[split]["codes"])) for split in codes}
 
 
-def test_prior_flip_augmentation_adds_the_codes_of_mirrored_training_images(trained_pipeline_dir, tmp_path):
-    def run(name: str, *extra: str) -> dict[str, torch.Tensor]:
-        load_script(TRAIN_PRIOR).main(
-            [
-                *one_step_prior_args(trained_pipeline_dir),
-                *extra,
-                "--output_dir",
-                str(tmp_path / name),
-                "--codes_cache_dir",
-                str(tmp_path / f"{name}_codes"),
-            ]
-        )
-        return prior_codes(tmp_path / f"{name}_codes")
+def encoded_prior_codes(
+    pipeline_dir: Path, tmp_path: Path, name: str, *extra: str
+) -> dict[str, torch.Tensor]:
+    """The code grids one train_prior.py step with `extra` flags encodes, from a codes cache of its own."""
+    load_script(TRAIN_PRIOR).main(
+        [
+            *one_step_prior_args(pipeline_dir),
+            *extra,
+            "--output_dir",
+            str(tmp_path / name),
+            "--codes_cache_dir",
+            str(tmp_path / f"{name}_codes"),
+        ]
+    )
+    return prior_codes(tmp_path / f"{name}_codes")
 
+
+def test_prior_flip_augmentation_adds_the_codes_of_mirrored_training_images(trained_pipeline_dir, tmp_path):
+    run = partial(encoded_prior_codes, trained_pipeline_dir, tmp_path)
     plain, augmented = run("plain"), run("flipped", "--flip_augmentation")
     num_train = len(plain["train"])
     assert len(augmented["train"]) == 2 * num_train
@@ -783,19 +789,7 @@ def test_prior_flip_augmentation_adds_the_codes_of_mirrored_training_images(trai
 
 
 def test_prior_augmented_copies_add_the_codes_of_translated_training_images(trained_pipeline_dir, tmp_path):
-    def run(name: str, *extra: str) -> dict[str, torch.Tensor]:
-        load_script(TRAIN_PRIOR).main(
-            [
-                *one_step_prior_args(trained_pipeline_dir),
-                *extra,
-                "--output_dir",
-                str(tmp_path / name),
-                "--codes_cache_dir",
-                str(tmp_path / f"{name}_codes"),
-            ]
-        )
-        return prior_codes(tmp_path / f"{name}_codes")
-
+    run = partial(encoded_prior_codes, trained_pipeline_dir, tmp_path)
     plain, augmented = run("plain"), run("translated", "--augmented_copies", "2", "--max_translation", "3")
     num_train = len(plain["train"])
     original, *copies = augmented["train"].split(num_train)
