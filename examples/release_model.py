@@ -70,7 +70,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         choices=["float32", "bfloat16"],
         default="float32",
         help="Store the prior's weights in this dtype (bfloat16 halves the folder's largest file); its config "
-        "keeps float32, so from_pretrained loads them upcast. Metrics are measured before the rounding.",
+        "keeps float32, so from_pretrained loads them upcast. The prior's metrics are measured on the rounded "
+        "weights, as users load them.",
+    )
+    parser.add_argument(
+        "--without_training_history",
+        action="store_true",
+        help="Release a VQ-VAE whose train_vqvae.py run is not at hand (its folder lost, or the model downloaded): "
+        "the card's 'Avoiding codebook collapse' section is written from --card_sections as given, without the "
+        "table of validations read from --model_dir/training_history.jsonl.",
     )
     return parser.parse_args(argv)
 
@@ -91,9 +99,10 @@ def read_sections(paths: list[str]) -> dict[str, str]:
 def check_inputs(args: argparse.Namespace) -> None:
     """Fail before any evaluation on what would otherwise stop the release half-written."""
     model_dir = Path(args.model_dir)
+    history = [] if args.without_training_history else [model_dir / "training_history.jsonl"]
     expected = {
         "--model_dir": [model_dir / "config.json", model_dir / "prior" / "config.json"],
-        "--model_dir (the VQ-VAE's own training run)": [model_dir / "training_history.jsonl"],
+        "--model_dir (the VQ-VAE's own training run; or give --without_training_history)": history,
         "--training_commands": [Path(args.training_commands)],
         "--card_sections": [Path(path) for path in args.card_sections],
     }
@@ -106,6 +115,15 @@ def check_inputs(args: argparse.Namespace) -> None:
             )
     if args.streaming:
         raise ValueError("--streaming: releasing measures the whole validation split; load it map-style.")
+
+
+@torch.no_grad()
+def round_weights_to(model: torch.nn.Module, dtype: torch.dtype) -> None:
+    """Round the model's floating-point weights to `dtype`, keeping their own dtype: the values that loading
+    weights stored in `dtype` gives, so that what is measured is what users get."""
+    for tensor in model.state_dict().values():
+        if tensor.is_floating_point():
+            tensor.copy_(tensor.to(dtype))
 
 
 def prior_metrics(
@@ -268,11 +286,13 @@ def main(argv: list[str] | None = None) -> None:
 
     metrics = evaluate_split(vqvae, raw_eval, column, args.eval_batch_size, show_progress_bar=True)
     metrics.pop("num_eval_examples")
+    storage_dtype = getattr(torch, args.prior_storage_dtype)
+    round_weights_to(prior, storage_dtype)
     metrics |= prior_metrics(prior, vqvae, raw_eval, column, args.label_column, args.eval_batch_size)
 
     vqvae.save_pretrained(release_dir)
     prior.save_pretrained(release_dir / "prior")
-    store_weights_as(release_dir / "prior", getattr(torch, args.prior_storage_dtype))
+    store_weights_as(release_dir / "prior", storage_dtype)
     samples_dir = release_dir / "samples"
     pairs = save_reconstruction_pairs(vqvae, raw_eval, column, args.num_samples, samples_dir)
     prior_samples = save_prior_samples(prior, vqvae, args.num_samples, samples_dir, args.seed)
@@ -290,11 +310,12 @@ def main(argv: list[str] | None = None) -> None:
         sections["Listen" if modality == "audio" else "Watch"] = media_table(
             release_dir, pairs, prior_samples
         )
-    sections["Avoiding codebook collapse"] = (
-        sections.get("Avoiding codebook collapse", "")
-        + "\n\nValidation during training:\n\n"
-        + collapse_table(model_dir / "training_history.jsonl")
-    ).strip()
+    if not args.without_training_history:
+        sections["Avoiding codebook collapse"] = (
+            sections.get("Avoiding codebook collapse", "")
+            + "\n\nValidation during training:\n\n"
+            + collapse_table(model_dir / "training_history.jsonl")
+        ).strip()
     write_model_card(
         release_dir,
         model_id=args.model_id or f"org/{release_dir.name}",

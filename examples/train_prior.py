@@ -21,6 +21,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import datasets
+import numpy as np
 import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
@@ -107,10 +108,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "prior that memorises its training codes. Validation stays as it is.",
     )
     model.add_argument(
+        "--online_augmentation",
+        action="store_true",
+        help="Images and video: shift every training example afresh at every step, by a random offset of up to "
+        "--max_translation pixels (and, with --flip_augmentation, mirror it at random), and encode it then, instead "
+        "of encoding fixed copies once: the prior never trains on the same code grid twice. Costs one encoder pass "
+        "per batch; only the validation codes are cached.",
+    )
+    model.add_argument(
         "--max_translation",
         type=int,
         default=2,
-        help="Largest shift, in pixels, of an --augmented_copies copy (default 2).",
+        help="Largest shift, in pixels, of an --augmented_copies copy or an --online_augmentation example "
+        "(default 2).",
     )
     model.add_argument(
         "--codes_cache_dir", help="Where encoded datasets are cached (default: the datasets cache)."
@@ -128,11 +138,16 @@ def flipped_horizontally(batches: Iterable[dict], input_name: str) -> Iterator[d
 
 
 def randomly_translated(
-    batches: Iterable[dict], input_name: str, max_translation: int, mirror: bool, generator: torch.Generator
+    batches: Iterable[dict],
+    input_name: str,
+    max_translation: int,
+    mirror: bool,
+    generator: torch.Generator | None = None,
 ) -> Iterator[dict]:
     """The batches with every input shifted by its own random offset of up to `max_translation` pixels along each
     of the last two axes (height and width; every frame of a clip alike), the border filled by reflection, and, if
-    `mirror`, mirrored left-right with probability 1/2."""
+    `mirror`, mirrored left-right with probability 1/2. The draws come from `generator` (a CPU one), or torch's
+    global RNG without one."""
     pad = max_translation
     for batch in batches:
         inputs = batch[input_name]
@@ -149,7 +164,7 @@ def randomly_translated(
                 ]
             )
         if mirror:
-            mirrored = torch.rand(len(inputs), generator=generator) < 0.5
+            mirrored = (torch.rand(len(inputs), generator=generator) < 0.5).to(inputs.device)
             inputs = torch.where(mirrored.view(-1, *[1] * (inputs.dim() - 1)), inputs.flip(-1), inputs)
         yield {**batch, input_name: inputs}
 
@@ -174,16 +189,24 @@ def check_augmentation_args(args: argparse.Namespace, config: VQVAEConfig) -> No
             f"--augmented_copies ({args.augmented_copies}) and --max_translation ({args.max_translation}) "
             "must be >= 0."
         )
-    if args.augmented_copies and modality == "audio":
+    translating = "--augmented_copies" if args.augmented_copies else None
+    if args.online_augmentation:
+        if translating:
+            raise ValueError(
+                "--online_augmentation draws new shifts at every step; fixed --augmented_copies would add nothing. "
+                "Give one of the two."
+            )
+        translating = "--online_augmentation"
+    if translating and modality == "audio":
         raise ValueError(
-            "--augmented_copies shifts images and video in height and width; audio models take none. Drop the flag."
+            f"{translating} shifts images and video in height and width; audio models take none. Drop the flag."
         )
-    if args.augmented_copies and not (args.max_translation or args.flip_augmentation):
+    if translating and not (args.max_translation or args.flip_augmentation):
         raise ValueError(
-            "--augmented_copies with --max_translation 0 and no --flip_augmentation would encode identical "
-            "copies: give a --max_translation of at least 1 pixel."
+            f"{translating} with --max_translation 0 and no --flip_augmentation would leave the examples as they "
+            "are: give a --max_translation of at least 1 pixel."
         )
-    if args.augmented_copies and args.max_translation >= min(config.sample_size[-2:]):
+    if translating and args.max_translation >= min(config.sample_size[-2:]):
         raise ValueError(
             f"--max_translation ({args.max_translation}) must be smaller than the inputs' height and width "
             f"{tuple(config.sample_size[-2:])}."
@@ -219,7 +242,8 @@ def encoded_splits(
 
         return encode
 
-    splits = {"train": encoder_of(raw_train, "train", augment=True)}
+    # With --online_augmentation the training inputs are encoded at every step instead (`training_codes`).
+    splits = {} if args.online_augmentation else {"train": encoder_of(raw_train, "train", augment=True)}
     if raw_eval is not None:
         splits["validation"] = encoder_of(raw_eval, "validation")
     description = {
@@ -239,6 +263,7 @@ def encoded_splits(
             "flip_augmentation",
             "augmented_copies",
             "max_translation",
+            "online_augmentation",
         )
     }
     description["column"] = column
@@ -247,6 +272,40 @@ def encoded_splits(
         return load_or_encode_codes(
             cache_dir, codes_fingerprint(vqvae, description), splits, accelerator.is_main_process
         )
+
+
+def training_examples(args, vqvae: VQVAEModel, raw_train, codes: datasets.DatasetDict):
+    """What the training loader draws from: the cached code grids, or with --online_augmentation the
+    preprocessed inputs themselves, encoded batch by batch in `training_codes`."""
+    if not args.online_augmentation:
+        return codes["train"]
+    preprocessor = build_preprocessor(vqvae.config, train=False)
+    return prepare_dataset(
+        raw_train, preprocessor, data_column(args, vqvae.config.modality), args.label_column
+    )
+
+
+def augmentation_generator(seed: int, process_index: int, batch_index: int) -> torch.Generator:
+    """The RNG of one batch's online augmentation, a function of the seed, the process and the batch's place in
+    the run: a resumed run draws the shifts the interrupted one would have, with no RNG state to checkpoint (the
+    global RNG would not do: a DataLoader draws from it when it starts an epoch, and a resumed epoch starts at a
+    different point of the run)."""
+    (state,) = np.random.SeedSequence([seed, process_index, batch_index]).generate_state(1, dtype=np.uint64)
+    return torch.Generator().manual_seed(int(state))
+
+
+@torch.no_grad()
+def training_codes(
+    args, vqvae: VQVAEModel, batch: dict, generator: torch.Generator | None = None
+) -> torch.LongTensor:
+    """The batch's code grids: the cached ones, or with --online_augmentation the frozen VQ-VAE's codes of its
+    inputs shifted (and mirrored) afresh, with draws from `generator`."""
+    if not args.online_augmentation:
+        return batch["codes"].long()
+    (augmented,) = randomly_translated(
+        [batch], vqvae.main_input_name, args.max_translation, args.flip_augmentation, generator
+    )
+    return vqvae.encode(augmented[vqvae.main_input_name]).codes
 
 
 def build_prior(args, vqvae: VQVAEModel, label_names: list[str] | None) -> VQPriorModel:
@@ -292,17 +351,25 @@ def main(argv: list[str] | None = None) -> None:
     raw_train, raw_eval, label_names = load_raw_splits(args, vqvae.config.modality)
     prior = build_prior(args, vqvae, label_names)  # before encoding, so a bad config fails fast
     codes = encoded_splits(args, vqvae, raw_train, raw_eval, accelerator)
-    check_full_batch(len(codes["train"]) // accelerator.num_processes, args)
+    train_examples = training_examples(args, vqvae.to(accelerator.device), raw_train, codes)
+    check_full_batch(len(train_examples) // accelerator.num_processes, args)
     effective_batch = args.train_batch_size * accelerator.num_processes * args.gradient_accumulation_steps
     logger.info(
-        "processes: %d | batch per process: %d | effective batch size: %d | train code grids: %d",
+        "processes: %d | batch per process: %d | effective batch size: %d | train examples: %d%s",
         accelerator.num_processes,
         args.train_batch_size,
         effective_batch,
-        len(codes["train"]),
+        len(train_examples),
+        " (encoded afresh at every step)" if args.online_augmentation else "",
     )
 
-    train_loader = DataLoader(codes["train"], batch_size=args.train_batch_size, shuffle=True, drop_last=True)
+    train_loader = DataLoader(
+        train_examples,
+        batch_size=args.train_batch_size,
+        shuffle=True,
+        drop_last=True,
+        collate_fn=collate_examples if args.online_augmentation else None,
+    )
     eval_loader = (
         DataLoader(codes["validation"], batch_size=args.eval_batch_size) if "validation" in codes else None
     )
@@ -381,13 +448,17 @@ def train(
         disable=not accelerator.is_local_main_process,
     )
     prior.train()
+    batch_index = global_step * args.gradient_accumulation_steps
     for epoch, batch in resumable_batches(
         train_loader, accelerator, global_step, args.gradient_accumulation_steps
     ):
         if global_step >= max_train_steps:
             break
+        generator = augmentation_generator(args.seed, accelerator.process_index, batch_index)
+        batch_index += 1
         with accelerator.accumulate(prior):
-            loss = prior(batch["codes"].long(), class_labels=batch.get("class_labels")).loss
+            codes = training_codes(args, vqvae, batch, generator)
+            loss = prior(codes, class_labels=batch.get("class_labels")).loss
             accelerator.backward(loss)
             if accelerator.sync_gradients and args.max_grad_norm:
                 accelerator.clip_grad_norm_(prior.parameters(), args.max_grad_norm)

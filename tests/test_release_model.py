@@ -146,6 +146,30 @@ def test_missing_training_history_fails_before_anything_is_written(trained_folde
     assert not (tmp_path / "release").exists()
 
 
+def test_release_without_training_history_keeps_the_given_collapse_section(trained_folder, tmp_path):
+    model_dir = tmp_path / "run_folder_lost"
+    VQVAEModel.from_pretrained(trained_folder).save_pretrained(model_dir)
+    VQPriorModel.from_pretrained(trained_folder / "prior").save_pretrained(model_dir / "prior")
+    notes = tmp_path / "notes.md"
+    notes.write_text("## Avoiding codebook collapse\n\nThe table the first release measured.\n")
+    extra = {"--card_sections": str(notes), "--num_samples": "1", "--without_training_history": None}
+    argv = [arg for arg in release_args(model_dir, tmp_path, **extra) if arg is not None]
+    load_script(EXAMPLES / "release_model.py").main(argv)
+    text = ModelCard.load(tmp_path / "release" / "README.md").text
+    assert "The table the first release measured." in text
+    assert "Validation during training" not in text
+
+
+def test_weights_rounded_for_storage_keep_their_dtype(trained_folder):
+    prior = VQPriorModel.from_pretrained(trained_folder / "prior")
+    original = {name: value.clone() for name, value in prior.state_dict().items()}
+    load_script(EXAMPLES / "release_model.py").round_weights_to(prior, torch.bfloat16)
+    assert prior.dtype == torch.float32
+    for name, value in prior.state_dict().items():
+        torch.testing.assert_close(value, original[name].to(torch.bfloat16).float(), rtol=0, atol=0, msg=name)
+    assert any(not torch.equal(value, original[name]) for name, value in prior.state_dict().items())
+
+
 def test_card_sections_without_a_title_are_rejected(trained_folder, tmp_path):
     notes = tmp_path / "notes.md"
     notes.write_text("Some text with no '## Title' above it.\n")

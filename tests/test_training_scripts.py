@@ -8,6 +8,7 @@ Training runs are subprocesses with one thread each (bitwise-repeatable, and two
 bad-input runs call the scripts' `main(argv)` in-process, as they fail before any training.
 """
 
+import argparse
 import json
 import logging
 import os
@@ -633,6 +634,7 @@ def test_train_vqvae_decoder_only_needs_a_trained_model(tmp_path, capsys):
     [
         (["--flip_augmentation"], r"--flip_augmentation mirrors images and video.*audio"),
         (["--augmented_copies", "2"], r"--augmented_copies shifts images and video.*audio"),
+        (["--online_augmentation"], r"--online_augmentation shifts images and video.*audio"),
     ],
 )
 def test_prior_augmentation_refuses_audio(tmp_path, flags, message):
@@ -647,7 +649,9 @@ def test_prior_augmentation_refuses_audio(tmp_path, flags, message):
     ("flags", "message"),
     [
         (["--augmented_copies", "-1"], r"--augmented_copies \(-1\) and --max_translation \(2\) must be >= 0"),
-        (["--augmented_copies", "1", "--max_translation", "0"], r"would encode identical copies"),
+        (["--augmented_copies", "1", "--max_translation", "0"], r"would leave the examples as they are"),
+        (["--online_augmentation", "--max_translation", "0"], r"would leave the examples as they are"),
+        (["--online_augmentation", "--augmented_copies", "2"], r"Give one of the two"),
         (
             ["--augmented_copies", "1", "--max_translation", "32"],
             r"smaller than the inputs' height and width",
@@ -798,6 +802,64 @@ def test_prior_augmented_copies_add_the_codes_of_translated_training_images(trai
     assert not torch.equal(copies[0], plain["train"])
     assert not torch.equal(copies[0], copies[1])  # each copy draws its own offsets
     assert torch.equal(augmented["validation"], plain["validation"])
+
+
+def test_prior_online_augmentation_caches_only_the_validation_codes(trained_pipeline_dir, tmp_path):
+    run = partial(encoded_prior_codes, trained_pipeline_dir, tmp_path)
+    plain = run("plain")
+    online = run("online", "--online_augmentation", "--flip_augmentation", "--max_train_steps", "2")
+    assert list(online) == ["validation"]  # the training inputs are encoded at every step instead
+    assert torch.equal(online["validation"], plain["validation"])
+    steps = losses_by_step(read_history(tmp_path / "online" / "prior_training_history.jsonl"))
+    assert list(steps) == [1, 2]
+
+
+def test_online_augmentation_encodes_a_fresh_shift_of_every_input_at_every_step(trained_pipeline_dir):
+    script = load_script(TRAIN_PRIOR)
+    vqvae = script.load_frozen_vqvae(str(trained_pipeline_dir))
+    size = vqvae.config.sample_size
+    image = torch.rand(1, vqvae.config.in_channels, *size, generator=torch.Generator().manual_seed(0))
+    padded = torch.nn.functional.pad(image, (1, 1, 1, 1), mode="reflect")
+    shifts = [padded[..., y : y + size[0], x : x + size[1]] for y in range(3) for x in range(3)]
+    candidates = vqvae.encode(torch.cat(shifts + [shift.flip(-1) for shift in shifts])).codes
+    assert len(candidates.unique(dim=0)) > 1  # the shifts are told apart by their codes
+    args = argparse.Namespace(online_augmentation=True, max_translation=1, flip_augmentation=True)
+    batch = {"pixel_values": image.expand(16, -1, -1, -1)}
+    first, second = (
+        script.training_codes(args, vqvae, batch, script.augmentation_generator(0, 0, index))
+        for index in range(2)
+    )
+    for grid in torch.cat([first, second]):
+        assert (candidates == grid).flatten(1).all(1).any()  # the codes of one shifted (mirrored) copy
+    assert not torch.equal(first, second)  # each batch draws its own shifts
+
+
+def test_prior_online_augmentation_resumes_with_the_same_shifts(trained_pipeline_dir, tmp_path):
+    def run(name: str, *extra: str) -> list[dict]:
+        argv = [
+            *one_step_prior_args(trained_pipeline_dir),
+            "--online_augmentation",
+            "--flip_augmentation",
+            "--max_train_steps",
+            "4",
+            "--checkpointing_steps",
+            "2",
+            "--output_dir",
+            str(tmp_path / name),
+            "--codes_cache_dir",
+            str(tmp_path / "codes"),
+            *extra,
+        ]
+        load_script(TRAIN_PRIOR).main(argv)
+        return read_history(tmp_path / name / "prior_training_history.jsonl")
+
+    reference = run("reference")
+    shutil.copytree(
+        tmp_path / "reference" / "prior-checkpoint-2", tmp_path / "resumed" / "prior-checkpoint-2"
+    )
+    resumed = run("resumed", "--resume_from_checkpoint", "latest")
+    assert list(losses_by_step(resumed)) == [3, 4]
+    assert resumed == [record for record in reference if record["step"] > 2]
 
 
 def test_randomly_translated_crops_the_reflected_input_and_leaves_the_rest():
