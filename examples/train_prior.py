@@ -105,7 +105,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="Images and video: also encode this many copies of every training example, each shifted by a random "
         "offset of up to --max_translation pixels in height and width (reflection fills the border) and, with "
         "--flip_augmentation, mirrored at random. More distinct code grids from nearly the same distribution, for a "
-        "prior that memorises its training codes. Validation stays as it is.",
+        "prior that overfits its training codes. Validation stays as it is.",
     )
     model.add_argument(
         "--online_augmentation",
