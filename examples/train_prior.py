@@ -137,36 +137,38 @@ def flipped_horizontally(batches: Iterable[dict], input_name: str) -> Iterator[d
         yield {**batch, input_name: batch[input_name].flip(-1)}
 
 
-def randomly_translated(
-    batches: Iterable[dict],
-    input_name: str,
-    max_translation: int,
-    mirror: bool,
-    generator: torch.Generator | None = None,
-) -> Iterator[dict]:
-    """The batches with every input shifted by its own random offset of up to `max_translation` pixels along each
-    of the last two axes (height and width; every frame of a clip alike), the border filled by reflection, and, if
-    `mirror`, mirrored left-right with probability 1/2. The draws come from `generator` (a CPU one), or torch's
-    global RNG without one."""
+def randomly_translated_batch(
+    batch: dict, input_name: str, max_translation: int, mirror: bool, generator: torch.Generator
+) -> dict:
+    """The batch with every input shifted by its own random offset of up to `max_translation` pixels along each of
+    the last two axes (height and width; every frame of a clip alike), the border filled by reflection, and, if
+    `mirror`, mirrored left-right with probability 1/2; the draws come from `generator`, a CPU one."""
+    inputs = batch[input_name]
     pad = max_translation
-    for batch in batches:
-        inputs = batch[input_name]
+    if pad:
         height, width = inputs.shape[-2:]
-        if pad:
-            # Reflection padding of the last two axes takes a 3-D tensor: fold every leading axis into the first.
-            padded = F.pad(inputs.flatten(0, -3), (pad, pad, pad, pad), mode="reflect")
-            padded = padded.view(*inputs.shape[:-2], height + 2 * pad, width + 2 * pad)
-            offsets = torch.randint(0, 2 * pad + 1, (len(inputs), 2), generator=generator).tolist()
-            inputs = torch.stack(
-                [
-                    example[..., y : y + height, x : x + width]
-                    for example, (y, x) in zip(padded, offsets, strict=True)
-                ]
-            )
-        if mirror:
-            mirrored = (torch.rand(len(inputs), generator=generator) < 0.5).to(inputs.device)
-            inputs = torch.where(mirrored.view(-1, *[1] * (inputs.dim() - 1)), inputs.flip(-1), inputs)
-        yield {**batch, input_name: inputs}
+        # Reflection padding of the last two axes takes a 3-D tensor: fold every leading axis into the first.
+        padded = F.pad(inputs.flatten(0, -3), (pad, pad, pad, pad), mode="reflect")
+        padded = padded.view(*inputs.shape[:-2], height + 2 * pad, width + 2 * pad)
+        offsets = torch.randint(0, 2 * pad + 1, (len(inputs), 2), generator=generator).tolist()
+        inputs = torch.stack(
+            [
+                example[..., y : y + height, x : x + width]
+                for example, (y, x) in zip(padded, offsets, strict=True)
+            ]
+        )
+    if mirror:
+        mirrored = (torch.rand(len(inputs), generator=generator) < 0.5).to(inputs.device)
+        inputs = torch.where(mirrored.view(-1, *[1] * (inputs.dim() - 1)), inputs.flip(-1), inputs)
+    return {**batch, input_name: inputs}
+
+
+def randomly_translated(
+    batches: Iterable[dict], input_name: str, max_translation: int, mirror: bool, generator: torch.Generator
+) -> Iterator[dict]:
+    """`randomly_translated_batch` of every batch, all drawing from one `generator`."""
+    for batch in batches:
+        yield randomly_translated_batch(batch, input_name, max_translation, mirror, generator)
 
 
 def load_frozen_vqvae(path: str) -> VQVAEModel:
@@ -213,16 +215,19 @@ def check_augmentation_args(args: argparse.Namespace, config: VQVAEConfig) -> No
         )
 
 
+def prepared_for_encoding(args, config: VQVAEConfig, raw_split):
+    """A raw split with the deterministic (centred) preprocessing: the prior models the codes of whole examples."""
+    preprocessor = build_preprocessor(config, train=False)
+    return prepare_dataset(raw_split, preprocessor, data_column(args, config.modality), args.label_column)
+
+
 def encoded_splits(
     args, vqvae: VQVAEModel, raw_train, raw_eval, accelerator: Accelerator
 ) -> datasets.DatasetDict:
     """Train/validation code datasets, encoded once by the main process and cached for every later run."""
-    # Encoding uses the deterministic (centred) preprocessing: the prior models the codes of whole examples.
-    preprocessor = build_preprocessor(vqvae.config, train=False)
-    column = data_column(args, vqvae.config.modality)
 
     def encoder_of(raw_split, name, augment=False):
-        prepared = prepare_dataset(raw_split, preprocessor, column, args.label_column)
+        prepared = prepared_for_encoding(args, vqvae.config, raw_split)
         loader = DataLoader(prepared, batch_size=args.eval_batch_size, collate_fn=collate_examples)
 
         def encode():
@@ -266,7 +271,7 @@ def encoded_splits(
             "online_augmentation",
         )
     }
-    description["column"] = column
+    description["column"] = data_column(args, vqvae.config.modality)
     cache_dir = args.codes_cache_dir or Path(datasets.config.HF_DATASETS_CACHE) / "hf_vqvae_codes"
     with accelerator.main_process_first():
         return load_or_encode_codes(
@@ -279,10 +284,7 @@ def training_examples(args, vqvae: VQVAEModel, raw_train, codes: datasets.Datase
     preprocessed inputs themselves, encoded batch by batch in `training_codes`."""
     if not args.online_augmentation:
         return codes["train"]
-    preprocessor = build_preprocessor(vqvae.config, train=False)
-    return prepare_dataset(
-        raw_train, preprocessor, data_column(args, vqvae.config.modality), args.label_column
-    )
+    return prepared_for_encoding(args, vqvae.config, raw_train)
 
 
 def augmentation_generator(seed: int, process_index: int, batch_index: int) -> torch.Generator:
@@ -302,8 +304,8 @@ def training_codes(
     inputs shifted (and mirrored) afresh, with draws from `generator`."""
     if not args.online_augmentation:
         return batch["codes"].long()
-    (augmented,) = randomly_translated(
-        [batch], vqvae.main_input_name, args.max_translation, args.flip_augmentation, generator
+    augmented = randomly_translated_batch(
+        batch, vqvae.main_input_name, args.max_translation, args.flip_augmentation, generator
     )
     return vqvae.encode(augmented[vqvae.main_input_name]).codes
 
@@ -454,7 +456,11 @@ def train(
     ):
         if global_step >= max_train_steps:
             break
-        generator = augmentation_generator(args.seed, accelerator.process_index, batch_index)
+        generator = (
+            augmentation_generator(args.seed, accelerator.process_index, batch_index)
+            if args.online_augmentation
+            else None
+        )
         batch_index += 1
         with accelerator.accumulate(prior):
             codes = training_codes(args, vqvae, batch, generator)
