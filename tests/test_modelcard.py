@@ -76,6 +76,12 @@ def test_body_describes_model_training_metrics_and_samples(tmp_path):
     assert "## Intended use and limitations" in text
 
 
+def test_metric_values_keep_their_trailing_zeros(tmp_path):
+    text = write_image_card(tmp_path, metrics={"psnr_uint8": 26.000457, "prior_bits_per_code": 7.5}).text
+    assert "| PSNR, 8-bit (dB) | 26.00 |" in text  # not "26", which hides how close to 26 dB it is
+    assert "| Prior bits/code | 7.500 |" in text
+
+
 def test_audio_card_reports_bitrate_and_has_no_pipeline_tag(tmp_path):
     config = VQVAEConfig(modality="audio", sampling_rate=16000)
     card = write_model_card(
@@ -86,7 +92,7 @@ def test_audio_card_reports_bitrate_and_has_no_pipeline_tag(tmp_path):
     assert "| Codes per second | 250 |" in card.text  # 16000 Hz / 64
     assert "| Bitrate | 2.25 kbit/s |" in card.text  # 250 codes/s * 9 bits
     assert "| Compression vs 16-bit input | 113.8× |" in card.text
-    assert "| SNR (dB) | 12.5 |" in card.text
+    assert "| SNR (dB) | 12.50 |" in card.text
     assert "pipeline(" not in card.text  # no prior, so nothing to sample with
 
 

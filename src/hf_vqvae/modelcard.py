@@ -108,7 +108,8 @@ Sampling new {{ noun }} from the prior:
 from transformers import pipeline
 
 pipe = pipeline("vq-sample", model="{{ model_id }}")
-samples = pipe(num_samples=4{{ class_labels }}, seed=0)  # {{ pipeline_output }}
+# samples: {{ pipeline_output }}
+samples = pipe(num_samples=4{{ class_labels }}, seed=0)
 ```
 {%- endif %}
 
@@ -348,11 +349,15 @@ def _usage_snippet_values(config: VQVAEConfig, prior_config: VQPriorConfig | Non
 
 
 def _metric_rows(metrics: Mapping[str, float]) -> list[tuple[str, str, str]]:
-    """(name, value, how it was computed) per metric; unknown keys are shown as they are."""
+    """(name, value, how it was computed) per metric; unknown keys are shown as they are.
+
+    Values keep four significant digits including trailing zeros, so a PSNR of 26.0005 dB reads
+    26.00, not 26: a reader comparing against a 26 dB target sees the precision that was measured.
+    """
     rows = []
     for key, value in metrics.items():
         name, method = METRIC_DESCRIPTIONS.get(key, (key, ""))
-        rows.append((name, f"{value:.1%}" if key in PERCENT_METRICS else f"{value:.4g}", method))
+        rows.append((name, f"{value:.1%}" if key in PERCENT_METRICS else f"{value:#.4g}", method))
     return rows
 
 
