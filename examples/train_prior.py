@@ -231,7 +231,7 @@ def encoded_splits(
         loader = DataLoader(prepared, batch_size=args.eval_batch_size, collate_fn=collate_examples)
 
         def encode():
-            codes = [encode_batches(vqvae.to(accelerator.device), loader, f"encoding {name}")]
+            codes = [encode_batches(vqvae, loader, f"encoding {name}")]
             if not augment:
                 return codes[0]
             if args.flip_augmentation:
@@ -348,12 +348,12 @@ def main(argv: list[str] | None = None) -> None:
     resume_checkpoint = resolve_resume_checkpoint(args.resume_from_checkpoint, output_dir, CHECKPOINT_PREFIX)
     accelerator = build_accelerator(args)
 
-    vqvae = load_frozen_vqvae(args.vqvae_name_or_path)
+    vqvae = load_frozen_vqvae(args.vqvae_name_or_path).to(accelerator.device)
     check_augmentation_args(args, vqvae.config)
     raw_train, raw_eval, label_names = load_raw_splits(args, vqvae.config.modality)
     prior = build_prior(args, vqvae, label_names)  # before encoding, so a bad config fails fast
     codes = encoded_splits(args, vqvae, raw_train, raw_eval, accelerator)
-    train_examples = training_examples(args, vqvae.to(accelerator.device), raw_train, codes)
+    train_examples = training_examples(args, vqvae, raw_train, codes)
     check_full_batch(len(train_examples) // accelerator.num_processes, args)
     effective_batch = args.train_batch_size * accelerator.num_processes * args.gradient_accumulation_steps
     logger.info(
