@@ -18,6 +18,7 @@ import math
 import sys
 import time
 from collections.abc import Iterable, Iterator
+from copy import deepcopy
 from pathlib import Path
 
 import datasets
@@ -116,6 +117,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "per batch; only the validation codes are cached.",
     )
     model.add_argument(
+        "--condition_on_translation",
+        action="store_true",
+        help="Non-leaking augmentation, with --online_augmentation: the prior also reads each training grid's shift "
+        "as an augmentation label (a one-hot over the (2 * max_translation + 1)^2 - 1 non-zero offsets; zeros when "
+        "unshifted), so that shifted grids, whose reflected borders are easier to predict than real ones, stop "
+        "pulling it away from the unshifted images that validation and sampling model (zero labels). A prior "
+        "loaded with --model_name_or_path gains a zero-initialised label embedding and starts out unchanged. "
+        "Mirroring stays unconditioned: a mirror image is a natural image.",
+    )
+    model.add_argument(
         "--max_translation",
         type=int,
         default=2,
@@ -137,30 +148,46 @@ def flipped_horizontally(batches: Iterable[dict], input_name: str) -> Iterator[d
         yield {**batch, input_name: batch[input_name].flip(-1)}
 
 
+AUGMENT_LABELS_KEY = "augment_labels"
+
+
+def translation_labels(offsets: torch.LongTensor, max_translation: int) -> torch.FloatTensor:
+    """Augmentation labels of shifted examples: for offsets `(batch, 2)` into a border of `max_translation`
+    pixels, a one-hot `(batch, (2 * max_translation + 1)^2 - 1)` over the non-zero shifts; all zeros for an
+    unshifted example, which is what the prior sees when it samples or scores a grid."""
+    side = 2 * max_translation + 1
+    one_hot = F.one_hot(offsets[:, 0] * side + offsets[:, 1], side * side).float()
+    unshifted = max_translation * side + max_translation
+    return torch.cat([one_hot[:, :unshifted], one_hot[:, unshifted + 1 :]], dim=1)
+
+
 def randomly_translated_batch(
     batch: dict, input_name: str, max_translation: int, mirror: bool, generator: torch.Generator
 ) -> dict:
     """The batch with every input shifted by its own random offset of up to `max_translation` pixels along each of
     the last two axes (height and width; every frame of a clip alike), the border filled by reflection, and, if
-    `mirror`, mirrored left-right with probability 1/2; the draws come from `generator`, a CPU one."""
+    `mirror`, mirrored left-right with probability 1/2; the draws come from `generator`, a CPU one. With a
+    shift, the batch also gets the `translation_labels` of its offsets under `AUGMENT_LABELS_KEY`."""
     inputs = batch[input_name]
     pad = max_translation
+    augment_labels = {}
     if pad:
         height, width = inputs.shape[-2:]
         # Reflection padding of the last two axes takes a 3-D tensor: fold every leading axis into the first.
         padded = F.pad(inputs.flatten(0, -3), (pad, pad, pad, pad), mode="reflect")
         padded = padded.view(*inputs.shape[:-2], height + 2 * pad, width + 2 * pad)
-        offsets = torch.randint(0, 2 * pad + 1, (len(inputs), 2), generator=generator).tolist()
+        offsets = torch.randint(0, 2 * pad + 1, (len(inputs), 2), generator=generator)
         inputs = torch.stack(
             [
                 example[..., y : y + height, x : x + width]
-                for example, (y, x) in zip(padded, offsets, strict=True)
+                for example, (y, x) in zip(padded, offsets.tolist(), strict=True)
             ]
         )
+        augment_labels[AUGMENT_LABELS_KEY] = translation_labels(offsets, pad).to(inputs.device)
     if mirror:
         mirrored = (torch.rand(len(inputs), generator=generator) < 0.5).to(inputs.device)
         inputs = torch.where(mirrored.view(-1, *[1] * (inputs.dim() - 1)), inputs.flip(-1), inputs)
-    return {**batch, input_name: inputs}
+    return {**batch, input_name: inputs, **augment_labels}
 
 
 def randomly_translated(
@@ -207,6 +234,11 @@ def check_augmentation_args(args: argparse.Namespace, config: VQVAEConfig) -> No
         raise ValueError(
             f"{translating} with --max_translation 0 and no --flip_augmentation would leave the examples as they "
             "are: give a --max_translation of at least 1 pixel."
+        )
+    if args.condition_on_translation and not (args.online_augmentation and args.max_translation):
+        raise ValueError(
+            "--condition_on_translation labels the shifts that --online_augmentation draws: give "
+            "--online_augmentation and a --max_translation of at least 1 pixel."
         )
     if translating and args.max_translation >= min(config.sample_size[-2:]):
         raise ValueError(
@@ -299,21 +331,43 @@ def augmentation_generator(seed: int, process_index: int, batch_index: int) -> t
 @torch.no_grad()
 def training_codes(
     args, vqvae: VQVAEModel, batch: dict, generator: torch.Generator | None = None
-) -> torch.LongTensor:
+) -> tuple[torch.LongTensor, torch.FloatTensor | None]:
     """The batch's code grids: the cached ones, or with --online_augmentation the frozen VQ-VAE's codes of its
-    inputs shifted (and mirrored) afresh, with draws from `generator`."""
+    inputs shifted (and mirrored) afresh, with draws from `generator`; and with --condition_on_translation their
+    augmentation labels (else `None`)."""
     if not args.online_augmentation:
-        return batch["codes"].long()
+        return batch["codes"].long(), None
     augmented = randomly_translated_batch(
         batch, vqvae.main_input_name, args.max_translation, args.flip_augmentation, generator
     )
-    return vqvae.encode(augmented[vqvae.main_input_name]).codes
+    augment_labels = augmented[AUGMENT_LABELS_KEY] if args.condition_on_translation else None
+    return vqvae.encode(augmented[vqvae.main_input_name]).codes, augment_labels
+
+
+def translation_augment_dim(max_translation: int) -> int:
+    """Size of `translation_labels`: the number of non-zero shifts."""
+    return (2 * max_translation + 1) ** 2 - 1
+
+
+def with_augment_labels(prior: VQPriorModel, augment_dim: int) -> VQPriorModel:
+    """A copy of a trained prior that also takes augmentation labels, through a zero-initialised embedding: the
+    same model until training moves it."""
+    config = deepcopy(prior.config)
+    config.augment_dim = augment_dim
+    conditioned = VQPriorModel(config)
+    missing, unexpected = conditioned.load_state_dict(prior.state_dict(), strict=False)
+    if unexpected or missing != ["backbone.augment_embedding.weight"]:
+        raise ValueError(f"Could not extend the prior with augmentation labels: {missing=}, {unexpected=}.")
+    return conditioned
 
 
 def build_prior(args, vqvae: VQVAEModel, label_names: list[str] | None) -> VQPriorModel:
     """A prior over this VQ-VAE's codebook and code grid, conditional when the data has labels."""
+    augment_dim = translation_augment_dim(args.max_translation) if args.condition_on_translation else 0
     if args.model_name_or_path:
         prior = from_pretrained_with_overrides(VQPriorModel, args.model_name_or_path, args.config_overrides)
+        if augment_dim and not prior.config.augment_dim:
+            prior = with_augment_labels(prior, augment_dim)
     else:
         fields = {
             "prior_type": args.prior_type,
@@ -323,6 +377,7 @@ def build_prior(args, vqvae: VQVAEModel, label_names: list[str] | None) -> VQPri
             "hidden_size": args.hidden_size,
             "num_layers": args.num_layers,
             "num_heads": args.num_heads,
+            "augment_dim": augment_dim,
         }
         config = apply_config_overrides(
             VQPriorConfig, {**fields, **parse_config_overrides(args.config_overrides)}
@@ -331,6 +386,11 @@ def build_prior(args, vqvae: VQVAEModel, label_names: list[str] | None) -> VQPri
             config.id2label = dict(enumerate(label_names))
             config.label2id = {name: index for index, name in enumerate(label_names)}
         prior = VQPriorModel(config)
+    if augment_dim and prior.config.augment_dim != augment_dim:
+        raise ValueError(
+            f"The prior takes augmentation labels of size {prior.config.augment_dim}, but --max_translation "
+            f"{args.max_translation} makes {augment_dim}: train it on with the --max_translation it started with."
+        )
     if (
         prior.config.codebook_size != vqvae.config.codebook_size
         or prior.config.code_shape != vqvae.config.code_shape
@@ -463,8 +523,8 @@ def train(
         )
         batch_index += 1
         with accelerator.accumulate(prior):
-            codes = training_codes(args, vqvae, batch, generator)
-            loss = prior(codes, class_labels=batch.get("class_labels")).loss
+            codes, augment_labels = training_codes(args, vqvae, batch, generator)
+            loss = prior(codes, class_labels=batch.get("class_labels"), augment_labels=augment_labels).loss
             accelerator.backward(loss)
             if accelerator.sync_gradients and args.max_grad_norm:
                 accelerator.clip_grad_norm_(prior.parameters(), args.max_grad_norm)

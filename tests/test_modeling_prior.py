@@ -204,6 +204,60 @@ def test_generate_samples_in_eval_mode_and_restores_training():
     assert model.training
 
 
+# ---- augmentation labels (non-leaking augmentation)
+
+
+def test_augment_labels_start_at_zero_and_zero_labels_change_nothing():
+    model = tiny_prior(num_classes=NUM_CLASSES, augment_dim=4)
+    codes, labels = random_codes([4, 4]), torch.tensor([0, 1, 2])
+    one_hot = torch.eye(4)[:3]
+    reference = model(codes, labels).logits
+    assert torch.equal(model(codes, labels, one_hot).logits, reference)  # zero-initialised embedding
+    with torch.no_grad():
+        model.backbone.augment_embedding.weight.normal_(generator=seeded())
+    assert torch.equal(model(codes, labels, torch.zeros(3, 4)).logits, reference)
+    assert not torch.allclose(model(codes, labels, one_hot).logits[:, 0, 0], reference[:, 0, 0])
+
+
+def test_augment_labels_train_with_the_prior_and_survive_save_pretrained(tmp_path):
+    model = tiny_prior(augment_dim=2).train()
+    codes, augment_labels = random_codes([4, 4]), torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]])
+    model(codes, augment_labels=augment_labels).loss.backward()
+    assert model.backbone.augment_embedding.weight.grad.abs().sum() > 0
+    with torch.no_grad():
+        model.backbone.augment_embedding.weight.normal_(generator=seeded())
+    model.eval().save_pretrained(tmp_path)
+    loaded = VQPriorModel.from_pretrained(tmp_path)
+    assert loaded.config.augment_dim == 2
+    expected = model(codes, augment_labels=augment_labels).logits
+    torch.testing.assert_close(loaded(codes, augment_labels=augment_labels).logits, expected, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(
+    "augment_dim, augment_labels, error, match",
+    [
+        (0, torch.zeros(2, 3), ValueError, r"no augmentation labels \(config.augment_dim=0\)"),
+        (3, torch.zeros(2, 3, dtype=torch.long), TypeError, "floating-point"),
+        (3, torch.zeros(2, 4), ValueError, r"shape \(2, 3\).*got \(2, 4\)"),
+    ],
+)
+def test_forward_rejects_bad_augment_labels(augment_dim, augment_labels, error, match):
+    with pytest.raises(error, match=match):
+        tiny_prior(augment_dim=augment_dim)(random_codes([4, 4], batch_size=2), augment_labels=augment_labels)
+
+
+@pytest.mark.parametrize(
+    "fields, match",
+    [
+        ({"augment_dim": -1}, "augment_dim must be >= 0"),
+        ({"augment_dim": 2, "prior_type": "pixelcnn"}, "only prior_type='transformer'"),
+    ],
+)
+def test_config_rejects_augment_labels_it_cannot_take(fields, match):
+    with pytest.raises(ValueError, match=match):
+        VQPriorConfig(codebook_size=K, code_shape=[4, 4], **fields)
+
+
 # ---- save / load
 
 

@@ -652,6 +652,17 @@ def test_prior_augmentation_refuses_audio(tmp_path, flags, message):
         (["--augmented_copies", "1", "--max_translation", "0"], r"would leave the examples as they are"),
         (["--online_augmentation", "--max_translation", "0"], r"would leave the examples as they are"),
         (["--online_augmentation", "--augmented_copies", "2"], r"Give one of the two"),
+        (["--condition_on_translation"], r"--condition_on_translation labels the shifts"),
+        (
+            [
+                "--online_augmentation",
+                "--condition_on_translation",
+                "--max_translation",
+                "0",
+                "--flip_augmentation",
+            ],
+            r"--condition_on_translation labels the shifts",
+        ),
         (
             ["--augmented_copies", "1", "--max_translation", "32"],
             r"smaller than the inputs' height and width",
@@ -823,12 +834,15 @@ def test_online_augmentation_encodes_a_fresh_shift_of_every_input_at_every_step(
     shifts = [padded[..., y : y + size[0], x : x + size[1]] for y in range(3) for x in range(3)]
     candidates = vqvae.encode(torch.cat(shifts + [shift.flip(-1) for shift in shifts])).codes
     assert len(candidates.unique(dim=0)) > 1  # the shifts are told apart by their codes
-    args = argparse.Namespace(online_augmentation=True, max_translation=1, flip_augmentation=True)
+    args = argparse.Namespace(
+        online_augmentation=True, max_translation=1, flip_augmentation=True, condition_on_translation=False
+    )
     batch = {"pixel_values": image.expand(16, -1, -1, -1)}
-    first, second = (
+    (first, no_labels), (second, _) = (
         script.training_codes(args, vqvae, batch, script.augmentation_generator(0, 0, index))
         for index in range(2)
     )
+    assert no_labels is None
     for grid in torch.cat([first, second]):
         assert (candidates == grid).flatten(1).all(1).any()  # the codes of one shifted (mirrored) copy
     assert not torch.equal(first, second)  # each batch draws its own shifts
@@ -860,6 +874,64 @@ def test_prior_online_augmentation_resumes_with_the_same_shifts(trained_pipeline
     resumed = run("resumed", "--resume_from_checkpoint", "latest")
     assert list(losses_by_step(resumed)) == [3, 4]
     assert resumed == [record for record in reference if record["step"] > 2]
+
+
+def test_translation_labels_are_one_hot_over_the_non_zero_shifts():
+    offsets = torch.tensor([[0, 0], [1, 1], [2, 2], [1, 2]])  # a 1-pixel border: (1, 1) is unshifted
+    labels = load_script(TRAIN_PRIOR).translation_labels(offsets, 1)
+    assert labels.shape == (4, 8)
+    assert labels.sum(1).tolist() == [1.0, 0.0, 1.0, 1.0]
+    assert labels.argmax(1)[[0, 2, 3]].tolist() == [0, 7, 4]
+
+
+def test_translated_batch_labels_each_input_with_its_shift():
+    image = torch.arange(25.0).view(1, 1, 5, 5)
+    padded = torch.nn.functional.pad(image, (1, 1, 1, 1), mode="reflect")[0]
+    script = load_script(TRAIN_PRIOR)
+    batch = {"pixel_values": image.expand(32, -1, -1, -1)}
+    shifted = script.randomly_translated_batch(
+        batch, "pixel_values", 1, False, torch.Generator().manual_seed(0)
+    )
+    for crop, label in zip(shifted["pixel_values"], shifted[script.AUGMENT_LABELS_KEY], strict=True):
+        (y, x), *_ = [
+            (y, x) for y in range(3) for x in range(3) if torch.equal(padded[..., y : y + 5, x : x + 5], crop)
+        ]
+        assert torch.equal(label, script.translation_labels(torch.tensor([[y, x]]), 1)[0])
+
+
+def test_prior_conditioned_on_translation_extends_a_trained_prior(trained_pipeline_dir, tmp_path):
+    def run(name: str, prior_path: Path, max_translation: str) -> Path:
+        output_dir = tmp_path / name
+        argv = [
+            *one_step_prior_args(trained_pipeline_dir),
+            "--online_augmentation",
+            "--condition_on_translation",
+            "--max_train_steps",
+            "2",
+            "--learning_rate",
+            "1e-2",
+            "--codes_cache_dir",
+            str(tmp_path / "codes"),
+        ]
+        load_script(TRAIN_PRIOR).main(
+            [
+                *argv,
+                "--model_name_or_path",
+                str(prior_path),
+                "--max_translation",
+                max_translation,
+                "--output_dir",
+                str(output_dir),
+            ]
+        )
+        return output_dir / "prior"
+
+    conditioned = run("conditioned", trained_pipeline_dir / "prior", "1")
+    prior = VQPriorModel.from_pretrained(conditioned)
+    assert prior.config.augment_dim == 8
+    assert prior.backbone.augment_embedding.weight.abs().sum() > 0  # trained, from a zero start
+    with pytest.raises(ValueError, match=r"augmentation labels of size 8.*--max_translation 2 makes 24"):
+        run("wider", conditioned, "2")
 
 
 def test_randomly_translated_crops_the_reflected_input_and_leaves_the_rest():

@@ -33,6 +33,12 @@ class VQPriorConfig(PreTrainedConfig):
             Size of the PixelCNN's masked kernels (odd).
         initializer_range (`float`, defaults to 0.02):
             Standard deviation of the normal initialisation of linear and embedding weights.
+        augment_dim (`int`, defaults to 0):
+            Size of the augmentation labels a transformer prior can be conditioned on while it trains
+            (non-leaking augmentation, as `augment_dim` in Karras et al.'s EDM): a grid encoded from a shifted
+            image carries a vector saying how it was shifted, and an unaugmented grid the zero vector. Sampling
+            and likelihoods use the zero vector, so the prior models the unaugmented data while it learns from
+            the augmented grids too. 0 turns it off.
     """
 
     model_type = "hf_vqvae_prior"
@@ -47,6 +53,7 @@ class VQPriorConfig(PreTrainedConfig):
     dropout: float = 0.0
     kernel_size: int = 3
     initializer_range: float = 0.02
+    augment_dim: int = 0
 
     def __post_init__(self, **kwargs):
         self.code_shape = [int(size) for size in self.code_shape]
@@ -62,11 +69,19 @@ class VQPriorConfig(PreTrainedConfig):
             raise ValueError(f"code_shape must be a non-empty list of positive sizes, got {self.code_shape}.")
         if self.num_classes < 0:
             raise ValueError(f"num_classes must be >= 0 (0 = unconditional), got {self.num_classes}.")
+        if self.augment_dim < 0:
+            raise ValueError(
+                f"augment_dim must be >= 0 (0 = no augmentation labels), got {self.augment_dim}."
+            )
         if self.prior_type == "transformer" and self.hidden_size % self.num_heads:
             raise ValueError(
                 f"hidden_size ({self.hidden_size}) must be divisible by num_heads ({self.num_heads})."
             )
         if self.prior_type == "pixelcnn":
+            if self.augment_dim:
+                raise ValueError(
+                    f"augment_dim={self.augment_dim}: only prior_type='transformer' takes augmentation labels."
+                )
             if len(self.code_shape) != 2:
                 raise ValueError(
                     f"prior_type='pixelcnn' models 2-D code grids, got code_shape={self.code_shape}; "

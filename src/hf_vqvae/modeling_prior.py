@@ -28,7 +28,7 @@ from transformers.utils import ModelOutput
 from .configuration_prior import VQPriorConfig
 from .eval_mode import eval_mode
 from .prior_pixelcnn import GatedPixelCNNPrior
-from .prior_transformer import TransformerPrior
+from .prior_transformer import AugmentLabelEmbedding, TransformerPrior
 from .strict_loading import StrictLoadingMixin
 
 BACKBONES = {"transformer": TransformerPrior, "pixelcnn": GatedPixelCNNPrior}
@@ -58,7 +58,8 @@ class PriorBackbone(Protocol):
     """
     What [`VQPriorModel`] asks of a backbone (an `nn.Module` built from a [`VQPriorConfig`]). Inputs arrive
     validated: codes are `torch.long` in [0, K), and `class_labels` is given if and only if
-    `config.num_classes > 0`.
+    `config.num_classes > 0`. A backbone that supports `config.augment_dim` (the transformer) also takes
+    `augment_labels` `(batch, augment_dim)` as a third argument of `forward`; the others are never given it.
     """
 
     def forward(self, codes: torch.LongTensor, class_labels: torch.LongTensor | None) -> torch.FloatTensor:
@@ -190,6 +191,24 @@ def check_class_labels(class_labels: torch.Tensor | None, batch_size: int, num_c
         )
 
 
+def check_augment_labels(augment_labels: torch.Tensor | None, batch_size: int, augment_dim: int) -> None:
+    """Raises a `TypeError`/`ValueError` unless `augment_labels` is `None` or a floating `(batch_size,
+    augment_dim)` tensor of a prior with `config.augment_dim > 0`."""
+    if augment_labels is None:
+        return
+    if augment_dim == 0:
+        raise ValueError(
+            "This prior takes no augmentation labels (config.augment_dim=0): augment_labels must be None."
+        )
+    if not isinstance(augment_labels, torch.Tensor) or not augment_labels.dtype.is_floating_point:
+        raise TypeError(f"augment_labels must be a floating-point torch.Tensor, got {augment_labels!r}.")
+    if augment_labels.shape != (batch_size, augment_dim):
+        raise ValueError(
+            f"augment_labels must have shape ({batch_size}, {augment_dim}) (batch, config.augment_dim), "
+            f"got {tuple(augment_labels.shape)}."
+        )
+
+
 def check_sampling_arguments(
     num_samples: int, temperature: float, top_k: int | None, top_p: float | None
 ) -> None:
@@ -232,6 +251,8 @@ class VQPriorPreTrainedModel(StrictLoadingMixin, PreTrainedModel):
             init.normal_(module.weight, mean=0.0, std=std)
             if getattr(module, "bias", None) is not None:
                 init.zeros_(module.bias)
+        elif isinstance(module, AugmentLabelEmbedding):
+            init.zeros_(module.weight)
         elif isinstance(module, nn.LayerNorm):
             init.ones_(module.weight)
             init.zeros_(module.bias)
@@ -255,13 +276,21 @@ class VQPriorModel(VQPriorPreTrainedModel):
         self.backbone: PriorBackbone = BACKBONES[config.prior_type](config)
         self.post_init()
 
-    def forward(self, codes: torch.LongTensor, class_labels: torch.LongTensor | None = None) -> VQPriorOutput:
+    def forward(
+        self,
+        codes: torch.LongTensor,
+        class_labels: torch.LongTensor | None = None,
+        augment_labels: torch.FloatTensor | None = None,
+    ) -> VQPriorOutput:
         """
         Args:
             codes (`torch.LongTensor` of shape `(batch, *code_shape)`):
                 Code grids from [`VQVAEModel.encode`], in [0, codebook_size).
             class_labels (`torch.LongTensor` of shape `(batch,)`, *optional*):
                 Classes of the samples, in [0, num_classes); required if and only if `config.num_classes > 0`.
+            augment_labels (`torch.FloatTensor` of shape `(batch, augment_dim)`, *optional*):
+                How each grid was augmented, for training with `config.augment_dim > 0`; `None` (or zeros) for
+                unaugmented grids, which is what likelihoods and samples are of.
 
         Returns:
             [`VQPriorOutput`]: `loss` (mean NLL in nats per code) and `logits`
@@ -269,10 +298,14 @@ class VQPriorModel(VQPriorPreTrainedModel):
         """
         check_codes(codes, self.config)
         check_class_labels(class_labels, len(codes), self.config.num_classes)
+        check_augment_labels(augment_labels, len(codes), self.config.augment_dim)
         codes = codes.long()
         if class_labels is not None:
             class_labels = class_labels.long()
-        logits = self.backbone(codes, class_labels)
+        if augment_labels is None:
+            logits = self.backbone(codes, class_labels)
+        else:
+            logits = self.backbone(codes, class_labels, augment_labels)
         # fp32 so that a bf16 model still reports a precise likelihood.
         loss = F.cross_entropy(logits.flatten(0, -2).float(), codes.flatten())
         return VQPriorOutput(loss=loss, logits=logits)

@@ -5,6 +5,10 @@ the first N - 1 codes and predicts, at position i, the code i: its input there i
 0..i-1, and its causal attention sees nothing later. The start token carries the class (one learned start
 embedding per class; a single one for an unconditional prior), so conditioning costs no extra position.
 
+A prior with `config.augment_dim > 0` also takes augmentation labels while it trains: [`AugmentLabelEmbedding`]
+maps them to a vector added to every input embedding, and the zero labels of unaugmented data (sampling,
+likelihoods) to nothing.
+
 The decoder is transformers' `GPT2Model` (its blocks, SDPA attention and initialisation), built from the
 prior's config; besides the start tokens and the output head, the only thing written here is the KV cache
 layer used while sampling, [`PreallocatedKVLayer`]. Hand-written attention was not needed: with the stock
@@ -93,6 +97,23 @@ class PreallocatedKVLayer(DynamicLayer):
         return self.max_cache_len
 
 
+class AugmentLabelEmbedding(nn.Module):
+    """A linear map, without bias, from augmentation labels `(batch, augment_dim)` to a vector `(batch, hidden)`
+    that conditions every position on how the grid was augmented.
+
+    No bias, so the zero labels of unaugmented data add nothing, and a zero initialisation
+    (`VQPriorPreTrainedModel._init_weights`), so that a trained prior given this embedding starts out exactly
+    as it was.
+    """
+
+    def __init__(self, augment_dim: int, hidden_size: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(hidden_size, augment_dim))
+
+    def forward(self, augment_labels: torch.FloatTensor) -> torch.FloatTensor:
+        return augment_labels.to(self.weight.dtype) @ self.weight.T
+
+
 class TransformerPrior(nn.Module):
     """Causal transformer over raster-ordered codes: logits at each position for the code there given the
     codes before it and the class.
@@ -102,7 +123,7 @@ class TransformerPrior(nn.Module):
     Args:
         config ([`VQPriorConfig`]):
             Uses `codebook_size`, `code_shape` (1, 2 or 3 axes), `num_classes`, `hidden_size`, `num_layers`,
-            `num_heads`, `dropout` and `initializer_range`.
+            `num_heads`, `dropout`, `initializer_range` and `augment_dim`.
     """
 
     def __init__(self, config: VQPriorConfig):
@@ -112,9 +133,14 @@ class TransformerPrior(nn.Module):
         self.is_conditional = config.num_classes > 0
         self.decoder = GPT2Model(decoder_config(config))
         self.head = nn.Linear(config.hidden_size, config.codebook_size)
+        if config.augment_dim:
+            self.augment_embedding = AugmentLabelEmbedding(config.augment_dim, config.hidden_size)
 
     def forward(
-        self, codes: torch.LongTensor, class_labels: torch.LongTensor | None = None
+        self,
+        codes: torch.LongTensor,
+        class_labels: torch.LongTensor | None = None,
+        augment_labels: torch.FloatTensor | None = None,
     ) -> torch.FloatTensor:
         """
         Args:
@@ -122,6 +148,9 @@ class TransformerPrior(nn.Module):
                 Code grids, in [0, codebook_size).
             class_labels (`torch.LongTensor` of shape `(batch,)`, *optional*):
                 Classes of the samples; required if and only if the prior is class-conditional.
+            augment_labels (`torch.FloatTensor` of shape `(batch, augment_dim)`, *optional*):
+                How each grid was augmented (zeros: not at all, the same as `None`); only for a prior with
+                `config.augment_dim > 0`.
 
         Returns:
             `torch.FloatTensor` of shape `(batch, *code_shape, codebook_size)`: the logits at a position
@@ -131,7 +160,11 @@ class TransformerPrior(nn.Module):
         # Teacher forcing: position i reads the start token and codes 0..i-1.
         start = self._start_tokens(batch_size, class_labels)
         inputs = torch.cat([start, codes.reshape(batch_size, -1)[:, :-1]], dim=1)
-        hidden_states = self.decoder(input_ids=inputs, use_cache=False).last_hidden_state
+        if augment_labels is None:
+            hidden_states = self.decoder(input_ids=inputs, use_cache=False).last_hidden_state
+        else:
+            embeddings = self.decoder.wte(inputs) + self.augment_embedding(augment_labels)[:, None]
+            hidden_states = self.decoder(inputs_embeds=embeddings, use_cache=False).last_hidden_state
         return self.head(hidden_states).view(*codes.shape, self.codebook_size)
 
     @torch.no_grad()
@@ -196,4 +229,4 @@ class TransformerPrior(nn.Module):
         return self.head(outputs.last_hidden_state[:, -1])
 
 
-__all__ = ["TransformerPrior"]
+__all__ = ["AugmentLabelEmbedding", "TransformerPrior"]
