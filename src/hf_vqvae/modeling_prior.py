@@ -247,12 +247,12 @@ class VQPriorPreTrainedModel(StrictLoadingMixin, PreTrainedModel):
         # The GPT-2 decoder inside the transformer prior is a PreTrainedModel: it keeps GPT-2's own scheme
         # (including the 1/sqrt(2 * layers) scaling of residual projections).
         std = self.config.initializer_range
-        if isinstance(module, (nn.Linear, nn.Embedding)):
+        if isinstance(module, AugmentLabelEmbedding):
+            init.zeros_(module.weight)
+        elif isinstance(module, (nn.Linear, nn.Embedding)):
             init.normal_(module.weight, mean=0.0, std=std)
             if getattr(module, "bias", None) is not None:
                 init.zeros_(module.bias)
-        elif isinstance(module, AugmentLabelEmbedding):
-            init.zeros_(module.weight)
         elif isinstance(module, nn.LayerNorm):
             init.ones_(module.weight)
             init.zeros_(module.bias)

@@ -97,21 +97,20 @@ class PreallocatedKVLayer(DynamicLayer):
         return self.max_cache_len
 
 
-class AugmentLabelEmbedding(nn.Module):
+class AugmentLabelEmbedding(nn.Linear):
     """A linear map, without bias, from augmentation labels `(batch, augment_dim)` to a vector `(batch, hidden)`
     that conditions every position on how the grid was augmented.
 
     No bias, so the zero labels of unaugmented data add nothing, and a zero initialisation
     (`VQPriorPreTrainedModel._init_weights`), so that a trained prior given this embedding starts out exactly
-    as it was.
+    as it was. Its own class so that initialisation can tell it from the other linear layers.
     """
 
     def __init__(self, augment_dim: int, hidden_size: int):
-        super().__init__()
-        self.weight = nn.Parameter(torch.zeros(hidden_size, augment_dim))
+        super().__init__(augment_dim, hidden_size, bias=False)
 
     def forward(self, augment_labels: torch.FloatTensor) -> torch.FloatTensor:
-        return augment_labels.to(self.weight.dtype) @ self.weight.T
+        return super().forward(augment_labels.to(self.weight.dtype))
 
 
 class TransformerPrior(nn.Module):
@@ -160,11 +159,10 @@ class TransformerPrior(nn.Module):
         # Teacher forcing: position i reads the start token and codes 0..i-1.
         start = self._start_tokens(batch_size, class_labels)
         inputs = torch.cat([start, codes.reshape(batch_size, -1)[:, :-1]], dim=1)
-        if augment_labels is None:
-            hidden_states = self.decoder(input_ids=inputs, use_cache=False).last_hidden_state
-        else:
-            embeddings = self.decoder.wte(inputs) + self.augment_embedding(augment_labels)[:, None]
-            hidden_states = self.decoder(inputs_embeds=embeddings, use_cache=False).last_hidden_state
+        embeddings = self.decoder.wte(inputs)
+        if augment_labels is not None:
+            embeddings = embeddings + self.augment_embedding(augment_labels)[:, None]
+        hidden_states = self.decoder(inputs_embeds=embeddings, use_cache=False).last_hidden_state
         return self.head(hidden_states).view(*codes.shape, self.codebook_size)
 
     @torch.no_grad()
