@@ -32,6 +32,9 @@ from hf_vqvae.modelcard import write_model_card
 from hf_vqvae.modeling_prior import VQPriorModel
 from hf_vqvae.training_args import add_data_args, data_column, load_raw_splits
 
+# Dtypes the weights may be stored in; configs keep float32, so loading upcasts them.
+STORAGE_DTYPES = ["float32", "float16", "bfloat16"]
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
@@ -66,12 +69,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--eval_batch_size", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
-        "--prior_storage_dtype",
-        choices=["float32", "bfloat16"],
+        "--vqvae_storage_dtype",
+        choices=STORAGE_DTYPES,
         default="float32",
-        help="Store the prior's weights in this dtype (bfloat16 halves the folder's largest file); its config "
-        "keeps float32, so from_pretrained loads them upcast. The prior's metrics are measured on the rounded "
-        "weights, as users load them.",
+        help="Store the VQ-VAE's weights in this dtype (float16 halves its file and, with its 10-bit mantissa, "
+        "suits weights of known range); its config keeps float32, so from_pretrained loads them upcast. Every "
+        "metric is measured with the rounded weights, as users load them.",
+    )
+    parser.add_argument(
+        "--prior_storage_dtype",
+        choices=STORAGE_DTYPES,
+        default="float32",
+        help="Store the prior's weights in this dtype (bfloat16 or float16 halve the folder's largest file); its "
+        "config keeps float32, so from_pretrained loads them upcast. The prior's metrics are measured on the "
+        "rounded weights, as users load them.",
     )
     parser.add_argument(
         "--without_training_history",
@@ -284,15 +295,20 @@ def main(argv: list[str] | None = None) -> None:
         )
     column = data_column(args, modality)
 
+    vqvae_dtype, prior_dtype = (
+        getattr(torch, args.vqvae_storage_dtype),
+        getattr(torch, args.prior_storage_dtype),
+    )
+    round_weights_to(vqvae, vqvae_dtype)
+    round_weights_to(prior, prior_dtype)
     metrics = evaluate_split(vqvae, raw_eval, column, args.eval_batch_size, show_progress_bar=True)
     metrics.pop("num_eval_examples")
-    storage_dtype = getattr(torch, args.prior_storage_dtype)
-    round_weights_to(prior, storage_dtype)
     metrics |= prior_metrics(prior, vqvae, raw_eval, column, args.label_column, args.eval_batch_size)
 
     vqvae.save_pretrained(release_dir)
+    store_weights_as(release_dir, vqvae_dtype)
     prior.save_pretrained(release_dir / "prior")
-    store_weights_as(release_dir / "prior", storage_dtype)
+    store_weights_as(release_dir / "prior", prior_dtype)
     samples_dir = release_dir / "samples"
     pairs = save_reconstruction_pairs(vqvae, raw_eval, column, args.num_samples, samples_dir)
     prior_samples = save_prior_samples(prior, vqvae, args.num_samples, samples_dir, args.seed)

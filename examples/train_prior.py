@@ -15,6 +15,7 @@ import argparse
 import json
 import logging
 import math
+import re
 import sys
 import time
 from collections.abc import Iterable, Iterator
@@ -82,6 +83,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     model.add_argument(
         "--model_name_or_path",
         help="Fine-tune this prior (a folder holding config.json, or its pipeline folder's prior/).",
+    )
+    model.add_argument(
+        "--num_added_layers",
+        type=int,
+        default=0,
+        help="With --model_name_or_path and a transformer prior: deepen it by this many new blocks before training "
+        "(block expansion, Wu et al. 2024, LLaMA Pro), spread evenly between the trained ones, each starting as the "
+        "identity (zero output projections), so the deeper prior starts out computing what the trained one did.",
     )
     model.add_argument("--prior_type", choices=["transformer", "pixelcnn"], default="transformer")
     model.add_argument("--hidden_size", type=int, default=256)
@@ -361,13 +370,68 @@ def with_augment_labels(prior: VQPriorModel, augment_dim: int) -> VQPriorModel:
     return conditioned
 
 
+def added_layer_positions(num_layers: int, num_added_layers: int) -> list[bool]:
+    """Block order of a transformer deepened by `num_added_layers`: `True` marks a new block, `False` a trained
+    one (in their order). A new block follows the last trained block of each of `num_added_layers` equal groups,
+    so one new block goes last."""
+    after = [math.ceil((group + 1) * num_layers / num_added_layers) - 1 for group in range(num_added_layers)]
+    order = []
+    for index in range(num_layers):
+        order += [False] + [True] * after.count(index)
+    return order
+
+
+def with_added_layers(prior: VQPriorModel, num_added_layers: int) -> VQPriorModel:
+    """A copy of a trained transformer prior with `num_added_layers` more decoder blocks placed by
+    `added_layer_positions`, whose attention and MLP output projections start at zero: each new block adds
+    nothing to the residual stream, so the copy computes exactly what the trained prior did until training
+    moves it, and gradients reach the new blocks through those projections."""
+    if prior.config.prior_type != "transformer":
+        raise ValueError(
+            f"--num_added_layers deepens transformer priors; this one is a {prior.config.prior_type}."
+        )
+    config = deepcopy(prior.config)
+    config.num_layers += num_added_layers
+    deeper = VQPriorModel(config)
+    order = added_layer_positions(prior.config.num_layers, num_added_layers)
+    new_index = [index for index, is_new in enumerate(order) if not is_new]
+    block_key = re.compile(r"^backbone\.decoder\.h\.(\d+)\.")
+    state = {
+        block_key.sub(lambda match: f"backbone.decoder.h.{new_index[int(match[1])]}.", name): tensor
+        for name, tensor in prior.state_dict().items()
+    }
+    missing, unexpected = deeper.load_state_dict(state, strict=False)
+    new_blocks = [block for block, is_new in zip(deeper.backbone.decoder.h, order, strict=True) if is_new]
+    expected_missing = {
+        f"backbone.decoder.h.{index}.{name}"
+        for index, is_new in enumerate(order)
+        if is_new
+        for name in deeper.backbone.decoder.h[index].state_dict()
+    }
+    if unexpected or set(missing) != expected_missing:
+        raise ValueError(f"Could not deepen the prior: {missing=}, {unexpected=}.")
+    with torch.no_grad():
+        for block in new_blocks:
+            for projection in (block.attn.c_proj, block.mlp.c_proj):
+                projection.weight.zero_()
+                projection.bias.zero_()
+    return deeper
+
+
 def build_prior(args, vqvae: VQVAEModel, label_names: list[str] | None) -> VQPriorModel:
     """A prior over this VQ-VAE's codebook and code grid, conditional when the data has labels."""
     augment_dim = translation_augment_dim(args.max_translation) if args.condition_on_translation else 0
+    if args.num_added_layers < 0 or (args.num_added_layers and not args.model_name_or_path):
+        raise ValueError(
+            f"--num_added_layers ({args.num_added_layers}) deepens a trained prior: give a count >= 0 with "
+            "--model_name_or_path (a new prior takes its depth from --num_layers)."
+        )
     if args.model_name_or_path:
         prior = from_pretrained_with_overrides(VQPriorModel, args.model_name_or_path, args.config_overrides)
         if augment_dim and not prior.config.augment_dim:
             prior = with_augment_labels(prior, augment_dim)
+        if args.num_added_layers:
+            prior = with_added_layers(prior, args.num_added_layers)
     else:
         fields = {
             "prior_type": args.prior_type,

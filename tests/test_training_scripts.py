@@ -36,7 +36,7 @@ from datasets import Image as ImageFeature
 from transformers import AutoModel, pipeline
 
 import hf_vqvae  # noqa: F401  (registers the Auto classes and the "vq-sample" task)
-from hf_vqvae import VQVAEConfig, VQVAEModel
+from hf_vqvae import VQPriorConfig, VQVAEConfig, VQVAEModel
 from hf_vqvae.checkpointing import (
     list_checkpoints,
     prune_checkpoints,
@@ -771,7 +771,7 @@ def one_step_prior_args(pipeline_dir: Path) -> list[str]:
 
 
 def prior_codes(cache_dir: Path) -> dict[str, torch.Tensor]:
-    (cached,) = [path for path in cache_dir.iterdir() if not path.name.endswith(".partial")]
+    (cached,) = cache_dir.iterdir()
     codes = datasets.load_from_disk(str(cached))
     return {split: torch.as_tensor(np.array(codes[split]["codes"])) for split in codes}
 
@@ -932,6 +932,65 @@ def test_prior_conditioned_on_translation_extends_a_trained_prior(trained_pipeli
     assert prior.backbone.augment_embedding.weight.abs().sum() > 0  # trained, from a zero start
     with pytest.raises(ValueError, match=r"augmentation labels of size 8.*--max_translation 2 makes 24"):
         run("wider", conditioned, "2")
+
+
+@pytest.mark.parametrize(
+    ("num_layers", "num_added_layers", "order"),
+    [(4, 1, "ooooN"), (4, 2, "ooNooN"), (3, 2, "ooNoN"), (2, 4, "oNNoNN")],
+)
+def test_added_layers_follow_the_last_block_of_equal_groups(num_layers, num_added_layers, order):
+    positions = load_script(TRAIN_PRIOR).added_layer_positions(num_layers, num_added_layers)
+    assert "".join("N" if is_new else "o" for is_new in positions) == order
+
+
+def test_a_deepened_prior_computes_what_the_trained_one_did():
+    config = VQPriorConfig(codebook_size=16, code_shape=[3, 3], num_classes=2, hidden_size=16, num_layers=3)
+    prior = VQPriorModel(config).eval()
+    deeper = load_script(TRAIN_PRIOR).with_added_layers(prior, 2).eval()
+    codes, labels = torch.randint(0, 16, (4, 3, 3)), torch.tensor([0, 1, 1, 0])
+
+    assert deeper.config.num_layers == 5 and prior.config.num_layers == 3
+    assert torch.equal(deeper(codes, labels).logits, prior(codes, labels).logits)
+    blocks = deeper.backbone.decoder.h
+    assert torch.equal(blocks[3].mlp.c_fc.weight, prior.backbone.decoder.h[2].mlp.c_fc.weight)
+    assert (
+        blocks[2].attn.c_attn.weight.abs().sum() > 0
+    )  # a new block: only its output projections start at zero
+    assert not blocks[2].attn.c_proj.weight.any() and not blocks[4].mlp.c_proj.bias.any()
+
+
+def test_deepening_refuses_a_pixelcnn_prior():
+    pixelcnn = VQPriorModel(
+        VQPriorConfig(prior_type="pixelcnn", codebook_size=16, code_shape=[3, 3], hidden_size=8, num_layers=2)
+    )
+    with pytest.raises(ValueError, match="deepens transformer priors; this one is a pixelcnn"):
+        load_script(TRAIN_PRIOR).with_added_layers(pixelcnn, 1)
+
+
+def test_prior_fine_tuning_deepens_a_trained_prior(trained_pipeline_dir, tmp_path):
+    argv = [
+        *one_step_prior_args(trained_pipeline_dir),
+        "--num_added_layers",
+        "1",
+        "--max_train_steps",
+        "2",
+        "--learning_rate",
+        "1e-2",
+        "--codes_cache_dir",
+        str(tmp_path / "codes"),
+    ]
+    with pytest.raises(
+        ValueError, match="deepens a trained prior: give a count >= 0 with --model_name_or_path"
+    ):
+        load_script(TRAIN_PRIOR).main([*argv, "--output_dir", str(tmp_path / "new")])
+    trained = trained_pipeline_dir / "prior"
+    load_script(TRAIN_PRIOR).main(
+        [*argv, "--model_name_or_path", str(trained), "--output_dir", str(tmp_path / "deeper")]
+    )
+
+    deeper = VQPriorModel.from_pretrained(tmp_path / "deeper" / "prior")
+    assert deeper.config.num_layers == VQPriorModel.from_pretrained(trained).config.num_layers + 1
+    assert deeper.backbone.decoder.h[-1].mlp.c_proj.weight.abs().sum() > 0  # trained, from a zero start
 
 
 def test_randomly_translated_crops_the_reflected_input_and_leaves_the_rest():

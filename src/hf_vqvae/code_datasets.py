@@ -4,6 +4,8 @@ so that later prior runs (and every process of a distributed run) reuse it."""
 import hashlib
 import json
 import logging
+import shutil
+import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -52,7 +54,8 @@ def load_or_encode_codes(
 ) -> DatasetDict:
     """Load the cached code datasets for `fingerprint`, or build them with `encode_splits` (split -> callable
     returning a `Dataset`) and cache them. Call under `accelerator.main_process_first()` so that only the main
-    process encodes."""
+    process encodes. Separate runs started together (two fine-tunes side by side) may both encode: each writes
+    its own folder, and the one that finishes second keeps the first one's identical cache."""
     path = Path(cache_dir) / fingerprint
     if (path / "dataset_dict.json").exists():
         logger.info("Reusing cached codes from %s", path)
@@ -61,8 +64,14 @@ def load_or_encode_codes(
     with torch.random.fork_rng(devices=[]):
         codes = DatasetDict({split: encode() for split, encode in encode_splits.items()})
     if is_main_process:
-        partial = path.with_name(path.name + ".partial")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = Path(tempfile.mkdtemp(prefix=f"{path.name}.partial-", dir=path.parent))
         codes.save_to_disk(str(partial))
-        partial.rename(path)  # complete or absent, never half-written
-        logger.info("Cached codes in %s", path)
+        try:
+            partial.rename(path)  # complete or absent, never half-written
+            logger.info("Cached codes in %s", path)
+        except OSError:
+            if not (path / "dataset_dict.json").exists():
+                raise
+            shutil.rmtree(partial)
     return codes
