@@ -394,22 +394,24 @@ def with_added_layers(prior: VQPriorModel, num_added_layers: int) -> VQPriorMode
     config.num_layers += num_added_layers
     deeper = VQPriorModel(config)
     order = added_layer_positions(prior.config.num_layers, num_added_layers)
-    new_index = [index for index, is_new in enumerate(order) if not is_new]
+    trained_block_positions = [position for position, is_new in enumerate(order) if not is_new]
     block_key = re.compile(r"^backbone\.decoder\.h\.(\d+)\.")
     state = {
-        block_key.sub(lambda match: f"backbone.decoder.h.{new_index[int(match[1])]}.", name): tensor
+        block_key.sub(
+            lambda match: f"backbone.decoder.h.{trained_block_positions[int(match[1])]}.", name
+        ): tensor
         for name, tensor in prior.state_dict().items()
     }
     missing, unexpected = deeper.load_state_dict(state, strict=False)
-    new_blocks = [block for block, is_new in zip(deeper.backbone.decoder.h, order, strict=True) if is_new]
-    expected_missing = {
-        f"backbone.decoder.h.{index}.{name}"
-        for index, is_new in enumerate(order)
+    new_block_keys = {
+        f"backbone.decoder.h.{position}.{name}"
+        for position, is_new in enumerate(order)
         if is_new
-        for name in deeper.backbone.decoder.h[index].state_dict()
+        for name in deeper.backbone.decoder.h[position].state_dict()
     }
-    if unexpected or set(missing) != expected_missing:
+    if unexpected or set(missing) != new_block_keys:
         raise ValueError(f"Could not deepen the prior: {missing=}, {unexpected=}.")
+    new_blocks = [block for block, is_new in zip(deeper.backbone.decoder.h, order, strict=True) if is_new]
     with torch.no_grad():
         for block in new_blocks:
             for projection in (block.attn.c_proj, block.mlp.c_proj):

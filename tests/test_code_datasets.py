@@ -1,6 +1,10 @@
-"""The cache of encoded code grids: reused when present, and safe when two runs encode the same data at once."""
+"""The cache of encoded code grids: reused when present, never left half-written, and safe when two runs encode
+the same data at once."""
 
-from datasets import Dataset
+from pathlib import Path
+
+import pytest
+from datasets import Dataset, DatasetDict
 
 from hf_vqvae.code_datasets import load_or_encode_codes
 
@@ -30,3 +34,14 @@ def test_a_run_that_finishes_encoding_second_keeps_the_first_runs_cache(tmp_path
 
     assert codes["train"][:]["codes"].tolist() == [[[1, 2], [3, 4]]]
     assert [path.name for path in tmp_path.iterdir()] == ["fingerprint"]
+
+
+def test_a_failed_write_leaves_no_partial_cache_behind(tmp_path, monkeypatch):
+    def disk_full(self, path, **kwargs):
+        (Path(path) / "half-written").write_text("")
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(DatasetDict, "save_to_disk", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        load_or_encode_codes(tmp_path, "fingerprint", {"train": grids})
+    assert list(tmp_path.iterdir()) == []

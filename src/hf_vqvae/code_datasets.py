@@ -66,12 +66,14 @@ def load_or_encode_codes(
     if is_main_process:
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = Path(tempfile.mkdtemp(prefix=f"{path.name}.partial-", dir=path.parent))
-        codes.save_to_disk(str(partial))
         try:
+            codes.save_to_disk(str(partial))
             partial.rename(path)  # complete or absent, never half-written
             logger.info("Cached codes in %s", path)
         except OSError:
             if not (path / "dataset_dict.json").exists():
                 raise
-            shutil.rmtree(partial)
+            logger.info("Another run cached the same codes in %s first; keeping those", path)
+        finally:
+            shutil.rmtree(partial, ignore_errors=True)  # gone after the rename; a failed write leaves nothing
     return codes
