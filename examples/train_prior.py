@@ -358,16 +358,26 @@ def translation_augment_dim(max_translation: int) -> int:
     return (2 * max_translation + 1) ** 2 - 1
 
 
+def with_new_parts(prior: VQPriorModel, state: dict, new_parts: tuple[str, ...], **changes) -> VQPriorModel:
+    """A prior whose config is the trained `prior`'s with `changes`, holding `state` (the trained weights, under
+    their names in the new model); the weights it lacks must all be new parts (names starting with one of
+    `new_parts`), which keep `VQPriorModel`'s initialisation."""
+    config = deepcopy(prior.config)
+    for field, value in changes.items():
+        setattr(config, field, value)
+    extended = VQPriorModel(config)
+    missing, unexpected = extended.load_state_dict(state, strict=False)
+    if unexpected or not missing or not all(name.startswith(new_parts) for name in missing):
+        raise ValueError(f"Could not extend the prior with {changes}: {missing=}, {unexpected=}.")
+    return extended
+
+
 def with_augment_labels(prior: VQPriorModel, augment_dim: int) -> VQPriorModel:
     """A copy of a trained prior that also takes augmentation labels, through a zero-initialised embedding: the
     same model until training moves it."""
-    config = deepcopy(prior.config)
-    config.augment_dim = augment_dim
-    conditioned = VQPriorModel(config)
-    missing, unexpected = conditioned.load_state_dict(prior.state_dict(), strict=False)
-    if unexpected or missing != ["backbone.augment_embedding.weight"]:
-        raise ValueError(f"Could not extend the prior with augmentation labels: {missing=}, {unexpected=}.")
-    return conditioned
+    return with_new_parts(
+        prior, prior.state_dict(), ("backbone.augment_embedding.",), augment_dim=augment_dim
+    )
 
 
 def added_layer_positions(num_layers: int, num_added_layers: int) -> list[bool]:
@@ -390,9 +400,6 @@ def with_added_layers(prior: VQPriorModel, num_added_layers: int) -> VQPriorMode
         raise ValueError(
             f"--num_added_layers deepens transformer priors; this one is a {prior.config.prior_type}."
         )
-    config = deepcopy(prior.config)
-    config.num_layers += num_added_layers
-    deeper = VQPriorModel(config)
     order = added_layer_positions(prior.config.num_layers, num_added_layers)
     trained_block_positions = [position for position, is_new in enumerate(order) if not is_new]
     block_key = re.compile(r"^backbone\.decoder\.h\.(\d+)\.")
@@ -402,15 +409,8 @@ def with_added_layers(prior: VQPriorModel, num_added_layers: int) -> VQPriorMode
         ): tensor
         for name, tensor in prior.state_dict().items()
     }
-    missing, unexpected = deeper.load_state_dict(state, strict=False)
-    new_block_keys = {
-        f"backbone.decoder.h.{position}.{name}"
-        for position, is_new in enumerate(order)
-        if is_new
-        for name in deeper.backbone.decoder.h[position].state_dict()
-    }
-    if unexpected or set(missing) != new_block_keys:
-        raise ValueError(f"Could not deepen the prior: {missing=}, {unexpected=}.")
+    new_parts = tuple(f"backbone.decoder.h.{position}." for position, is_new in enumerate(order) if is_new)
+    deeper = with_new_parts(prior, state, new_parts, num_layers=len(order))
     new_blocks = [block for block, is_new in zip(deeper.backbone.decoder.h, order, strict=True) if is_new]
     with torch.no_grad():
         for block in new_blocks:

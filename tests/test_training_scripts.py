@@ -770,6 +770,19 @@ def one_step_prior_args(pipeline_dir: Path) -> list[str]:
     ]
 
 
+def two_step_fine_tune_args(pipeline_dir: Path, cache_dir: Path) -> list[str]:
+    """`one_step_prior_args` for two steps at a learning rate high enough that every trained weight moves."""
+    return [
+        *one_step_prior_args(pipeline_dir),
+        "--max_train_steps",
+        "2",
+        "--learning_rate",
+        "1e-2",
+        "--codes_cache_dir",
+        str(cache_dir),
+    ]
+
+
 def prior_codes(cache_dir: Path) -> dict[str, torch.Tensor]:
     (cached,) = cache_dir.iterdir()
     codes = datasets.load_from_disk(str(cached))
@@ -903,15 +916,9 @@ def test_prior_conditioned_on_translation_extends_a_trained_prior(trained_pipeli
     def run(name: str, prior_path: Path, max_translation: str) -> Path:
         output_dir = tmp_path / name
         argv = [
-            *one_step_prior_args(trained_pipeline_dir),
+            *two_step_fine_tune_args(trained_pipeline_dir, tmp_path / "codes"),
             "--online_augmentation",
             "--condition_on_translation",
-            "--max_train_steps",
-            "2",
-            "--learning_rate",
-            "1e-2",
-            "--codes_cache_dir",
-            str(tmp_path / "codes"),
         ]
         load_script(TRAIN_PRIOR).main(
             [
@@ -953,9 +960,8 @@ def test_a_deepened_prior_computes_what_the_trained_one_did():
     assert torch.equal(deeper(codes, labels).logits, prior(codes, labels).logits)
     blocks = deeper.backbone.decoder.h
     assert torch.equal(blocks[3].mlp.c_fc.weight, prior.backbone.decoder.h[2].mlp.c_fc.weight)
-    assert (
-        blocks[2].attn.c_attn.weight.abs().sum() > 0
-    )  # a new block: only its output projections start at zero
+    # A new block: only its output projections start at zero.
+    assert blocks[2].attn.c_attn.weight.abs().sum() > 0
     assert not blocks[2].attn.c_proj.weight.any() and not blocks[4].mlp.c_proj.bias.any()
 
 
@@ -968,17 +974,7 @@ def test_deepening_refuses_a_pixelcnn_prior():
 
 
 def test_prior_fine_tuning_deepens_a_trained_prior(trained_pipeline_dir, tmp_path):
-    argv = [
-        *one_step_prior_args(trained_pipeline_dir),
-        "--num_added_layers",
-        "1",
-        "--max_train_steps",
-        "2",
-        "--learning_rate",
-        "1e-2",
-        "--codes_cache_dir",
-        str(tmp_path / "codes"),
-    ]
+    argv = [*two_step_fine_tune_args(trained_pipeline_dir, tmp_path / "codes"), "--num_added_layers", "1"]
     with pytest.raises(
         ValueError, match="deepens a trained prior: give a count >= 0 with --model_name_or_path"
     ):
