@@ -212,6 +212,22 @@ def test_seed_leaves_the_global_rng_alone(load_saved):
     torch.testing.assert_close(torch.rand(3), after_pipe)
 
 
+def test_a_generator_draws_as_the_same_seed_does(load_saved):
+    pipe = load_saved("image")
+    seeded = stack(pipe(num_samples=3, seed=7, output_type="pt"))
+    generator = torch.Generator().manual_seed(7)
+    torch.testing.assert_close(stack(pipe(num_samples=3, generator=generator, output_type="pt")), seeded)
+    # The generator runs on: a second call continues its stream instead of repeating the first samples.
+    assert not torch.equal(stack(pipe(num_samples=3, generator=generator, output_type="pt")), seeded)
+
+
+def test_a_seed_given_to_pipeline_reproduces_every_call(tmp_path):
+    vqvae = tiny_vqvae("image")
+    save_pipeline_folder(tmp_path, vqvae, tiny_prior(vqvae.config.code_shape))
+    pipe = pipeline("vq-sample", model=str(tmp_path), seed=3, output_type="pt")
+    torch.testing.assert_close(stack(pipe(num_samples=2)), stack(pipe(num_samples=2)), rtol=0, atol=0)
+
+
 @pytest.mark.parametrize("batch_size", [1, 2, 3, 8])
 def test_batch_size_does_not_change_the_number_of_samples(load_saved, batch_size):
     samples = load_saved("audio")(num_samples=5, batch_size=batch_size, output_type="np")
@@ -391,6 +407,16 @@ def test_num_samples_must_be_positive(load_saved, num_samples):
 def test_temperature_must_be_positive(load_saved, temperature):
     with pytest.raises(ValueError, match=rf"temperature must be > 0 .*got {temperature}"):
         load_saved("image")(num_samples=2, temperature=temperature)
+
+
+def test_seed_and_generator_together(load_saved):
+    with pytest.raises(ValueError, match=r"Pass either `seed` or `generator`, not both"):
+        load_saved("image")(num_samples=2, seed=0, generator=torch.Generator().manual_seed(0))
+
+
+def test_generator_must_be_a_torch_generator(load_saved):
+    with pytest.raises(TypeError, match=r"generator must be a torch.Generator, got int"):
+        load_saved("image")(num_samples=2, generator=0)
 
 
 @pytest.mark.parametrize("batch_size", [0, -1])

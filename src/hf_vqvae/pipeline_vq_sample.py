@@ -34,7 +34,9 @@ class VQSamplePipeline(Pipeline):
     `pipe.set_progress_bar_config(disable=True)`.
 
     `seed` seeds one generator that runs through the sampling batches in turn: the same seed and `batch_size` give
-    the same samples, while another `batch_size` splits the draws differently and gives other samples.
+    the same samples, while another `batch_size` splits the draws differently and gives other samples. As in
+    diffusers, a `torch.Generator` can be passed as `generator` instead (e.g. to draw several calls from one stream);
+    a CPU generator also drives a GPU model.
     """
 
     # Nothing to load besides the two models: no tokenizer, processor or feature extractor.
@@ -69,6 +71,7 @@ class VQSamplePipeline(Pipeline):
         top_k=None,
         top_p=None,
         seed=None,
+        generator=None,
         sampling_batch_size=None,
         output_type=None,
     ):
@@ -77,6 +80,10 @@ class VQSamplePipeline(Pipeline):
             for k, v in {"num_samples": num_samples, "class_labels": class_labels}.items()
             if v is not None
         }
+        if seed is not None and generator is not None:
+            raise ValueError("Pass either `seed` or `generator`, not both.")
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}.")
         forward = {
             k: v
             for k, v in {
@@ -84,6 +91,7 @@ class VQSamplePipeline(Pipeline):
                 "top_k": top_k,
                 "top_p": top_p,
                 "seed": seed,
+                "generator": generator,
                 "batch_size": sampling_batch_size,
             }.items()
             if v is not None
@@ -131,12 +139,21 @@ class VQSamplePipeline(Pipeline):
         return {**names, **{name: int(index) for name, index in (config.label2id or {}).items()}}
 
     def _forward(
-        self, model_inputs: dict, temperature=1.0, top_k=None, top_p=None, seed=None, batch_size=None
+        self,
+        model_inputs: dict,
+        temperature=1.0,
+        top_k=None,
+        top_p=None,
+        seed=None,
+        generator=None,
+        batch_size=None,
     ):
         """2. Sample code grids from the prior, batch by batch; 3. decode them with the VQ-VAE."""
         num_samples, class_labels = model_inputs["num_samples"], model_inputs["class_labels"]
         batch_size = batch_size or num_samples
-        generator = torch.Generator(device=self.device).manual_seed(seed) if seed is not None else None
+        if generator is None and seed is not None:
+            # A fresh generator per call, so a seed given to pipeline() reproduces every call.
+            generator = torch.Generator(device=self.device).manual_seed(seed)
         decoded = []
         for start in range(0, num_samples, batch_size):
             count = min(batch_size, num_samples - start)
