@@ -40,7 +40,8 @@ def run_rank(rank: int, port: int, out_dir: str) -> None:
             ema(latent_batches(step)[rank])
 
         torch.manual_seed(0)
-        restarting = VectorQuantizer(quantizer_config(dead_code_threshold=1e6)).train()
+        restarting = VectorQuantizer(quantizer_config(dead_code_threshold=1e6, kmeans_init=False)).train()
+        restarting.cluster_size.zero_()  # every code dead
         restarting(latent_batches(0)[rank])
 
         torch.manual_seed(0)

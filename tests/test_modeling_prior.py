@@ -4,6 +4,7 @@ sampling options, save/load and input errors, on grids of 1, 2 and 3 axes."""
 import math
 import os
 
+import numpy as np
 import pytest
 import torch
 from transformers import AutoConfig, AutoModel
@@ -249,7 +250,7 @@ def test_forward_rejects_bad_augment_labels(augment_dim, augment_labels, error, 
 @pytest.mark.parametrize(
     "fields, match",
     [
-        ({"augment_dim": -1}, "augment_dim must be >= 0"),
+        ({"augment_dim": -1}, "augment_dim must be an integer >= 0"),
         ({"augment_dim": 2, "prior_type": "pixelcnn"}, "only prior_type='transformer'"),
     ],
 )
@@ -330,8 +331,11 @@ def test_forward_rejects_bad_class_labels(num_classes, labels, error, match):
     [
         ({"num_samples": 0}, ValueError, "num_samples"),
         ({"num_samples": 2.0}, ValueError, "num_samples"),
-        ({"temperature": 0.0}, ValueError, "temperature must be > 0"),
-        ({"temperature": -1.0}, ValueError, "temperature must be > 0"),
+        ({"temperature": 0.0}, ValueError, "temperature must be a number > 0"),
+        ({"temperature": -1.0}, ValueError, "temperature must be a number > 0"),
+        ({"temperature": float("inf")}, ValueError, "temperature must be a number > 0"),
+        ({"temperature": True}, ValueError, "temperature must be a number > 0"),
+        ({"top_p": "0.9"}, ValueError, r"top_p must be None or in \(0, 1\]"),
         ({"top_k": 0}, ValueError, "top_k"),
         ({"top_p": 0.0}, ValueError, r"top_p must be None or in \(0, 1\]"),
         ({"top_p": 1.5}, ValueError, r"top_p must be None or in \(0, 1\]"),
@@ -346,6 +350,15 @@ def test_generate_rejects_bad_arguments(kwargs, error, match):
     model = tiny_prior(num_classes=NUM_CLASSES)
     with pytest.raises(error, match=match):
         model.generate(**{"num_samples": 2, "class_labels": 0, **kwargs})
+
+
+def test_generate_takes_numpy_and_integer_sampling_arguments():
+    model = tiny_prior()
+    generator = torch.Generator().manual_seed(0)
+    expected = model.generate(2, temperature=2.0, top_k=3, top_p=0.5, generator=generator)
+    generator.manual_seed(0)
+    codes = model.generate(2, temperature=2, top_k=np.int64(3), top_p=np.float32(0.5), generator=generator)
+    assert torch.equal(codes, expected)
 
 
 def test_generate_rejects_labels_for_an_unconditional_prior():

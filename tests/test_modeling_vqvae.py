@@ -10,8 +10,9 @@ from safetensors.torch import load_file, save_file
 from transformers import AutoConfig, AutoModel
 
 from hf_vqvae import VQVAEConfig, VQVAEModel
+from hf_vqvae.config_overrides import apply_config_overrides
+from hf_vqvae.configuration_vqvae import stride_plan
 from hf_vqvae.metrics import psnr
-from hf_vqvae.modeling_vqvae import stride_plan
 
 MODALITIES = ["image", "audio", "video"]
 
@@ -145,6 +146,36 @@ def test_config_rejects_unknown_modality_quantizer_and_loss_type():
 
 
 @pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"codebook_size": 8.5}, "codebook_size must be an integer >= 2, got 8.5"),
+        ({"codebook_size": "abc"}, "codebook_size must be an integer >= 2, got 'abc'"),
+        ({"num_residual_layers": -1}, "num_residual_layers must be an integer >= 0"),
+        ({"ema_epsilon": -1.0}, "ema_epsilon must be a number > 0"),
+        ({"dead_code_threshold": -1.0}, "dead_code_threshold must be a number >= 0"),
+        (
+            {"sample_size": 0},
+            r"sample_size \[0, 0\] must be positive multiples of downsample_factors \[4, 4\]",
+        ),
+        ({"hidden_channels": 1}, "hidden_channels must be >= 2 with downsample_factors"),
+    ],
+)
+def test_config_rejects_out_of_range_fields(fields, message):
+    with pytest.raises(ValueError, match=message):
+        VQVAEConfig(**fields)
+
+
+def test_overriding_the_quantizer_of_a_saved_config_takes_its_defaults():
+    ema = VQVAEConfig(quantizer="ema")
+    vq = apply_config_overrides(ema, {"quantizer": "vq"})
+    assert (vq.dead_code_threshold, vq.kmeans_init) == (0.0, False)
+    assert apply_config_overrides(ema, {"quantizer": "vq", "kmeans_init": True}).kmeans_init
+    audio = apply_config_overrides(ema, {"modality": "audio"})
+    assert (audio.in_channels, audio.sample_size) == (1, [16384])
+    assert apply_config_overrides(ema, {"quantizer": "ema"}).to_dict() == ema.to_dict()
+
+
+@pytest.mark.parametrize(
     ("modality", "bad_input", "error", "message"),
     [
         (
@@ -171,6 +202,8 @@ def test_config_rejects_unknown_modality_quantizer_and_loss_type():
         ("audio", torch.zeros(2, 2, 256), ValueError, "Expected 1 channels"),
         ("video", torch.zeros(2, 3, 4, 16, 16), ValueError, "Expected 3 channels at axis 2"),
         ("video", torch.zeros(2, 4, 3, 16, 16).tolist(), TypeError, "torch.Tensor"),
+        ("image", torch.zeros(0, 3, 16, 16), ValueError, "empty batch"),
+        ("image", torch.zeros(2, 3, 0, 16), ValueError, "not divisible"),
     ],
 )
 def test_bad_inputs_get_clear_errors(modality, bad_input, error, message):
@@ -198,12 +231,29 @@ def test_infinite_inputs_are_rejected():
             r"2-D code grid.*\(batch, 4, 4\).*got shape \(2, 16\)",
         ),
         (torch.zeros(2, 4, 4), TypeError, "integer tensor"),
+        (torch.zeros(2, 4, 4, dtype=torch.bool), TypeError, "integer tensor"),
     ],
 )
 def test_decode_rejects_bad_codes(codes, error, message):
     model = VQVAEModel(tiny_config("image"))
     with pytest.raises(error, match=message):
         model.decode(codes)
+
+
+@pytest.mark.parametrize("dtype", [torch.int16, torch.uint8, torch.int32])
+def test_decode_takes_narrow_integer_codes(dtype):
+    model = VQVAEModel(tiny_config("image")).eval()
+    codes = torch.randint(16, (2, 4, 4))
+    assert torch.equal(model.decode(codes.to(dtype)), model.decode(codes))
+
+
+def test_a_model_loaded_in_bf16_takes_float32_inputs(tmp_path):
+    VQVAEModel(tiny_config("image")).save_pretrained(tmp_path)
+    model = VQVAEModel.from_pretrained(tmp_path, dtype=torch.bfloat16).eval()
+    inputs = tiny_inputs("image")
+    output = model(inputs)
+    assert output.reconstruction.dtype == torch.bfloat16
+    assert model.decode_latents(model.quantizer.lookup(output.codes)).dtype == torch.bfloat16
 
 
 def test_checkpoint_not_matching_its_config_fails_loudly(tmp_path):

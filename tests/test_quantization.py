@@ -80,7 +80,7 @@ def test_beta_scales_the_commitment_term_on_the_encoder_side_only():
 def test_dead_codes_are_restarted_from_encoder_outputs_and_used_next_step():
     quantizer = make_quantizer(quantizer="ema", dead_code_threshold=0.5).train()
     with torch.no_grad():
-        quantizer.cluster_size.fill_(0.1)  # every code looks dead
+        quantizer.cluster_size.zero_()  # every code looks dead
     latents = torch.randn(2, 8, 2, 2)  # 8 vectors for 16 dead codes: 8 get restarted
     flat = latents.permute(0, 2, 3, 1).reshape(-1, 8)
     quantizer(latents)
@@ -90,9 +90,37 @@ def test_dead_codes_are_restarted_from_encoder_outputs_and_used_next_step():
     # Vector, count and EMA sum were reset together: the next EMA step keeps the code at its new vector.
     fresh = quantizer.cluster_size[restarted]
     torch.testing.assert_close(quantizer.embed_sum[restarted], quantizer.codebook[restarted] * fresh[:, None])
-    assert (fresh >= 0.5).all()
+    torch.testing.assert_close(fresh, torch.full_like(fresh, 0.5))  # the average usage: 8 vectors / 16 codes
     next_codes = quantizer(latents).codes.unique()
     assert set(restarted.nonzero().flatten().tolist()) <= set(next_codes.tolist())
+
+
+def test_small_batches_restart_dead_codes_but_not_healthy_ones():
+    # 4 vectors per step for 16 codes: every code's usage is far under the threshold of 1 assignment per step.
+    quantizer = make_quantizer(quantizer="ema", dead_code_threshold=1.0).train()
+    with torch.no_grad():
+        quantizer.cluster_size.fill_(0.25)  # the steady state of uniform use
+        quantizer.cluster_size[0] = 0.0  # one code nothing picks
+        quantizer.codebook[0] = 1e3
+        quantizer.embed_sum[0] = 0.0
+    quantizer(torch.randn(1, 8, 2, 2))
+    assert quantizer.num_restarts.item() == 1 and quantizer.codebook[0].abs().max() < 1e2
+    for _ in range(100):
+        quantizer(torch.randn(1, 8, 2, 2))
+    assert quantizer.num_restarts.item() == 1
+
+
+def test_vq_codebook_with_kmeans_init_trains():
+    model = VQVAEModel(tiny_config("image", quantizer="vq", kmeans_init=True)).train()
+    model(tiny_inputs("image")).loss.backward()
+    assert model.quantizer.initialized and model.quantizer.codebook.grad is not None
+
+
+@pytest.mark.parametrize("quantizer_type", ["vq", "ema"])
+def test_training_a_quantizer_cast_by_hand_to_bf16_is_refused_clearly(quantizer_type):
+    model = VQVAEModel(tiny_config("image", quantizer=quantizer_type)).to(torch.bfloat16).train()
+    with pytest.raises(TypeError, match="codebook is torch.bfloat16.*float32.*autocast"):
+        model(tiny_inputs("image").bfloat16())
 
 
 def test_kmeans_init_runs_once_and_initialized_flag_persists(tmp_path):

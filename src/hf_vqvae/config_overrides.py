@@ -30,7 +30,9 @@ def apply_config_overrides(
     config: PreTrainedConfig | type[PreTrainedConfig], overrides: dict
 ) -> PreTrainedConfig:
     """A validated config with `overrides` applied: on top of a config instance, or on a config class's defaults
-    (so that fields left out take the defaults of the overridden modality). Unknown keys raise a ValueError."""
+    (so that fields left out take the defaults of the overridden modality). Fields whose defaults an overridden
+    field selects (`config_class.fields_defaulted_by`) and that are not overridden themselves take the new
+    defaults. Unknown keys raise a ValueError."""
     config_class = config if isinstance(config, type) else type(config)
     fields = config_class().to_dict()
     unknown = sorted(set(overrides) - set(fields))
@@ -40,6 +42,10 @@ def apply_config_overrides(
             f"--config_overrides: {unknown} are not fields of {config_class.__name__}; known: {known}."
         )
     base = {} if isinstance(config, type) else config.to_dict()
+    for field, dependents in getattr(config_class, "fields_defaulted_by", {}).items():
+        if field in overrides and overrides[field] != base.get(field, overrides[field]):
+            for name in set(dependents) - set(overrides):
+                base.pop(name, None)
     return config_class(**{**base, **overrides})
 
 

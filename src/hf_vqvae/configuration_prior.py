@@ -4,7 +4,20 @@ from math import prod
 
 from transformers import PreTrainedConfig
 
+from .number_checks import is_int, is_real
+
 PRIOR_TYPES = ("transformer", "pixelcnn")
+
+# Integer fields and their smallest valid values: 0 classes is an unconditional prior, 0 augmentation labels none.
+INT_FIELD_MINIMUMS = {
+    "codebook_size": 2,
+    "num_classes": 0,
+    "hidden_size": 1,
+    "num_layers": 1,
+    "num_heads": 1,
+    "kernel_size": 1,
+    "augment_dim": 0,
+}
 
 
 class VQPriorConfig(PreTrainedConfig):
@@ -56,23 +69,22 @@ class VQPriorConfig(PreTrainedConfig):
     augment_dim: int = 0
 
     def __post_init__(self, **kwargs):
-        self.code_shape = [int(size) for size in self.code_shape]
+        self.code_shape = [self.code_shape] if is_int(self.code_shape) else list(self.code_shape)
         self._check_fields()
+        self.code_shape = [int(size) for size in self.code_shape]
         super().__post_init__(**kwargs)
 
     def _check_fields(self) -> None:
         if self.prior_type not in PRIOR_TYPES:
             raise ValueError(f"Unknown prior_type={self.prior_type!r}; expected one of {PRIOR_TYPES}.")
-        if self.codebook_size < 2:
-            raise ValueError(f"codebook_size must be at least 2, got {self.codebook_size}.")
-        if not self.code_shape or any(size < 1 for size in self.code_shape):
-            raise ValueError(f"code_shape must be a non-empty list of positive sizes, got {self.code_shape}.")
-        if self.num_classes < 0:
-            raise ValueError(f"num_classes must be >= 0 (0 = unconditional), got {self.num_classes}.")
-        if self.augment_dim < 0:
-            raise ValueError(
-                f"augment_dim must be >= 0 (0 = no augmentation labels), got {self.augment_dim}."
-            )
+        for name, minimum in INT_FIELD_MINIMUMS.items():
+            value = getattr(self, name)
+            if not is_int(value) or value < minimum:
+                raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
+        if not self.code_shape or not all(is_int(size) and size >= 1 for size in self.code_shape):
+            raise ValueError(f"code_shape must be a non-empty list of positive ints, got {self.code_shape}.")
+        if not is_real(self.dropout) or not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must lie in [0, 1), got {self.dropout!r}.")
         if self.prior_type == "transformer" and self.hidden_size % self.num_heads:
             raise ValueError(
                 f"hidden_size ({self.hidden_size}) must be divisible by num_heads ({self.num_heads})."

@@ -1,8 +1,10 @@
 """Configuration of the VQ-VAE: one config for images, audio and video."""
 
-from math import prod
+from math import log2, prod
 
 from transformers import PreTrainedConfig
+
+from .number_checks import is_int, is_real
 
 MODALITIES = ("image", "audio", "video")
 QUANTIZERS = ("vq", "ema")
@@ -27,6 +29,30 @@ QUANTIZER_DEFAULTS = {
     "ema": {"dead_code_threshold": 1.0, "kmeans_init": True},
     "vq": {"dead_code_threshold": 0.0, "kmeans_init": False},
 }
+
+
+# Integer fields and their smallest valid values.
+POSITIVE_INT_FIELDS = {
+    "in_channels": 1,
+    "hidden_channels": 1,
+    "residual_channels": 1,
+    "num_residual_layers": 0,
+    "codebook_size": 2,
+    "embedding_dim": 1,
+    "kmeans_iters": 0,
+    "search_chunk_size": 1,
+    "sampling_rate": 1,
+    "fps": 1,
+}
+
+
+def stride_plan(downsample_factors: list[int]) -> list[tuple[int, ...]]:
+    """Per-layer strides: one layer per factor of two, striding only the axes that still need downsampling.
+
+    E.g. `[2, 4, 4]` -> `[(2, 2, 2), (1, 2, 2)]`.
+    """
+    num_layers = int(log2(max(downsample_factors)))
+    return [tuple(2 if factor > 2**i else 1 for factor in downsample_factors) for i in range(num_layers)]
 
 
 class VQVAEConfig(PreTrainedConfig):
@@ -74,7 +100,9 @@ class VQVAEConfig(PreTrainedConfig):
             Laplace smoothing of the EMA code counts, so unused codes never divide by zero.
         dead_code_threshold (`float`, quantizer default):
             Codes whose EMA usage (assignments per training step, over all processes) falls below this are
-            re-seeded from current encoder outputs. 0 disables restarts.
+            re-seeded from current encoder outputs. 0 disables restarts. The threshold is capped at 1/8 of the
+            average code's usage per step, so that small batches (fewer latent vectors than 8 per code) do not
+            restart healthy codes.
         kmeans_init (`bool`, quantizer default):
             Initialise the codebook by k-means on the first training batch.
         kmeans_iters (`int`, defaults to 10):
@@ -94,6 +122,12 @@ class VQVAEConfig(PreTrainedConfig):
     """
 
     model_type = "hf_vqvae"
+    # The fields whose defaults each field selects: overriding `quantizer` or `modality` on a saved config
+    # re-resolves them (see `apply_config_overrides`), so `quantizer="vq"` does not keep the EMA's restarts.
+    fields_defaulted_by = {
+        "modality": tuple(MODALITY_DEFAULTS["image"]),
+        "quantizer": tuple(QUANTIZER_DEFAULTS["ema"]),
+    }
 
     modality: str = "image"
     in_channels: int | None = None
@@ -146,27 +180,33 @@ class VQVAEConfig(PreTrainedConfig):
         return values
 
     def _check_fields(self) -> None:
+        for name, minimum in POSITIVE_INT_FIELDS.items():
+            value = getattr(self, name)
+            if not is_int(value) or value < minimum:
+                raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
+        for name in ("commitment_cost", "dead_code_threshold"):
+            if not is_real(getattr(self, name)) or getattr(self, name) < 0:
+                raise ValueError(f"{name} must be a number >= 0, got {getattr(self, name)!r}.")
         for factor in self.downsample_factors:
             if factor < 1 or factor & (factor - 1):
                 raise ValueError(f"downsample_factors must be powers of two, got {self.downsample_factors}.")
         for size, factor in zip(self.sample_size, self.downsample_factors, strict=True):
-            if size % factor:
+            if size < factor or size % factor:
                 raise ValueError(
-                    f"sample_size {self.sample_size} is not divisible by downsample_factors "
+                    f"sample_size {self.sample_size} must be positive multiples of downsample_factors "
                     f"{self.downsample_factors}."
                 )
-        positive = ("in_channels", "hidden_channels", "residual_channels", "codebook_size", "embedding_dim")
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}.")
-        if self.num_residual_layers < 0:
-            raise ValueError(f"num_residual_layers must be >= 0, got {self.num_residual_layers}.")
-        if not 0.0 < self.ema_decay < 1.0:
-            raise ValueError(f"ema_decay must lie in (0, 1), got {self.ema_decay}.")
+        if len(stride_plan(self.downsample_factors)) > 1 and self.hidden_channels < 2:
+            raise ValueError(
+                f"hidden_channels must be >= 2 with downsample_factors {self.downsample_factors}: the inner "
+                f"strided layers have hidden_channels // 2 channels; got {self.hidden_channels}."
+            )
+        if not is_real(self.ema_decay) or not 0.0 < self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must lie in (0, 1), got {self.ema_decay!r}.")
+        if not is_real(self.ema_epsilon) or self.ema_epsilon <= 0:
+            raise ValueError(f"ema_epsilon must be a number > 0, got {self.ema_epsilon!r}.")
         if self.audio_peak_level is not None and not 0.0 < self.audio_peak_level <= 1.0:
             raise ValueError(f"audio_peak_level must lie in (0, 1] or be None, got {self.audio_peak_level}.")
-        if self.commitment_cost < 0 or self.dead_code_threshold < 0:
-            raise ValueError("commitment_cost and dead_code_threshold must be >= 0.")
 
     @property
     def num_axes(self) -> int:

@@ -13,7 +13,6 @@ through the interface that [`PriorBackbone`] describes.
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from numbers import Integral
 from typing import Protocol
 
 import torch
@@ -27,6 +26,7 @@ from transformers.utils import ModelOutput
 
 from .configuration_prior import VQPriorConfig
 from .eval_mode import eval_mode
+from .number_checks import is_int, is_integer_tensor, is_real
 from .prior_pixelcnn import GatedPixelCNNPrior
 from .prior_transformer import AugmentLabelEmbedding, TransformerPrior
 from .strict_loading import StrictLoadingMixin
@@ -100,13 +100,14 @@ class PriorBackbone(Protocol):
 
 def logits_warpers(temperature: float, top_k: int | None, top_p: float | None) -> list[LogitsProcessor]:
     """transformers' warpers for the requested filtering; only the ones that change the distribution."""
+    # transformers' warpers accept only built-in floats and ints, not numpy or `Fraction` numbers.
     warpers = []
     if temperature != 1.0:
-        warpers.append(TemperatureLogitsWarper(temperature))
+        warpers.append(TemperatureLogitsWarper(float(temperature)))
     if top_k is not None:
-        warpers.append(TopKLogitsWarper(top_k))
+        warpers.append(TopKLogitsWarper(int(top_k)))
     if top_p is not None and top_p < 1.0:
-        warpers.append(TopPLogitsWarper(top_p))
+        warpers.append(TopPLogitsWarper(float(top_p)))
     return warpers
 
 
@@ -134,15 +135,6 @@ def sample_codes(
     if generator is not None:
         probabilities = probabilities.to(generator.device)
     return torch.multinomial(probabilities, 1, generator=generator).squeeze(1).to(logits.device)
-
-
-def is_int(value) -> bool:
-    """An integer number, not a bool (Python counts True as 1)."""
-    return isinstance(value, Integral) and not isinstance(value, bool)
-
-
-def is_integer_tensor(tensor: torch.Tensor) -> bool:
-    return not (tensor.dtype.is_floating_point or tensor.dtype.is_complex or tensor.dtype == torch.bool)
 
 
 def check_codes(codes: torch.Tensor, config: VQPriorConfig) -> None:
@@ -215,11 +207,13 @@ def check_sampling_arguments(
     """Raises a `ValueError` naming the first argument of [`VQPriorModel.generate`] that is out of range."""
     if not is_int(num_samples) or num_samples < 1:
         raise ValueError(f"num_samples must be an integer >= 1, got {num_samples!r}.")
-    if not temperature > 0:
-        raise ValueError(f"temperature must be > 0 (1.0 = the model's distribution), got {temperature!r}.")
+    if not is_real(temperature) or not 0 < temperature < float("inf"):
+        raise ValueError(
+            f"temperature must be a number > 0 (1.0 = the model's distribution), got {temperature!r}."
+        )
     if top_k is not None and (not is_int(top_k) or top_k < 1):
         raise ValueError(f"top_k must be None or an integer >= 1, got {top_k!r}.")
-    if top_p is not None and not 0 < top_p <= 1:
+    if top_p is not None and (not is_real(top_p) or not 0 < top_p <= 1):
         raise ValueError(f"top_p must be None or in (0, 1], got {top_p!r}.")
 
 

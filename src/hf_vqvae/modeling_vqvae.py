@@ -2,7 +2,6 @@
 video from one rank-parameterised implementation."""
 
 from dataclasses import dataclass
-from math import log2
 
 import torch
 from torch import nn
@@ -11,7 +10,8 @@ from transformers import initialization as init
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.utils import ModelOutput
 
-from .configuration_vqvae import VQVAEConfig
+from .configuration_vqvae import VQVAEConfig, stride_plan
+from .number_checks import is_integer_tensor
 from .quantization import VectorQuantizer
 from .strict_loading import StrictLoadingMixin
 
@@ -73,15 +73,6 @@ class VQVAEOutput(ModelOutput):
     commitment_loss: torch.FloatTensor | None = None
     perplexity: torch.FloatTensor | None = None
     latents: torch.FloatTensor | None = None
-
-
-def stride_plan(downsample_factors: list[int]) -> list[tuple[int, ...]]:
-    """Per-layer strides: one layer per factor of two, striding only the axes that still need downsampling.
-
-    E.g. `[2, 4, 4]` -> `[(2, 2, 2), (1, 2, 2)]`.
-    """
-    num_layers = int(log2(max(downsample_factors)))
-    return [tuple(2 if factor > 2**i else 1 for factor in downsample_factors) for i in range(num_layers)]
 
 
 def _kernel_for(stride: tuple[int, ...]) -> tuple[int, ...]:
@@ -251,12 +242,13 @@ class VQVAEModel(VQVAEPreTrainedModel):
     def decode(self, codes: torch.LongTensor) -> torch.FloatTensor:
         """Reconstruct signals from code grids `(batch, *code_grid)`; the output has the modality's input layout."""
         self._check_codes(codes)
-        quantized = self.quantizer.lookup(codes).to(self.decoder.post_quantization.weight.dtype)
-        return self.decode_latents(quantized)
+        return self.decode_latents(self.quantizer.lookup(codes.long()))
 
     def decode_latents(self, quantized: torch.FloatTensor) -> torch.FloatTensor:
         """Reconstruct signals from quantized latents `(batch, embedding_dim, *code_grid)`."""
-        return self._from_channels_first(self.decoder(quantized))
+        return self._from_channels_first(
+            self.decoder(quantized.to(self.decoder.post_quantization.weight.dtype))
+        )
 
     def _reconstruction_loss(self, reconstruction: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
         """The reconstruction term `config.reconstruction_loss_type` names, computed in fp32 under autocast."""
@@ -284,7 +276,13 @@ class VQVAEModel(VQVAEPreTrainedModel):
             )
         inputs = pixel_values if pixel_values is not None else input_values
         self._check_inputs(inputs)
-        return inputs
+        # Like transformers' vision models: inputs follow the weights' dtype, so a bf16-loaded model takes fp32.
+        return inputs.to(self.encoder_dtype)
+
+    @property
+    def encoder_dtype(self) -> torch.dtype:
+        """The dtype of the encoder's weights, which inputs are cast to."""
+        return next(self.encoder.parameters()).dtype
 
     def _check_inputs(self, inputs: torch.Tensor) -> None:
         """Raise a clear error for inputs the model cannot encode, naming what is accepted."""
@@ -312,8 +310,12 @@ class VQVAEModel(VQVAEPreTrainedModel):
                 f"Expected {config.in_channels} channels at axis {channel_axis} of {layout}, got shape "
                 f"{tuple(inputs.shape)}."
             )
+        if inputs.shape[0] == 0:
+            raise ValueError(f"Got an empty batch, shape {tuple(inputs.shape)}; pass at least one example.")
         sizes = [s for axis, s in enumerate(inputs.shape[1:], 1) if axis != channel_axis]
-        if any(size % factor for size, factor in zip(sizes, config.downsample_factors, strict=True)):
+        if any(size == 0 for size in sizes) or any(
+            size % factor for size, factor in zip(sizes, config.downsample_factors, strict=True)
+        ):
             nearest = [
                 sorted({max(factor, size // factor * factor), -(-size // factor) * factor})
                 for size, factor in zip(sizes, config.downsample_factors, strict=True)
@@ -329,7 +331,7 @@ class VQVAEModel(VQVAEPreTrainedModel):
         """Raise a clear error for code grids that `decode` cannot map back to signals."""
         config = self.config
         grid = ", ".join(f"{size}" for size in config.code_shape)
-        if not isinstance(codes, torch.Tensor) or codes.is_floating_point() or codes.is_complex():
+        if not isinstance(codes, torch.Tensor) or not is_integer_tensor(codes):
             raise TypeError(
                 f"codes must be an integer tensor (torch.long), got {getattr(codes, 'dtype', type(codes))}."
             )

@@ -17,6 +17,10 @@ from transformers.utils import ModelOutput
 from .configuration_vqvae import VQVAEConfig
 from .metrics import codebook_perplexity
 
+# A code is dead when its usage per step falls under `dead_code_threshold` or under the average code's usage
+# divided by this, whichever is lower (see `VectorQuantizer._restart_dead_codes`).
+DEAD_CODE_USAGE_DIVISOR = 8
+
 
 @dataclass
 class QuantizerOutput(ModelOutput):
@@ -148,6 +152,13 @@ class VectorQuantizer(nn.Module):
     def forward(self, latents: torch.Tensor) -> QuantizerOutput:
         """Quantize channel-first latents `(batch, embedding_dim, *grid)`."""
         grid = latents.shape[2:]
+        if self.training and self.codebook.dtype != torch.float32:
+            raise TypeError(
+                f"The quantizer's codebook is {self.codebook.dtype}, but training it needs float32 (low-precision "
+                "EMA sums drift). Keep the model in float32 and train under autocast (Accelerate's "
+                "`mixed_precision='bf16'`), or load it with `from_pretrained(..., dtype=...)`, which keeps the "
+                "quantizer in float32."
+            )
         with torch.autocast(device_type=latents.device.type, enabled=False):
             flat = rearrange(latents, "b d ... -> (b ...) d").float()
             codebook = self.codebook.float()
@@ -200,8 +211,16 @@ class VectorQuantizer(nn.Module):
         return (self.cluster_size + self.epsilon) / (total + self.codebook_size * self.epsilon) * total
 
     def _restart_dead_codes(self, flat: torch.Tensor, counts: torch.Tensor) -> None:
-        """Re-seed codes whose usage fell under the threshold with encoder outputs of this step, from all ranks."""
-        dead = (self.cluster_size < self.dead_code_threshold).nonzero().squeeze(1)
+        """Re-seed codes whose usage fell under the threshold with encoder outputs of this step, from all ranks.
+
+        The threshold counts assignments per step, so a step with few latent vectors per code (a small batch)
+        would find healthy codes under it and restart them at every step, wiping out a trained codebook. It is
+        therefore capped at 1/8 of the average code's usage, which leaves the usual configurations (8 or more
+        latent vectors per code and step at the default threshold of 1) unchanged.
+        """
+        mean_usage = counts.sum() / self.codebook_size
+        threshold = (mean_usage / DEAD_CODE_USAGE_DIVISOR).clamp(max=self.dead_code_threshold)
+        dead = (self.cluster_size < threshold).nonzero().squeeze(1)
         # `cluster_size` is identical on every rank, so either all ranks enter the collective below or none does.
         if dead.numel() == 0:
             return
@@ -213,13 +232,16 @@ class VectorQuantizer(nn.Module):
         dead = dead[: order.numel()]
         chosen = candidates[order[: dead.numel()]]
         # A restart resets vector, count and sum together; otherwise the next EMA step would pull the code back.
-        fresh_count = counts.sum() / self.codebook_size
+        # Starting at the average usage, 8x the capped threshold, a restarted code that nothing picks stays
+        # alive for about 200 steps (at decay 0.99) before it is restarted again.
+        fresh_count = mean_usage
         self.codebook[dead] = chosen.to(self.codebook.dtype)
         self.cluster_size[dead] = fresh_count
         if self.use_ema:
             self.embed_sum[dead] = chosen * fresh_count
         self.num_restarts += dead.numel()
 
+    @torch.no_grad()
     def _kmeans_init(self, flat: torch.Tensor) -> None:
         """Lloyd's k-means on the first batch (gathered from all ranks), as the starting codebook."""
         data = all_gather_rows(flat)

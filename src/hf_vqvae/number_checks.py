@@ -1,0 +1,21 @@
+"""What counts as an integer or a real number for the models' arguments: code grids, class labels, sample counts,
+sampling temperatures."""
+
+from numbers import Integral, Real
+
+import torch
+
+
+def is_int(value) -> bool:
+    """An integer number, not a bool (Python counts True as 1)."""
+    return isinstance(value, Integral) and not isinstance(value, bool)
+
+
+def is_real(value) -> bool:
+    """A real number (int, float, numpy scalar), not a bool."""
+    return isinstance(value, Real) and not isinstance(value, bool)
+
+
+def is_integer_tensor(tensor: torch.Tensor) -> bool:
+    """An integer dtype of any width, not bool, floating point or complex."""
+    return not (tensor.dtype.is_floating_point or tensor.dtype.is_complex or tensor.dtype == torch.bool)
