@@ -30,7 +30,6 @@ from accelerate import Accelerator
 from datasets import concatenate_datasets
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
-from transformers import get_scheduler
 
 from hf_vqvae import VQPriorConfig, VQVAEConfig, VQVAEModel
 from hf_vqvae.checkpointing import (
@@ -62,13 +61,17 @@ from hf_vqvae.training_args import (
     add_data_args,
     add_training_args,
     build_accelerator,
+    build_lr_scheduler,
     check_full_batch,
     data_column,
     load_raw_splits,
+    positive_int,
 )
 from hf_vqvae.training_history import TrainingHistory
 
 CHECKPOINT_PREFIX = "prior-checkpoint"
+# The architecture flags' values when a new prior is built (they are refused with --model_name_or_path).
+NEW_PRIOR_DEFAULTS = {"prior_type": "transformer", "hidden_size": 256, "num_layers": 4, "num_heads": 8}
 logger = logging.getLogger(__name__)
 
 
@@ -92,10 +95,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "(block expansion, Wu et al. 2024, LLaMA Pro), spread evenly between the trained ones, each starting as the "
         "identity (zero output projections), so the deeper prior starts out computing what the trained one did.",
     )
-    model.add_argument("--prior_type", choices=["transformer", "pixelcnn"], default="transformer")
-    model.add_argument("--hidden_size", type=int, default=256)
-    model.add_argument("--num_layers", type=int, default=4)
-    model.add_argument("--num_heads", type=int, default=8)
+    architecture = parser.add_argument_group("architecture of a new prior (defaults in brackets)")
+    architecture.add_argument("--prior_type", choices=["transformer", "pixelcnn"], help="[transformer]")
+    architecture.add_argument("--hidden_size", type=positive_int, help="[256]")
+    architecture.add_argument("--num_layers", type=positive_int, help="[4]")
+    architecture.add_argument("--num_heads", type=positive_int, help="[8]")
     model.add_argument(
         "--config_overrides",
         help='Other VQPriorConfig fields, e.g. "dropout=0.1,kernel_size=5"; with --model_name_or_path, only '
@@ -148,7 +152,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add_data_args(parser)
     add_training_args(parser)
     parser.set_defaults(learning_rate=3e-4, train_batch_size=64)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    given = [f"--{name}" for name in NEW_PRIOR_DEFAULTS if getattr(args, name) is not None]
+    if args.model_name_or_path and given:
+        parser.error(
+            f"{', '.join(given)} set the architecture of a new prior; --model_name_or_path trains on one with its "
+            "own. Drop them (--config_overrides changes fields that keep the weights' shapes, e.g. dropout)."
+        )
+    for name, default in NEW_PRIOR_DEFAULTS.items():
+        if getattr(args, name) is None:
+            setattr(args, name, default)
+    return args
 
 
 def flipped_horizontally(batches: Iterable[dict], input_name: str) -> Iterator[dict]:
@@ -233,6 +247,11 @@ def check_augmentation_args(args: argparse.Namespace, config: VQVAEConfig) -> No
             raise ValueError(
                 "--online_augmentation draws new shifts at every step; fixed --augmented_copies would add nothing. "
                 "Give one of the two."
+            )
+        if args.streaming:
+            raise ValueError(
+                "--online_augmentation encodes the training examples afresh at every step, from a map-style "
+                "dataset; a --streaming one has no random access. Drop one of the two flags."
             )
         translating = "--online_augmentation"
     if translating and modality == "audio":
@@ -420,6 +439,27 @@ def with_added_layers(prior: VQPriorModel, num_added_layers: int) -> VQPriorMode
     return deeper
 
 
+def check_prior_classes(args, prior: VQPriorModel, label_names: list[str] | None) -> None:
+    """Fail unless the prior models as many classes as `--label_column` gives (none without it); a fine-tuned
+    prior takes the data's class names, so that the pipeline names its samples' classes right."""
+    num_classes = len(label_names or [])
+    if prior.config.num_classes != num_classes:
+        data = (
+            f"--label_column {args.label_column!r} gives {num_classes}"
+            if args.label_column
+            else "no --label_column"
+        )
+        raise ValueError(
+            f"The prior is conditioned on {prior.config.num_classes} classes, but the training data has "
+            f"{data}. Give the --label_column of a dataset with as many classes as the prior, or train a new prior."
+        )
+    names = dict(enumerate(label_names or []))
+    if names and prior.config.id2label != names:
+        logger.warning("The prior's class names %s become the data's: %s.", prior.config.id2label, names)
+        prior.config.id2label = names
+        prior.config.label2id = {name: index for index, name in names.items()}
+
+
 def build_prior(args, vqvae: VQVAEModel, label_names: list[str] | None) -> VQPriorModel:
     """A prior over this VQ-VAE's codebook and code grid, conditional when the data has labels."""
     augment_dim = translation_augment_dim(args.max_translation) if args.condition_on_translation else 0
@@ -457,6 +497,7 @@ def build_prior(args, vqvae: VQVAEModel, label_names: list[str] | None) -> VQPri
             f"The prior takes augmentation labels of size {prior.config.augment_dim}, but --max_translation "
             f"{args.max_translation} makes {augment_dim}: train it on with the --max_translation it started with."
         )
+    check_prior_classes(args, prior, label_names)
     if (
         prior.config.codebook_size != vqvae.config.codebook_size
         or prior.config.code_shape != vqvae.config.code_shape
@@ -504,16 +545,8 @@ def main(argv: list[str] | None = None) -> None:
     optimizer = torch.optim.AdamW(
         prior.parameters(), lr=args.learning_rate, weight_decay=args.adam_weight_decay
     )
-    max_train_steps = args.max_train_steps or args.num_train_epochs * math.ceil(
-        len(train_loader) / args.gradient_accumulation_steps
-    )
-    scheduler = get_scheduler(
-        args.lr_scheduler,
-        optimizer,
-        num_warmup_steps=args.lr_warmup_steps,
-        num_training_steps=max_train_steps,
-    )
-    prior, optimizer, train_loader, scheduler = accelerator.prepare(prior, optimizer, train_loader, scheduler)
+    prior, optimizer, train_loader = accelerator.prepare(prior, optimizer, train_loader)
+    scheduler, max_train_steps = build_lr_scheduler(args, accelerator, optimizer, train_loader)
     if eval_loader is not None:
         eval_loader = accelerator.prepare(eval_loader)
     register_pretrained_hooks(accelerator, {"prior": prior}, extra_save=vqvae.save_pretrained)
@@ -576,18 +609,16 @@ def train(
         disable=not accelerator.is_local_main_process,
     )
     prior.train()
-    batch_index = global_step * args.gradient_accumulation_steps
-    for epoch, batch in resumable_batches(
+    for epoch, batch_number, batch in resumable_batches(
         train_loader, accelerator, global_step, args.gradient_accumulation_steps
     ):
         if global_step >= max_train_steps:
             break
         generator = (
-            augmentation_generator(args.seed, accelerator.process_index, batch_index)
+            augmentation_generator(args.seed, accelerator.process_index, batch_number)
             if args.online_augmentation
             else None
         )
-        batch_index += 1
         with accelerator.accumulate(prior):
             codes, augment_labels = training_codes(args, vqvae, batch, generator)
             loss = prior(codes, class_labels=batch.get("class_labels"), augment_labels=augment_labels).loss

@@ -11,7 +11,6 @@ The output folder is hub-ready (config.json, model.safetensors, README.md model 
 
 import argparse
 import logging
-import math
 import sys
 import time
 from pathlib import Path
@@ -20,7 +19,6 @@ import torch
 from accelerate import Accelerator
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
-from transformers import get_scheduler
 
 from hf_vqvae import VQVAEConfig, VQVAEModel
 from hf_vqvae.checkpointing import (
@@ -51,6 +49,7 @@ from hf_vqvae.training_args import (
     add_data_args,
     add_training_args,
     build_accelerator,
+    build_lr_scheduler,
     check_full_batch,
     data_column,
     load_raw_splits,
@@ -167,17 +166,8 @@ def main(argv: list[str] | None = None) -> None:
         lr=args.learning_rate,
         weight_decay=args.adam_weight_decay,
     )
-    steps_per_epoch = (
-        None if args.streaming else math.ceil(len(train_loader) / args.gradient_accumulation_steps)
-    )
-    max_train_steps = args.max_train_steps or args.num_train_epochs * steps_per_epoch
-    scheduler = get_scheduler(
-        args.lr_scheduler,
-        optimizer,
-        num_warmup_steps=args.lr_warmup_steps,
-        num_training_steps=max_train_steps,
-    )
-    model, optimizer, train_loader, scheduler = accelerator.prepare(model, optimizer, train_loader, scheduler)
+    model, optimizer, train_loader = accelerator.prepare(model, optimizer, train_loader)
+    scheduler, max_train_steps = build_lr_scheduler(args, accelerator, optimizer, train_loader)
     if eval_loader is not None:
         eval_loader = accelerator.prepare(eval_loader)
     register_pretrained_hooks(accelerator, {"": model})
@@ -235,7 +225,7 @@ def train(
     )
     input_name = accelerator.unwrap_model(model).main_input_name
     set_train_mode(accelerator, model, args.train_decoder_only)
-    for epoch, batch in resumable_batches(
+    for epoch, _, batch in resumable_batches(
         train_loader, accelerator, global_step, args.gradient_accumulation_steps
     ):
         if global_step >= max_train_steps:
@@ -287,14 +277,16 @@ def finish(args, accelerator, model, eval_loader, history, training_seconds: flo
         if eval_loader is not None
         else {}
     )
+    unwrapped = accelerator.unwrap_model(model)
+    # On every process: a prepared streaming loader hands out batches from the main process.
+    inputs = next(iter(eval_loader))[unwrapped.main_input_name] if eval_loader is not None else None
     accelerator.wait_for_everyone()
     if not accelerator.is_main_process:
         return
-    unwrapped = accelerator.unwrap_model(model)
     unwrapped.save_pretrained(output_dir)
     sample_files = []
-    if eval_loader is not None:
-        inputs = next(iter(eval_loader))[unwrapped.main_input_name][: args.num_validation_samples]
+    if inputs is not None:
+        inputs = inputs[: args.num_validation_samples]
         with torch.no_grad():
             reconstruction = unwrapped.eval()(inputs).reconstruction
         paired = torch.cat([inputs, reconstruction.to(inputs.dtype)])

@@ -33,7 +33,7 @@ import torch
 from conftest import EXAMPLES, SHARED_DATA, load_script
 from datasets import ClassLabel, Dataset, Features
 from datasets import Image as ImageFeature
-from transformers import AutoModel, pipeline
+from transformers import AutoModel, get_scheduler, pipeline
 
 import hf_vqvae  # noqa: F401  (registers the Auto classes and the "vq-sample" task)
 from hf_vqvae import VQPriorConfig, VQVAEConfig, VQVAEModel
@@ -256,6 +256,10 @@ def two_process_prior(two_process_vqvae, tmp_path_factory) -> tuple[Path, str]:
         "16",
         "--learning_rate",
         "3e-3",
+        "--lr_scheduler",
+        "cosine",
+        "--lr_warmup_steps",
+        "4",
         "--checkpointing_steps",
         "20",
     ]
@@ -294,6 +298,20 @@ def test_prior_two_processes_train_to_identical_weights(two_process_prior):
     assert type(AutoModel.from_pretrained(output_dir / "prior")) is VQPriorModel
     pipe = assert_pipeline_samples(output_dir)
     assert state_dict_fingerprint(pipe.prior) == fingerprints[0]
+
+
+@pytest.mark.slow
+def test_two_processes_follow_the_one_process_learning_rate_schedule(two_process_prior):
+    output_dir, _ = two_process_prior
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=3e-3)
+    scheduler = get_scheduler("cosine", optimizer, num_warmup_steps=4, num_training_steps=40)
+    expected = []
+    for _ in range(40):
+        optimizer.step()
+        scheduler.step()
+        expected.append(scheduler.get_last_lr()[0])
+    logged = [r["lr"] for r in read_history(output_dir / "prior_training_history.jsonl") if "lr" in r]
+    assert logged == pytest.approx(expected)
 
 
 @pytest.mark.slow
@@ -465,11 +483,17 @@ def test_checkpoint_listing_resolution_and_pruning(tmp_path):
     with pytest.raises(ValueError, match=r"is not a `checkpoint-\{step\}` folder"):
         resolve_resume_checkpoint(str(tmp_path / "checkpoint-30.partial"), tmp_path)
 
-    prune_checkpoints(tmp_path, None)
+    prune_checkpoints(tmp_path, None, "checkpoint", 10)
     assert len(list_checkpoints(tmp_path)) == 3
-    prune_checkpoints(tmp_path, 2)
+    prune_checkpoints(tmp_path, 2, "checkpoint", 10)
     assert [p.name for p in list_checkpoints(tmp_path)] == ["checkpoint-2", "checkpoint-10"]
     assert (tmp_path / "checkpoint-30.partial").is_dir()  # pruning never touches what it does not list
+    with pytest.raises(ValueError, match="must be >= 1"):
+        prune_checkpoints(tmp_path, 0, "checkpoint", 10)
+    # A run resumed from checkpoint-2 has just written checkpoint-3: checkpoint-10 is from the abandoned run.
+    (tmp_path / "checkpoint-3").mkdir()
+    prune_checkpoints(tmp_path, 2, "checkpoint", 3)
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["checkpoint-2", "checkpoint-3"]
 
     only_partial = tmp_path / "only_partial"
     (only_partial / "checkpoint-5.partial").mkdir(parents=True)
@@ -489,7 +513,7 @@ def test_prior_checkpoints_leave_the_vqvae_checkpoints_in_the_same_folder_alone(
     assert resolve_resume_checkpoint("latest", tmp_path, prefix) == tmp_path / "prior-checkpoint-600"
     with pytest.raises(ValueError, match=r"is not a `prior-checkpoint-\{step\}` folder"):
         resolve_resume_checkpoint(str(tmp_path / "checkpoint-9000"), tmp_path, prefix)
-    prune_checkpoints(tmp_path, 1, prefix)
+    prune_checkpoints(tmp_path, 1, prefix, 600)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "checkpoint-8000",
         "checkpoint-9000",
@@ -770,6 +794,16 @@ def one_step_prior_args(pipeline_dir: Path) -> list[str]:
     ]
 
 
+def fine_tuning(argv: list[str], prior_path: Path) -> list[str]:
+    """`argv` turned into a run that trains the prior at `prior_path` on: without the flags that shape a new
+    prior, which train_prior.py refuses beside --model_name_or_path."""
+    shaping = {"--prior_type", "--hidden_size", "--num_layers", "--num_heads"}
+    kept = [
+        arg for i, arg in enumerate(argv) if arg not in shaping and (i == 0 or argv[i - 1] not in shaping)
+    ]
+    return [*kept, "--model_name_or_path", str(prior_path)]
+
+
 def two_step_fine_tune_args(pipeline_dir: Path, cache_dir: Path) -> list[str]:
     """`one_step_prior_args` for two steps at a learning rate high enough that every trained weight moves."""
     return [
@@ -922,9 +956,7 @@ def test_prior_conditioned_on_translation_extends_a_trained_prior(trained_pipeli
         ]
         load_script(TRAIN_PRIOR).main(
             [
-                *argv,
-                "--model_name_or_path",
-                str(prior_path),
+                *fine_tuning(argv, prior_path),
                 "--max_translation",
                 max_translation,
                 "--output_dir",
@@ -980,9 +1012,7 @@ def test_prior_fine_tuning_deepens_a_trained_prior(trained_pipeline_dir, tmp_pat
     ):
         load_script(TRAIN_PRIOR).main([*argv, "--output_dir", str(tmp_path / "new")])
     trained = trained_pipeline_dir / "prior"
-    load_script(TRAIN_PRIOR).main(
-        [*argv, "--model_name_or_path", str(trained), "--output_dir", str(tmp_path / "deeper")]
-    )
+    load_script(TRAIN_PRIOR).main([*fine_tuning(argv, trained), "--output_dir", str(tmp_path / "deeper")])
 
     deeper = VQPriorModel.from_pretrained(tmp_path / "deeper" / "prior")
     assert deeper.config.num_layers == VQPriorModel.from_pretrained(trained).config.num_layers + 1
@@ -1009,11 +1039,11 @@ def test_flipped_horizontally_mirrors_only_the_inputs():
     assert flipped["class_labels"] is batch["class_labels"]
 
 
-def test_prior_fine_tuning_takes_dropout_but_not_a_new_shape(trained_pipeline_dir, tmp_path):
+def test_prior_fine_tuning_takes_dropout_but_not_a_new_shape_or_other_classes(
+    trained_pipeline_dir, tmp_path, capsys
+):
     argv = [
-        *one_step_prior_args(trained_pipeline_dir),
-        "--model_name_or_path",
-        str(trained_pipeline_dir / "prior"),
+        *fine_tuning(one_step_prior_args(trained_pipeline_dir), trained_pipeline_dir / "prior"),
         "--codes_cache_dir",
         str(tmp_path / "codes"),
     ]
@@ -1025,6 +1055,36 @@ def test_prior_fine_tuning_takes_dropout_but_not_a_new_shape(trained_pipeline_di
         load_script(TRAIN_PRIOR).main(
             [*argv, "--output_dir", str(tmp_path / "wider"), "--config_overrides", "hidden_size=64"]
         )
+    with pytest.raises(SystemExit):
+        load_script(TRAIN_PRIOR).parse_args(
+            [*argv, "--output_dir", str(tmp_path / "wider"), "--hidden_size", "64"]
+        )
+    assert "--hidden_size set the architecture of a new prior" in capsys.readouterr().err
+    unlabelled = [arg for arg in argv if arg not in ("--label_column", "label")]
+    with pytest.raises(
+        ValueError, match=r"conditioned on 4 classes, but the training data has no --label_column"
+    ):
+        load_script(TRAIN_PRIOR).main([*unlabelled, "--output_dir", str(tmp_path / "unlabelled")])
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--checkpointing_steps", "0"], "--checkpointing_steps: must be an integer >= 1, got 0"),
+        (["--gradient_accumulation_steps", "0"], "--gradient_accumulation_steps: must be an integer >= 1"),
+        (["--checkpoints_total_limit", "0"], "--checkpoints_total_limit: must be an integer >= 1"),
+        (["--lr_warmup_steps", "-1"], "--lr_warmup_steps: must be an integer >= 0"),
+        (
+            ["--lr_scheduler", "reduce_lr_on_plateau"],
+            "--lr_scheduler: invalid choice: 'reduce_lr_on_plateau'",
+        ),
+    ],
+)
+def test_training_flags_out_of_range_are_refused_by_the_parser(flags, message, tmp_path, capsys):
+    for script, required in ((TRAIN_VQVAE, []), (TRAIN_PRIOR, ["--vqvae_name_or_path", str(tmp_path)])):
+        with pytest.raises(SystemExit):
+            load_script(script).parse_args([*required, "--output_dir", str(tmp_path), *flags])
+        assert message in capsys.readouterr().err
 
 
 @pytest.mark.skipif(not CIFAR10.exists(), reason=f"real data not found at {CIFAR10}")

@@ -100,18 +100,39 @@ def save_checkpoint(
         if final.exists():
             shutil.rmtree(final)
         partial.rename(final)
-        prune_checkpoints(output_dir, total_limit, prefix)
+        prune_checkpoints(output_dir, total_limit, prefix, step)
         logger.info("Saved checkpoint %s", final)
+        stale = [
+            path.name for path in list_checkpoints(output_dir, prefix) if _step_of(path.name, prefix) > step
+        ]
+        if stale:
+            logger.warning(
+                "%s hold(s) steps past this run's step %d, from a run this one resumed before: "
+                "`--resume_from_checkpoint latest` would pick them. Remove them, or pass --checkpoints_total_limit.",
+                stale,
+                step,
+            )
     accelerator.wait_for_everyone()
     return final
 
 
-def prune_checkpoints(output_dir: str | Path, total_limit: int | None, prefix: str = DEFAULT_PREFIX) -> None:
-    """Keep only the newest `total_limit` complete `{prefix}-{step}` checkpoints (all when None)."""
+def prune_checkpoints(
+    output_dir: str | Path, total_limit: int | None, prefix: str, current_step: int
+) -> None:
+    """Keep only `total_limit` complete `{prefix}-{step}` checkpoints (all when None): the one just written at
+    `current_step` and the newest before it.
+
+    Checkpoints past `current_step` were left by a run that this one resumed before their step, so they go
+    first: kept, `latest` would resume the abandoned run instead of this one.
+    """
     if total_limit is None:
         return
+    if total_limit < 1:
+        raise ValueError(f"checkpoints_total_limit must be >= 1 (or None to keep all), got {total_limit}.")
     checkpoints = list_checkpoints(output_dir, prefix)
-    for old in checkpoints[: max(0, len(checkpoints) - total_limit)]:
+    steps = {path: _step_of(path.name, prefix) for path in checkpoints}
+    removal_order = sorted(checkpoints, key=lambda path: (steps[path] <= current_step, steps[path]))
+    for old in removal_order[: max(0, len(checkpoints) - total_limit)]:
         shutil.rmtree(old)
 
 
@@ -169,23 +190,28 @@ def register_pretrained_hooks(
 
 def resumable_batches(
     train_loader, accelerator: Accelerator, global_step: int, gradient_accumulation_steps: int
-) -> Iterator[tuple[int, dict]]:
-    """Yield `(epoch, batch)` forever, starting where an uninterrupted run would be at `global_step`.
+) -> Iterator[tuple[int, int, dict]]:
+    """Yield `(epoch, batch_number, batch)` forever, starting where an uninterrupted run would be at
+    `global_step`; `batch_number` counts the batches an uninterrupted run would have drawn before this one, so
+    randomness seeded by it repeats on resume.
 
     The seedable sampler makes each epoch's order a function of (seed, epoch); a resumed run sets the epoch and
     skips the batches already consumed in it (Accelerate's `save_state` does not store the data position).
     Accelerate also steps on an epoch's last batch, so an epoch is ceil(batches / accumulation steps) steps.
+    A streaming dataset has no length: its run is assumed to be within its first pass, skipped from its start.
     """
     try:
-        steps_per_epoch = math.ceil(len(train_loader) / gradient_accumulation_steps)
-    except TypeError:  # a streaming dataset has no length: one pass, skipped from its start
-        epoch, skip = 0, global_step * gradient_accumulation_steps
+        batches_per_epoch = len(train_loader)
+    except TypeError:
+        epoch, skip, batches_per_epoch = 0, global_step * gradient_accumulation_steps, None
     else:
-        epoch, step_in_epoch = divmod(global_step, steps_per_epoch)
+        epoch, step_in_epoch = divmod(global_step, math.ceil(batches_per_epoch / gradient_accumulation_steps))
         skip = step_in_epoch * gradient_accumulation_steps
+    batch_number = epoch * (batches_per_epoch or 0) + skip
     while True:
         train_loader.set_epoch(epoch)
         loader = accelerator.skip_first_batches(train_loader, skip) if skip else train_loader
         for batch in loader:
-            yield epoch, batch
+            yield epoch, batch_number, batch
+            batch_number += 1
         epoch, skip = epoch + 1, 0

@@ -162,8 +162,11 @@ def evaluate_prior(
     with eval_mode(prior):
         for batch in batches:
             codes = batch["codes"]
-            loss = prior(codes, class_labels=batch.get("class_labels")).loss
-            nats = _gather(accelerator, (loss * codes[0].numel()).expand(codes.shape[0]).contiguous())
+            logits = prior(codes, class_labels=batch.get("class_labels")).logits
+            # Per example, so that `gather_for_metrics` can drop the examples Accelerate repeats to even out
+            # the last batch across processes.
+            nats = F.cross_entropy(logits.flatten(0, -2).float(), codes.flatten().long(), reduction="none")
+            nats = _gather(accelerator, nats.view(len(codes), -1).sum(dim=1))
             total_nats += nats.sum().item()
             total_codes += nats.shape[0] * codes[0].numel()
     nats_per_code = total_nats / total_codes

@@ -3,11 +3,15 @@
 import argparse
 import importlib.util
 import logging
+import math
 from pathlib import Path
 
+import torch
 from accelerate import Accelerator, DataLoaderConfiguration
 from accelerate.utils import ProjectConfiguration, set_seed
 from datasets import Dataset, IterableDataset
+from torch.optim.lr_scheduler import LRScheduler
+from transformers import get_scheduler
 
 from .data import load_raw_dataset, resolve_label_names, split_train_validation
 
@@ -59,6 +63,35 @@ def add_data_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--builtin_num_examples", type=int, help="Size of a built-in dataset.")
 
 
+# transformers' schedulers that `get_scheduler` builds from warm-up and total steps alone (`reduce_lr_on_plateau`
+# needs a metric at every step, `cosine_with_min_lr` and `warmup_stable_decay` extra arguments).
+LR_SCHEDULERS = (
+    "constant",
+    "constant_with_warmup",
+    "linear",
+    "cosine",
+    "cosine_with_restarts",
+    "polynomial",
+    "inverse_sqrt",
+)
+
+
+def positive_int(value: str) -> int:
+    """An argparse type: an integer >= 1."""
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {value}")
+    return number
+
+
+def non_negative_int(value: str) -> int:
+    """An argparse type: an integer >= 0."""
+    number = int(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {value}")
+    return number
+
+
 def add_training_args(parser: argparse.ArgumentParser) -> None:
     """Optimisation, precision, checkpointing, logging and hub flags."""
     group = parser.add_argument_group("training")
@@ -66,20 +99,20 @@ def add_training_args(parser: argparse.ArgumentParser) -> None:
         "--output_dir", required=True, help="Hub-ready output folder (also holds checkpoints)."
     )
     group.add_argument("--seed", type=int, default=42)
-    group.add_argument("--train_batch_size", type=int, default=32, help="Batch size per process.")
-    group.add_argument("--eval_batch_size", type=int, default=64)
+    group.add_argument("--train_batch_size", type=positive_int, default=32, help="Batch size per process.")
+    group.add_argument("--eval_batch_size", type=positive_int, default=64)
     group.add_argument("--learning_rate", type=float, default=2e-4)
     group.add_argument(
-        "--lr_scheduler",
-        default="constant",
-        help="transformers scheduler name: constant, cosine, linear, constant_with_warmup, ...",
+        "--lr_scheduler", default="constant", choices=LR_SCHEDULERS, help="A transformers scheduler."
     )
-    group.add_argument("--lr_warmup_steps", type=int, default=0)
+    group.add_argument("--lr_warmup_steps", type=non_negative_int, default=0)
     group.add_argument("--adam_weight_decay", type=float, default=0.0)
     group.add_argument("--max_grad_norm", type=float, default=None, help="Clip gradients to this norm.")
-    group.add_argument("--max_train_steps", type=int, help="Total optimisation steps (overrides epochs).")
-    group.add_argument("--num_train_epochs", type=int, default=1)
-    group.add_argument("--gradient_accumulation_steps", type=int, default=1)
+    group.add_argument(
+        "--max_train_steps", type=positive_int, help="Total optimisation steps (overrides epochs)."
+    )
+    group.add_argument("--num_train_epochs", type=positive_int, default=1)
+    group.add_argument("--gradient_accumulation_steps", type=positive_int, default=1)
     group.add_argument(
         "--mixed_precision",
         choices=["no", "fp16", "bf16"],
@@ -87,11 +120,13 @@ def add_training_args(parser: argparse.ArgumentParser) -> None:
         help="Defaults to Accelerate's config; bf16 is ~1.6x faster on recent CPUs.",
     )
     group.add_argument(
-        "--checkpointing_steps", type=int, default=500, help="Save a resumable checkpoint every N."
+        "--checkpointing_steps", type=positive_int, default=500, help="Save a resumable checkpoint every N."
     )
-    group.add_argument("--checkpoints_total_limit", type=int, help="Keep only the newest N checkpoints.")
+    group.add_argument(
+        "--checkpoints_total_limit", type=positive_int, help="Keep only the newest N checkpoints."
+    )
     group.add_argument("--resume_from_checkpoint", help="A checkpoint folder, or `latest` in --output_dir.")
-    group.add_argument("--validation_steps", type=int, default=500, help="Validate every N steps.")
+    group.add_argument("--validation_steps", type=positive_int, default=500, help="Validate every N steps.")
     group.add_argument(
         "--report_to",
         default="tensorboard",
@@ -99,7 +134,7 @@ def add_training_args(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--logging_dir", default="logs", help="Tracker folder, relative to --output_dir.")
     group.add_argument(
-        "--num_validation_samples", type=int, default=16, help="Samples / reconstructions saved."
+        "--num_validation_samples", type=positive_int, default=16, help="Samples / reconstructions saved."
     )
     group.add_argument("--push_to_hub", action="store_true")
     group.add_argument("--hub_model_id", help="Repo to push to (default: the output folder's name).")
@@ -177,6 +212,28 @@ def build_accelerator(args: argparse.Namespace) -> Accelerator:
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     set_seed(args.seed)
     return accelerator
+
+
+def build_lr_scheduler(
+    args: argparse.Namespace, accelerator: Accelerator, optimizer: torch.optim.Optimizer, train_loader
+) -> tuple[LRScheduler, int]:
+    """The prepared `--lr_scheduler` and the run's number of optimisation steps: `--max_train_steps`, or
+    `--num_train_epochs` passes over `train_loader` once `accelerator` has split it between processes.
+
+    Accelerate's prepared scheduler steps once per process at every optimisation step (it assumes each process
+    sees 1/N of the data), so warm-up and total steps are counted in process-steps, as in diffusers' training
+    scripts; counted in optimisation steps, N processes would run the schedule N times too fast.
+    """
+    max_train_steps = args.max_train_steps or args.num_train_epochs * math.ceil(
+        len(train_loader) / args.gradient_accumulation_steps
+    )
+    scheduler = get_scheduler(
+        args.lr_scheduler,
+        optimizer,
+        num_warmup_steps=args.lr_warmup_steps * accelerator.num_processes,
+        num_training_steps=max_train_steps * accelerator.num_processes,
+    )
+    return accelerator.prepare(scheduler), max_train_steps
 
 
 def check_full_batch(num_examples: int, args: argparse.Namespace) -> None:
