@@ -56,6 +56,7 @@ from hf_vqvae.exporting import save_samples
 from hf_vqvae.hub import push_output_dir
 from hf_vqvae.modelcard import write_model_card
 from hf_vqvae.modeling_prior import VQPriorModel
+from hf_vqvae.number_checks import positive_int
 from hf_vqvae.plotting import plot_training_curves
 from hf_vqvae.training_args import (
     add_data_args,
@@ -65,7 +66,6 @@ from hf_vqvae.training_args import (
     check_full_batch,
     data_column,
     load_raw_splits,
-    positive_int,
 )
 from hf_vqvae.training_history import TrainingHistory
 

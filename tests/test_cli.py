@@ -1,6 +1,7 @@
 """Tests of the `hf-vqvae` command, through `main([...])`, on tiny models saved in tmp_path."""
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -207,7 +208,7 @@ def test_encode_records_the_input_file_names(model_dir, tmp_path):
     with safe_open(tmp_path / "codes.safetensors", framework="pt") as codes_file:
         assert json.loads(codes_file.metadata()["file_names"]) == inputs
     main(["encode", str(model_dir), *inputs, "--output", str(tmp_path / "codes.npy")])
-    assert json.loads((tmp_path / "codes.json").read_text())["file_names"] == inputs
+    assert json.loads((tmp_path / "codes.npy.json").read_text())["file_names"] == inputs
 
 
 def test_decode_names_outputs_by_index_without_recorded_names(model_dir, tmp_path):
@@ -232,6 +233,29 @@ def test_decode_rejects_bad_codes(model_dir, tmp_path, capsys, codes, expected_m
     save_file({"codes": codes}, tmp_path / "codes.safetensors")
     message = run_failing(["decode", str(model_dir), str(tmp_path / "codes.safetensors")], capsys)
     assert expected_message in message and "Traceback" not in message
+
+
+def test_decode_warns_about_codes_of_another_model(model_dir, tmp_path, capsys):
+    inputs = write_inputs(tmp_path / "inputs", "image")
+    codes = tmp_path / "codes.npy"
+    main(["encode", str(model_dir), *inputs, "--output", str(codes)])
+    shutil.copytree(model_dir, tmp_path / "copy")
+    capsys.readouterr()
+    main(["decode", str(tmp_path / "copy"), str(codes), "--output_dir", str(tmp_path / "out")])
+    assert f"was encoded with {str(model_dir)!r}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--device", "nodevice"], "'nodevice' is not a device this torch can use"),
+        (["--batch_size", "0"], "--batch_size: must be an integer >= 1, got 0"),
+    ],
+)
+def test_bad_device_and_batch_size_are_refused_by_the_parser(model_dir, tmp_path, capsys, flags, message):
+    codes = tmp_path / "codes.npy"
+    np.save(codes, np.zeros((1, 4, 4), dtype=np.int64))
+    assert message in run_failing(["decode", str(model_dir), str(codes), *flags], capsys)
 
 
 def test_decode_rejects_a_file_without_codes(model_dir, tmp_path, capsys):

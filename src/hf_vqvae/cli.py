@@ -31,6 +31,7 @@ from . import demo
 from .configuration_vqvae import VQVAEConfig
 from .exporting import export_to_mp4, postprocess_samples, save_audio, save_image_grid, save_videos
 from .modeling_vqvae import VQVAEModel
+from .number_checks import positive_int
 
 IMAGE_EXTENSIONS = (".bmp", ".jpeg", ".jpg", ".png", ".webp")
 VIDEO_FORMATS = ("gif", "mp4")
@@ -82,8 +83,22 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
     """MODEL and --device, shared by the commands that load a model."""
     parser.add_argument("model", metavar="MODEL", help="Local folder or Hub repo id of the VQ-VAE.")
     parser.add_argument(
-        "--device", default="cpu", help="Torch device to run on, e.g. cpu, cuda, cuda:1, mps."
+        "--device",
+        default="cpu",
+        type=available_device,
+        help="Torch device to run on, e.g. cpu, cuda, cuda:1, mps.",
     )
+
+
+def available_device(value: str) -> str:
+    """An argparse type: a torch device that this machine and torch build have."""
+    try:
+        torch.empty(0, device=value)
+    except (RuntimeError, AssertionError) as error:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a device this torch can use (e.g. cpu, cuda, cuda:1, mps): {error}"
+        ) from error
+    return value
 
 
 def _add_subparser(
@@ -194,7 +209,7 @@ def add_sample_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--temperature", type=float, default=1.0, help="Below 1 sharpens, above 1 flattens.")
     parser.add_argument("--top_k", type=int, help="Sample among the k most likely codes only.")
     parser.add_argument("--top_p", type=float, help="Nucleus sampling: smallest set of codes with this mass.")
-    parser.add_argument("--batch_size", type=int, help="Samples generated at once (default: all).")
+    parser.add_argument("--batch_size", type=positive_int, help="Samples generated at once (default: all).")
     parser.add_argument("--output_dir", default="samples")
     parser.add_argument("--video_format", choices=VIDEO_FORMATS, default="gif")
     parser.set_defaults(run=run_sample, user_errors=USER_ERRORS)
@@ -250,7 +265,7 @@ def add_encode_parser(subparsers) -> argparse.ArgumentParser:
         "Encode files with the VQ-VAE. Each input is first brought to the model's size, as in validation: "
         "images resized and centre-cropped to sample_size, audio resampled to sampling_rate and cut to its "
         "centred sample_size window, video cut to its centred clip. Saves int64 code grids (N, *code_shape) "
-        "and the input file names: in the safetensors metadata, or for .npy in a .json file beside it.",
+        "and the input file names: in the safetensors metadata, or for X.npy in X.npy.json beside it.",
     )
     _add_model_args(parser)
     parser.add_argument(
@@ -261,7 +276,7 @@ def add_encode_parser(subparsers) -> argparse.ArgumentParser:
         "AVI, ...) files, matching the model's modality.",
     )
     parser.add_argument("--output", required=True, help="codes.safetensors or codes.npy")
-    parser.add_argument("--batch_size", type=int, default=16)
+    parser.add_argument("--batch_size", type=positive_int, default=16)
     parser.set_defaults(run=run_encode, user_errors=USER_ERRORS)
     return parser
 
@@ -316,8 +331,9 @@ def save_codes(path: Path, codes: torch.Tensor, names: list[str], model: str) ->
         _names_file(path).write_text(json.dumps({"file_names": names, "model": model}, indent=2))
 
 
-def load_codes(path: Path) -> tuple[torch.LongTensor, list[str] | None]:
-    """Code grids and, when recorded, the names of the files they encode (never unpickles)."""
+def load_codes(path: Path) -> tuple[torch.LongTensor, list[str] | None, str | None]:
+    """Code grids and, when recorded, the names of the files they encode and the model that encoded them (never
+    unpickles)."""
     if path.suffix not in CODES_FORMATS:
         raise CommandError(f"CODES must be a {' or '.join(CODES_FORMATS)} file, got {str(path)!r}.")
     if not path.is_file():
@@ -326,26 +342,25 @@ def load_codes(path: Path) -> tuple[torch.LongTensor, list[str] | None]:
         tensors = load_file(path)
         if CODES_KEY not in tensors:
             raise CommandError(f"{str(path)!r} holds no {CODES_KEY!r} tensor (it has {sorted(tensors)}).")
-        codes, names = tensors[CODES_KEY], _safetensors_names(path)
+        codes = tensors[CODES_KEY]
+        with safe_open(path, framework="pt") as file:
+            metadata = file.metadata() or {}
+        names = json.loads(metadata["file_names"]) if "file_names" in metadata else None
     else:
         codes = torch.from_numpy(np.load(path, allow_pickle=False))
         names_file = _names_file(path)
-        names = json.loads(names_file.read_text())["file_names"] if names_file.is_file() else None
+        metadata = json.loads(names_file.read_text()) if names_file.is_file() else {}
+        names = metadata.get("file_names")
     if codes.is_floating_point() or codes.is_complex() or codes.dtype == torch.bool:
         raise CommandError(f"codes must be integers, got dtype {codes.dtype} in {str(path)!r}.")
-    if names is not None and len(names) != len(codes):
+    if not isinstance(names, list) or len(names) != len(codes):
         names = None  # the names do not describe these grids; number the outputs instead
-    return codes.long(), names
-
-
-def _safetensors_names(path: Path) -> list[str] | None:
-    with safe_open(path, framework="pt") as file:
-        metadata = file.metadata() or {}
-    return json.loads(metadata["file_names"]) if "file_names" in metadata else None
+    return codes.long(), names, metadata.get("model")
 
 
 def _names_file(codes_path: Path) -> Path:
-    return codes_path.with_suffix(".json")
+    """`codes.npy.json`: a name no other file of the user's is likely to have, so writing it loses nothing."""
+    return codes_path.with_name(codes_path.name + ".json")
 
 
 def add_decode_parser(subparsers) -> argparse.ArgumentParser:
@@ -360,7 +375,7 @@ def add_decode_parser(subparsers) -> argparse.ArgumentParser:
     _add_model_args(parser)
     parser.add_argument("codes", metavar="CODES", help="A .safetensors (tensor 'codes') or .npy file.")
     parser.add_argument("--output_dir", default="decoded")
-    parser.add_argument("--batch_size", type=int, default=16)
+    parser.add_argument("--batch_size", type=positive_int, default=16)
     parser.add_argument("--video_format", choices=VIDEO_FORMATS, default="gif")
     parser.set_defaults(run=run_decode, user_errors=USER_ERRORS)
     return parser
@@ -369,7 +384,13 @@ def add_decode_parser(subparsers) -> argparse.ArgumentParser:
 def run_decode(args: argparse.Namespace) -> None:
     """Decode saved code grids to one file each."""
     model = load_vqvae(args.model, args.device)
-    codes, names = load_codes(Path(args.codes))
+    codes, names, encoded_with = load_codes(Path(args.codes))
+    if encoded_with is not None and encoded_with != args.model:
+        print(
+            f"warning: {args.codes} was encoded with {encoded_with!r}; decoding it with {args.model!r} gives "
+            "other signals unless both are the same model.",
+            file=sys.stderr,
+        )
     with torch.no_grad():
         decoded = torch.cat(
             [model.decode(batch.to(model.device)).float().cpu() for batch in codes.split(args.batch_size)]

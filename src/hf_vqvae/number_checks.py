@@ -1,6 +1,7 @@
-"""What counts as an integer or a real number for the models' arguments: code grids, class labels, sample counts,
-sampling temperatures."""
+"""What counts as an integer or a real number for the models' arguments (code grids, class labels, sample counts,
+sampling temperatures) and the command lines' flags."""
 
+import argparse
 from numbers import Integral, Real
 
 import torch
@@ -19,3 +20,19 @@ def is_real(value) -> bool:
 def is_integer_tensor(tensor: torch.Tensor) -> bool:
     """An integer dtype of any width, not bool, floating point or complex."""
     return not (tensor.dtype.is_floating_point or tensor.dtype.is_complex or tensor.dtype == torch.bool)
+
+
+def positive_int(value: str) -> int:
+    """An argparse type: an integer >= 1."""
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {value}")
+    return number
+
+
+def non_negative_int(value: str) -> int:
+    """An argparse type: an integer >= 0."""
+    number = int(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {value}")
+    return number

@@ -14,6 +14,7 @@ from torch.optim.lr_scheduler import LRScheduler
 from transformers import get_scheduler
 
 from .data import load_raw_dataset, resolve_label_names, split_train_validation
+from .number_checks import non_negative_int, positive_int
 
 logger = logging.getLogger(__name__)
 
@@ -74,22 +75,6 @@ LR_SCHEDULERS = (
     "polynomial",
     "inverse_sqrt",
 )
-
-
-def positive_int(value: str) -> int:
-    """An argparse type: an integer >= 1."""
-    number = int(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {value}")
-    return number
-
-
-def non_negative_int(value: str) -> int:
-    """An argparse type: an integer >= 0."""
-    number = int(value)
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {value}")
-    return number
 
 
 def add_training_args(parser: argparse.ArgumentParser) -> None:
