@@ -307,6 +307,49 @@ def test_class_label_as_first_argument(load_saved):
     )
 
 
+def test_a_positional_list_of_labels_is_one_call(load_saved):
+    pipe = load_saved("image", num_classes=3)
+    torch.testing.assert_close(
+        stack(pipe(["dog", "cat"], num_samples=2, seed=0, output_type="pt")),
+        stack(pipe(num_samples=2, class_labels=[1, 0], seed=0, output_type="pt")),
+    )
+
+
+def test_numpy_arguments_work_as_python_ones(load_saved):
+    pipe = load_saved("image", num_classes=3)
+    expected = pipe(num_samples=2, class_labels=[1, 0], seed=3, batch_size=1, output_type="pt")
+    samples = pipe(
+        num_samples=np.int64(2),
+        class_labels=np.array([1, 0]),
+        seed=np.int64(3),
+        batch_size=np.int64(1),
+        output_type="pt",
+    )
+    torch.testing.assert_close(stack(samples), stack(expected))
+
+
+@pytest.mark.parametrize("seed", [1.5, "0", 2**70, True])
+def test_seed_must_be_an_integer(load_saved, seed):
+    with pytest.raises(ValueError, match=r"seed must be an integer in \[-2\*\*63, 2\*\*64\), got"):
+        load_saved("image")(num_samples=2, seed=seed)
+
+
+def test_save_pretrained_writes_a_folder_the_pipeline_loads(load_saved, tmp_path):
+    pipe = load_saved("image", num_classes=3)
+    pipe.save_pretrained(tmp_path / "saved")
+    assert sorted(path.name for path in (tmp_path / "saved").iterdir()) == [
+        "config.json",
+        "model.safetensors",
+        "prior",
+    ]
+    assert "custom_pipelines" not in (tmp_path / "saved" / "config.json").read_text()
+    reloaded = quiet(pipeline("vq-sample", model=str(tmp_path / "saved")))
+    torch.testing.assert_close(
+        stack(reloaded(num_samples=2, class_labels=1, seed=0, output_type="pt")),
+        stack(pipe(num_samples=2, class_labels=1, seed=0, output_type="pt")),
+    )
+
+
 def test_class_names_from_id2label_alone():
     # transformers 5 leaves label2id unset when only id2label is given; the names must still work.
     vqvae = tiny_vqvae("image")
@@ -405,7 +448,7 @@ def test_num_samples_must_be_positive(load_saved, num_samples):
 
 @pytest.mark.parametrize("temperature", [0, -1.0])
 def test_temperature_must_be_positive(load_saved, temperature):
-    with pytest.raises(ValueError, match=rf"temperature must be > 0 .*got {temperature}"):
+    with pytest.raises(ValueError, match=rf"temperature must be a number > 0 .*got {temperature}"):
         load_saved("image")(num_samples=2, temperature=temperature)
 
 

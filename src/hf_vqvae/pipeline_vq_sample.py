@@ -1,15 +1,18 @@
 """The "vq-sample" pipeline: sample code grids from a prior and decode them with the VQ-VAE into images, audio or
 video."""
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 from transformers import AutoModel, Pipeline
 
 from .exporting import OUTPUT_TYPES, postprocess_samples
 from .modeling_prior import check_class_labels, class_labels_as_tensor
 from .modeling_vqvae import VQVAEModel
+from .number_checks import is_int
 
 PRIOR_SUBFOLDER = "prior"
 
@@ -52,16 +55,35 @@ class VQSamplePipeline(Pipeline):
         check_prior_matches_vqvae(self.prior.config, model.config)
         self._progress_bar_config = {}
 
-    def set_progress_bar_config(self, **kwargs) -> None:
-        """Configure the sampling progress bar as in diffusers, e.g. `disable=True`."""
-        self._progress_bar_config = kwargs
+    def set_progress_bar_config(self, disable: bool = False) -> None:
+        """Turn the sampling progress bar off (`disable=True`) or on, as diffusers' pipelines do."""
+        self._progress_bar_config = {"disable": disable}
+
+    def save_pretrained(self, save_directory: str | os.PathLike, **kwargs) -> None:
+        """Write the pipeline folder this pipeline loads from: the VQ-VAE at its root and the prior in `prior/`.
+
+        transformers' `Pipeline.save_pretrained` would instead record the task as remote code in the VQ-VAE's
+        config (so that loading the folder asks for `trust_remote_code`) and leave the prior out; the package
+        registers the task itself, so nothing of it needs saving. `push_to_hub` saves through this method too.
+        """
+        self.model.save_pretrained(save_directory, **kwargs)
+        self.prior.save_pretrained(Path(save_directory) / PRIOR_SUBFOLDER, **kwargs)
 
     def __call__(self, inputs=None, *, batch_size: int | None = None, **kwargs):
         # `inputs` may be omitted for unconditional sampling; `batch_size` is the sampling batch, not transformers'
         # DataLoader batching (which needs a tokenizer or feature extractor).
         if batch_size is not None and not is_positive_int(batch_size):
             raise ValueError(f"batch_size must be None or an integer >= 1, got {batch_size!r}.")
-        return super().__call__(inputs, sampling_batch_size=batch_size, **kwargs)
+        if inputs is not None:
+            # Given positionally, the labels are the conditioning of one call; transformers would treat a list
+            # as a batch of calls.
+            if kwargs.get("class_labels") is not None:
+                raise ValueError(
+                    "Pass class labels either as the first argument or as `class_labels`, not both."
+                )
+            kwargs["class_labels"] = inputs
+        batch_size = int(batch_size) if batch_size is not None else None
+        return super().__call__(None, sampling_batch_size=batch_size, **kwargs)
 
     def _sanitize_parameters(
         self,
@@ -84,6 +106,8 @@ class VQSamplePipeline(Pipeline):
             raise ValueError("Pass either `seed` or `generator`, not both.")
         if generator is not None and not isinstance(generator, torch.Generator):
             raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}.")
+        if seed is not None and not (is_int(seed) and -(2**63) <= seed < 2**64):
+            raise ValueError(f"seed must be an integer in [-2**63, 2**64), got {seed!r}.")
         forward = {
             k: v
             for k, v in {
@@ -102,22 +126,22 @@ class VQSamplePipeline(Pipeline):
         return preprocess, forward, postprocess
 
     def preprocess(self, inputs=None, num_samples: int = 4, class_labels=None) -> dict:
-        """1. Check inputs and prepare the conditioning: one class label per sample, or None."""
-        if inputs is not None and class_labels is not None:
-            raise ValueError("Pass class labels either as the first argument or as `class_labels`, not both.")
-        class_labels = inputs if inputs is not None else class_labels
+        """1. Check inputs and prepare the conditioning: one class label per sample, or None. (`inputs` is always
+        None: `__call__` passes positional labels on as `class_labels`.)"""
         if not is_positive_int(num_samples):
             raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}.")
         class_labels = self._label_tensor(class_labels, num_samples)
         # All labels are checked here, before any batch is sampled (generate() sees one batch at a time).
         check_class_labels(class_labels, num_samples, self.prior.config.num_classes)
-        return {"num_samples": num_samples, "class_labels": class_labels}
+        return {"num_samples": int(num_samples), "class_labels": class_labels}
 
     def _label_tensor(self, class_labels, num_samples: int) -> torch.LongTensor | None:
         """Class names become ids; one int or name applies to every sample. Checking is left to
         `check_class_labels`, so an unconditional prior reports that it takes no labels at all."""
         if class_labels is None or self.prior.config.num_classes == 0:
             return class_labels
+        if isinstance(class_labels, np.ndarray):
+            class_labels = class_labels.tolist()
         if isinstance(class_labels, str):
             class_labels = [class_labels] * num_samples
         if isinstance(class_labels, Sequence):
@@ -153,7 +177,7 @@ class VQSamplePipeline(Pipeline):
         batch_size = batch_size or num_samples
         if generator is None and seed is not None:
             # A fresh generator per call, so a seed given to pipeline() reproduces every call.
-            generator = torch.Generator(device=self.device).manual_seed(seed)
+            generator = torch.Generator(device=self.device).manual_seed(int(seed))
         decoded = []
         for start in range(0, num_samples, batch_size):
             count = min(batch_size, num_samples - start)
@@ -176,7 +200,7 @@ class VQSamplePipeline(Pipeline):
 
 
 def is_positive_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+    return is_int(value) and value >= 1
 
 
 def load_prior(vqvae: VQVAEModel) -> torch.nn.Module:
