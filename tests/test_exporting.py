@@ -9,6 +9,7 @@ import soundfile
 import torch
 from conftest import tiny_config
 
+from hf_vqvae.data import VideoPreprocessor
 from hf_vqvae.exporting import (
     export_to_mp4,
     postprocess_samples,
@@ -165,6 +166,19 @@ def test_gif_has_every_frame_at_the_requested_rate(tmp_path):
     with PIL.Image.open(paths[1]) as gif:
         assert (gif.n_frames, gif.size, gif.info["duration"]) == (5, (16, 16), 100)
         assert gif.convert("RGB").getpixel((0, 0)) == videos[1][0].getpixel((0, 0))
+
+
+def test_an_8_fps_gif_plays_at_8_fps_and_reads_back_whole(tmp_path):
+    # GIF durations are centiseconds: 125 ms frames alternate 120 and 130 ms.
+    (path,) = save_videos([solid_frames(16)], tmp_path, fps=8)
+    durations = []
+    with PIL.Image.open(path) as gif:
+        for index in range(gif.n_frames):
+            gif.seek(index)
+            durations.append(gif.info["duration"])
+    assert sum(durations) == 16 * 125 and set(durations) == {120, 130}
+    clip = VideoPreprocessor(num_frames=16, size=(16, 16), fps=8)({"bytes": path.read_bytes(), "path": None})
+    assert clip.shape == (16, 3, 16, 16)
 
 
 def test_mp4_decodes_with_pyav_to_every_frame(tmp_path):

@@ -22,14 +22,20 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from diffusers.utils import export_to_gif
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from transformers import AutoConfig, pipeline
 
 from . import demo
 from .configuration_vqvae import VQVAEConfig
-from .exporting import export_to_mp4, postprocess_samples, save_audio, save_image_grid, save_videos
+from .exporting import (
+    export_to_gif,
+    export_to_mp4,
+    postprocess_samples,
+    save_audio,
+    save_image_grid,
+    save_videos,
+)
 from .modeling_vqvae import VQVAEModel
 from .number_checks import positive_int
 
@@ -426,7 +432,7 @@ def write_decoded(output, config: VQVAEConfig, stem: Path, video_format: str) ->
         return path
     path = stem.with_suffix(f".{video_format}")
     if video_format == "gif":
-        return Path(export_to_gif(output, str(path), fps=config.fps))
+        return export_to_gif(output, path, config.fps)
     return export_to_mp4(output, path, config.fps)
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import PIL.Image
 import torch
 from diffusers.image_processor import VaeImageProcessor
-from diffusers.utils import export_to_gif, make_image_grid
+from diffusers.utils import make_image_grid
 from diffusers.video_processor import VideoProcessor
 
 from .configuration_vqvae import VQVAEConfig
@@ -91,11 +91,26 @@ def save_videos(
     for index, frames in enumerate(videos):
         path = output_dir / f"{prefix}_{index}.{video_format}"
         if video_format == "gif":
-            export_to_gif(list(frames), str(path), fps=fps)
+            export_to_gif(list(frames), path, fps)
         else:
             export_to_mp4(frames, path, fps)
         paths.append(path)
     return paths
+
+
+def export_to_gif(frames: Sequence[PIL.Image.Image], path: str | Path, fps: int) -> Path:
+    """Write frames as a looping GIF that plays at exactly `fps` on average.
+
+    GIF stores frame durations in centiseconds; diffusers' `export_to_gif` writes `1000 // fps` ms for every frame,
+    which a GIF stores rounded (8 fps becomes 120 ms, 8.33 fps), so the clip plays too fast and reads back at
+    the wrong rate. Here each frame lasts until its exact presentation time, rounded to a centisecond.
+    """
+    ends = [round((index + 1) * 100 / fps) for index in range(len(frames))]
+    durations = [10 * (end - start) for start, end in zip([0, *ends[:-1]], ends, strict=True)]
+    frames[0].save(
+        path, save_all=True, append_images=list(frames[1:]), duration=durations, loop=0, optimize=False
+    )
+    return Path(path)
 
 
 def export_to_mp4(frames: Sequence[PIL.Image.Image], path: str | Path, fps: int) -> Path:

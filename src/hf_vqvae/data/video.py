@@ -107,6 +107,11 @@ def encode_video(frames: np.ndarray, fps: int = 8) -> bytes:
     return buffer.getvalue()
 
 
+# Source rates within this fraction of the clip rate count as equal: containers round rates (GIF stores frame
+# durations in centiseconds, so an 8 fps GIF may read as 8.33 fps), and resampling them would drop a frame.
+FRAME_RATE_TOLERANCE = 0.05
+
+
 def clip_frame_indices(
     num_available: int,
     num_frames: int,
@@ -172,6 +177,8 @@ class VideoPreprocessor:
     def __call__(self, value: Any) -> torch.Tensor:
         frames, source_fps = decode_video(value)
         step = source_fps / self.fps if source_fps and self.fps else 1.0
+        if abs(step - 1) < FRAME_RATE_TOLERANCE:
+            step = 1.0
         indices = clip_frame_indices(len(frames), self.num_frames, step, self.random_clip, self.generator)
         clip = [
             resize_to_cover(decode_image(frames[i], CHANNEL_MODES[self.channels]), self.size) for i in indices
