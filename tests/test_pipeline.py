@@ -350,6 +350,24 @@ def test_save_pretrained_writes_a_folder_the_pipeline_loads(load_saved, tmp_path
     )
 
 
+def test_a_batch_size_given_to_pipeline_is_the_sampling_batch(tmp_path):
+    vqvae = tiny_vqvae("image")
+    folder = save_pipeline_folder(tmp_path, vqvae, tiny_prior(vqvae.config.code_shape))
+    batched = quiet(pipeline("vq-sample", model=str(folder), batch_size=1))
+    default = quiet(pipeline("vq-sample", model=str(folder)))
+    torch.testing.assert_close(
+        stack(batched(num_samples=2, seed=0, output_type="pt")),
+        stack(default(num_samples=2, seed=0, batch_size=1, output_type="pt")),
+    )
+
+
+def test_a_prior_folder_is_not_a_pipeline_folder(load_saved, tmp_path):
+    pipe = load_saved("image")
+    pipe.save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match="got a VQPriorModel.*pass its parent folder"):
+        pipeline("vq-sample", model=str(tmp_path / "prior"))
+
+
 def test_class_names_from_id2label_alone():
     # transformers 5 leaves label2id unset when only id2label is given; the names must still work.
     vqvae = tiny_vqvae("image")

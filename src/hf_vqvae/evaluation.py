@@ -60,7 +60,7 @@ def evaluate_reconstruction(
 
     def reconstructed():
         for batch in tqdm(batches, desc="validation", disable=not show_progress_bar, leave=False):
-            inputs = batch[model.main_input_name]
+            inputs = batch[model.main_input_name].to(model.device)
             outputs = model(inputs)
             reconstruction = outputs.reconstruction.float().clamp(-1, 1)
             yield tuple(_gather(accelerator, t) for t in (inputs, reconstruction, outputs.codes))
@@ -108,8 +108,7 @@ def evaluate_split(
     loader = DataLoader(
         prepare_dataset(raw, preprocessor, column), batch_size=batch_size, collate_fn=collate_examples
     )
-    batches = ({name: tensor.to(model.device) for name, tensor in batch.items()} for batch in loader)
-    return evaluate_reconstruction(model, batches, show_progress_bar=show_progress_bar)
+    return evaluate_reconstruction(model, loader, show_progress_bar=show_progress_bar)
 
 
 def compare_with_code_entropy(
@@ -119,9 +118,11 @@ def compare_with_code_entropy(
     prior predicts each code from its context better than the codes' frequencies alone do."""
     usage = metrics.CodebookUsage(codebook_size)
     usage.update(codes)
+    # Codes that all take one value have no entropy to compare with (a collapsed codebook).
+    entropy = usage.entropy_bits if usage.entropy_bits > 1e-9 else float("nan")
     return {
         "code_entropy_bits": usage.entropy_bits,
-        "prior_bits_per_code_over_code_entropy": prior_bits_per_code / usage.entropy_bits,
+        "prior_bits_per_code_over_code_entropy": prior_bits_per_code / entropy,
     }
 
 
@@ -169,6 +170,8 @@ def evaluate_prior(
             nats = _gather(accelerator, nats.view(len(codes), -1).sum(dim=1))
             total_nats += nats.sum().item()
             total_codes += nats.shape[0] * codes[0].numel()
+    if total_codes == 0:
+        raise ValueError("The validation set is empty: there are no code grids to score the prior on.")
     nats_per_code = total_nats / total_codes
     codes_per_example = int(torch.tensor(prior.config.code_shape).prod())
     return {

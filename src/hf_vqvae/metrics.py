@@ -112,8 +112,9 @@ def psnr_uint8(reconstruction: torch.Tensor, target: torch.Tensor) -> torch.Tens
 
 def ssim(reconstruction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """
-    Structural similarity (torchmetrics; 11x11 Gaussian window, sigma 1.5, data range 2 for [-1, 1] inputs)
-    per image or video frame, then averaged over all images or frames.
+    Structural similarity (torchmetrics; 11x11 Gaussian window, sigma 1.5) per image or video frame, then averaged
+    over all images or frames; on the images quantised to 8 bits and scaled to [0, 1], as the standard
+    definition and other tools compute it (SSIM is not shift-invariant: on [-1, 1] values it reads lower).
 
     Args:
         reconstruction (`torch.Tensor` of shape `(B, C, H, W)` or `(B, T, C, H, W)`): model output in [-1, 1].
@@ -129,8 +130,10 @@ def ssim(reconstruction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     if target.ndim not in (4, 5):
         raise ValueError(f"ssim expects (B, C, H, W) or (B, T, C, H, W) inputs, got {tuple(target.shape)}.")
     # (B, T, C, H, W) -> (B * T, C, H, W): SSIM is an image metric, so every frame counts as one image.
-    frames, target_frames = reconstruction.flatten(0, -4).float(), target.flatten(0, -4).float()
-    return structural_similarity_index_measure(frames, target_frames, data_range=2.0)
+    frames, target_frames = (
+        quantize_to_uint8(x.flatten(0, -4)).float() / 255 for x in (reconstruction, target)
+    )
+    return structural_similarity_index_measure(frames, target_frames, data_range=1.0)
 
 
 def snr_db(reconstruction: torch.Tensor, target: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:

@@ -37,7 +37,11 @@ METRIC_DESCRIPTIONS: dict[str, tuple[str, str]] = {
         "Original and reconstruction quantised to [0, 255] as stored images, PSNR with peak 255 per example, "
         "then averaged (exact examples count as 100 dB).",
     ),
-    "ssim": ("SSIM", "torchmetrics SSIM (11x11 Gaussian window, σ 1.5) per image or frame, then averaged."),
+    "ssim": (
+        "SSIM",
+        "torchmetrics SSIM (11x11 Gaussian window, σ 1.5) on 8-bit images scaled to [0, 1], per image or frame, "
+        "then averaged.",
+    ),
     "snr_db": ("SNR (dB)", "10 log10(‖x‖² / ‖x − x̂‖²) per clip, then averaged."),
     "log_mel_distance": (
         "Log-mel L1",

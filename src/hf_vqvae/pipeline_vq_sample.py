@@ -50,6 +50,11 @@ class VQSamplePipeline(Pipeline):
     _load_video_processor = False
 
     def __init__(self, model: VQVAEModel, prior: torch.nn.Module | None = None, **kwargs):
+        if not isinstance(model, VQVAEModel):
+            raise ValueError(
+                f"vq-sample takes the folder with the VQ-VAE at its root and the prior in `prior/`; got a "
+                f"{type(model).__name__} (for a prior's own folder, pass its parent folder)."
+            )
         super().__init__(model=model, **kwargs)
         self.prior = (prior if prior is not None else load_prior(model)).to(self.device).eval()
         check_prior_matches_vqvae(self.prior.config, model.config)
@@ -72,6 +77,7 @@ class VQSamplePipeline(Pipeline):
     def __call__(self, inputs=None, *, batch_size: int | None = None, **kwargs):
         # `inputs` may be omitted for unconditional sampling; `batch_size` is the sampling batch, not transformers'
         # DataLoader batching (which needs a tokenizer or feature extractor).
+        batch_size = batch_size if batch_size is not None else self._batch_size  # as given to pipeline()
         if batch_size is not None and not is_positive_int(batch_size):
             raise ValueError(f"batch_size must be None or an integer >= 1, got {batch_size!r}.")
         if inputs is not None:
