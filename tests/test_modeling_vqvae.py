@@ -256,6 +256,14 @@ def test_a_model_loaded_in_bf16_takes_float32_inputs(tmp_path):
     assert model.decode_latents(model.quantizer.lookup(output.codes)).dtype == torch.bfloat16
 
 
+def test_pickled_weights_are_never_loaded(tmp_path):
+    model = VQVAEModel(tiny_config("image"))
+    model.config.save_pretrained(tmp_path)
+    torch.save(model.state_dict(), tmp_path / "pytorch_model.bin")
+    with pytest.raises(OSError, match="no file named model.safetensors"):
+        VQVAEModel.from_pretrained(tmp_path)
+
+
 def test_checkpoint_not_matching_its_config_fails_loudly(tmp_path):
     VQVAEModel(tiny_config("image")).save_pretrained(tmp_path)
     config = json.loads((tmp_path / "config.json").read_text())

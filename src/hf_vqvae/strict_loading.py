@@ -1,4 +1,5 @@
-"""Checkpoints whose weights do not match their config fail loudly instead of being silently re-initialised."""
+"""Checkpoints whose weights do not match their config fail loudly instead of being silently re-initialised, and
+weights load from safetensors only."""
 
 from transformers import PreTrainedModel
 
@@ -19,12 +20,16 @@ class StrictLoadingMixin:
     truncated or edited `model.safetensors` would load as a partly random model. Passing
     `ignore_mismatched_sizes=True` keeps transformers' lenient behaviour for users who mean it.
 
+    Weights load from safetensors only (`use_safetensors=True` unless the caller says otherwise): a folder with
+    only a pickled `pytorch_model.bin` is refused rather than unpickled.
+
     The loaded model remembers the hub arguments it was loaded with (`model.hub_loading_kwargs`: revision, cache
     folder, ...), so that a pipeline can load the matching prior from the same snapshot.
     """
 
     @classmethod
     def from_pretrained(cls, *args, **kwargs) -> PreTrainedModel:
+        kwargs.setdefault("use_safetensors", True)
         hub_loading_kwargs = {key: kwargs[key] for key in HUB_LOADING_KWARGS if kwargs.get(key) is not None}
         if kwargs.get("ignore_mismatched_sizes"):
             model = super().from_pretrained(*args, **kwargs)
