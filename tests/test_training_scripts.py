@@ -9,6 +9,7 @@ bad-input runs call the scripts' `main(argv)` in-process, as they fail before an
 """
 
 import argparse
+import itertools
 import json
 import logging
 import os
@@ -41,6 +42,7 @@ from hf_vqvae.checkpointing import (
     list_checkpoints,
     prune_checkpoints,
     resolve_resume_checkpoint,
+    resumable_batches,
     state_dict_fingerprint,
 )
 from hf_vqvae.data import decode_video, load_raw_dataset
@@ -519,6 +521,40 @@ def test_prior_checkpoints_leave_the_vqvae_checkpoints_in_the_same_folder_alone(
         "checkpoint-9000",
         "prior-checkpoint-600",
     ]
+
+
+class FakeStream:
+    """A streaming loader (no length) of 5 batches per epoch, each `(epoch, index)` with a draw of torch's RNG, as
+    random preprocessing would make."""
+
+    def __init__(self):
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        for index in range(5):
+            yield {"position": (self.epoch, index), "draw": torch.rand(()).item()}
+
+
+@pytest.mark.parametrize("global_step", [0, 2, 3, 4, 7])
+def test_a_streaming_run_resumes_where_the_uninterrupted_run_was_past_its_first_pass(global_step):
+    # 2 batches per step, 5 per epoch: each epoch is 3 steps, the last of them on one batch.
+    torch.manual_seed(0)
+    uninterrupted = list(itertools.islice(resumable_batches(FakeStream(), None, 0, 2), 40))
+    steps_done = [0]
+    for (epoch, _, batch), (next_epoch, _, _) in itertools.pairwise(uninterrupted):
+        in_epoch = batch["position"][1] + 1
+        steps_done.append(steps_done[-1] + (in_epoch % 2 == 0 or next_epoch != epoch))
+    start = steps_done.index(global_step)
+    torch.manual_seed(1)
+    resumed = list(itertools.islice(resumable_batches(FakeStream(), None, global_step, 2), 3))
+    assert [(e, n, b["position"]) for e, n, b in resumed] == [
+        (e, n, b["position"]) for e, n, b in uninterrupted[start : start + 3]
+    ]
+    torch.manual_seed(1)
+    assert resumed[0][2]["draw"] == torch.rand(()).item()  # the skipped batches' draws were put back
 
 
 def test_state_dict_fingerprint_tracks_every_tensor():

@@ -136,6 +136,37 @@ def prune_checkpoints(
         shutil.rmtree(old)
 
 
+def _resumed_stream(
+    train_loader, global_step: int, gradient_accumulation_steps: int
+) -> Iterator[tuple[int, int, dict]]:
+    """`resumable_batches` of a streaming loader, which has no length: the batches an uninterrupted run drew
+    before `global_step` are drawn again and dropped, epoch after epoch, counting optimisation steps as Accelerate
+    does (one every `gradient_accumulation_steps` batches, and one at an epoch's end). Drawing them runs their
+    random preprocessing again, so torch's RNG is put back as the checkpoint restored it once they are skipped."""
+    rng_state = torch.get_rng_state()
+    epoch, batch_number, steps = 0, 0, 0
+    while True:
+        train_loader.set_epoch(epoch)
+        in_epoch = 0
+        for batch in train_loader:
+            if steps < global_step:
+                in_epoch += 1
+                batch_number += 1
+                steps += in_epoch % gradient_accumulation_steps == 0
+                if steps == global_step:
+                    torch.set_rng_state(rng_state)
+                continue
+            yield epoch, batch_number, batch
+            batch_number += 1
+        if steps < global_step and in_epoch == 0:
+            raise ValueError(f"Cannot resume at step {global_step}: the streaming dataset yields no batches.")
+        if steps < global_step and in_epoch % gradient_accumulation_steps:
+            steps += 1  # the step Accelerate takes on the epoch's last, incomplete accumulation
+            if steps == global_step:
+                torch.set_rng_state(rng_state)
+        epoch += 1
+
+
 def state_dict_fingerprint(module: torch.nn.Module) -> str:
     """A short hex key of `module`'s weights and buffers: sha256 over the sorted names and the tensors' bytes.
 
@@ -198,16 +229,15 @@ def resumable_batches(
     The seedable sampler makes each epoch's order a function of (seed, epoch); a resumed run sets the epoch and
     skips the batches already consumed in it (Accelerate's `save_state` does not store the data position).
     Accelerate also steps on an epoch's last batch, so an epoch is ceil(batches / accumulation steps) steps.
-    A streaming dataset has no length: its run is assumed to be within its first pass, skipped from its start.
     """
     try:
         batches_per_epoch = len(train_loader)
     except TypeError:
-        epoch, skip, batches_per_epoch = 0, global_step * gradient_accumulation_steps, None
-    else:
-        epoch, step_in_epoch = divmod(global_step, math.ceil(batches_per_epoch / gradient_accumulation_steps))
-        skip = step_in_epoch * gradient_accumulation_steps
-    batch_number = epoch * (batches_per_epoch or 0) + skip
+        yield from _resumed_stream(train_loader, global_step, gradient_accumulation_steps)
+        return
+    epoch, step_in_epoch = divmod(global_step, math.ceil(batches_per_epoch / gradient_accumulation_steps))
+    skip = step_in_epoch * gradient_accumulation_steps
+    batch_number = epoch * batches_per_epoch + skip
     while True:
         train_loader.set_epoch(epoch)
         loader = accelerator.skip_first_batches(train_loader, skip) if skip else train_loader
