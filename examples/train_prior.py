@@ -16,7 +16,6 @@ import json
 import logging
 import math
 import re
-import sys
 import time
 from collections.abc import Iterable, Iterator
 from copy import deepcopy
@@ -65,6 +64,7 @@ from hf_vqvae.training_args import (
     build_lr_scheduler,
     check_full_batch,
     data_column,
+    launch_command,
     load_raw_splits,
 )
 from hf_vqvae.training_history import TrainingHistory
@@ -724,13 +724,13 @@ def finish(
         config=vqvae.config,
         prior_config=unwrapped.config,
         metrics=metrics,
-        training_command="python " + " ".join(sys.argv),
+        training_command=launch_command(accelerator),
         datasets=[args.dataset_name] if args.dataset_name else [],
         sample_files=[str(Path(p).relative_to(output_dir)) for p in samples],
         training_time=f"prior: {training_seconds / 60:.1f} minutes on {accelerator.num_processes} process(es)",
     )
     if args.push_to_hub:
-        push_output_dir(output_dir, args.hub_model_id or output_dir.name, args.hub_token)
+        push_output_dir(output_dir, args.hub_model_id or output_dir.name, args.hub_token, args.logging_dir)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ The output folder is hub-ready (config.json, model.safetensors, README.md model 
 
 import argparse
 import logging
-import sys
 import time
 from pathlib import Path
 
@@ -52,6 +51,7 @@ from hf_vqvae.training_args import (
     build_lr_scheduler,
     check_full_batch,
     data_column,
+    launch_command,
     load_raw_splits,
 )
 from hf_vqvae.training_history import TrainingHistory
@@ -300,13 +300,13 @@ def finish(args, accelerator, model, eval_loader, history, training_seconds: flo
         model_id=args.hub_model_id or output_dir.name,
         config=unwrapped.config,
         metrics=card_metrics,
-        training_command="python " + " ".join(sys.argv),
+        training_command=launch_command(accelerator),
         datasets=[args.dataset_name] if args.dataset_name else [],
         sample_files=[str(Path(p).relative_to(output_dir)) for p in sample_files],
         training_time=f"{training_seconds / 60:.1f} minutes on {accelerator.num_processes} process(es)",
     )
     if args.push_to_hub:
-        push_output_dir(output_dir, args.hub_model_id or output_dir.name, args.hub_token)
+        push_output_dir(output_dir, args.hub_model_id or output_dir.name, args.hub_token, args.logging_dir)
 
 
 if __name__ == "__main__":

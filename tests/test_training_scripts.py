@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
+from types import SimpleNamespace
 
 import datasets
 import numpy as np
@@ -48,6 +49,7 @@ from hf_vqvae.checkpointing import (
 from hf_vqvae.data import decode_video, load_raw_dataset
 from hf_vqvae.modeling_prior import VQPriorModel
 from hf_vqvae.pipeline_vq_sample import VQSamplePipeline
+from hf_vqvae.training_args import launch_command
 
 TRAIN_VQVAE, TRAIN_PRIOR = EXAMPLES / "train_vqvae.py", EXAMPLES / "train_prior.py"
 CIFAR10 = SHARED_DATA / "cifar10" / "train.parquet"
@@ -1190,3 +1192,14 @@ def test_moving_fmnist_validates_on_unseen_sprites_from_its_own_files(tmp_path):
     load_script(TRAIN_VQVAE).main(argv)
     history = read_history(tmp_path / "model" / "training_history.jsonl")
     assert [row["eval_num_eval_examples"] for row in history if "eval_num_eval_examples" in row] == [5]
+
+
+def test_the_card_shows_the_launch_command(monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["examples/train_vqvae.py", "--output_dir", "my runs/a"])
+    assert (
+        launch_command(SimpleNamespace(num_processes=1))
+        == "python examples/train_vqvae.py --output_dir 'my runs/a'"
+    )
+    assert launch_command(SimpleNamespace(num_processes=2)) == (
+        "accelerate launch --num_processes 2 examples/train_vqvae.py --output_dir 'my runs/a'"
+    )

@@ -9,19 +9,22 @@ HUB_IGNORE_PATTERNS = [
     "checkpoint-*",
     "prior-checkpoint-*",
     "*.partial/*",
-    "logs/*",
     "training_history.jsonl",
+    "prior_training_history.jsonl",
 ]
 
 
-def push_output_dir(output_dir: str | Path, repo_id: str, token: str | None = None) -> str:
-    """Create `repo_id` if needed and upload `output_dir` without its checkpoints; returns the commit URL."""
+def push_output_dir(
+    output_dir: str | Path, repo_id: str, token: str | None = None, logging_dir: str = "logs"
+) -> str:
+    """Create `repo_id` if needed and upload `output_dir` without its checkpoints, training histories and tracker
+    logs (`logging_dir`, relative to `output_dir`); returns the commit URL."""
     api = HfApi(token=token)
     api.create_repo(repo_id, exist_ok=True)
     commit = api.upload_folder(
         repo_id=repo_id,
         folder_path=output_dir,
-        ignore_patterns=HUB_IGNORE_PATTERNS,
+        ignore_patterns=[*HUB_IGNORE_PATTERNS, f"{Path(logging_dir).as_posix().rstrip('/')}/*"],
         commit_message="Upload model trained with hf_vqvae",
     )
     return commit.commit_url

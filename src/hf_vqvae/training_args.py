@@ -4,6 +4,8 @@ import argparse
 import importlib.util
 import logging
 import math
+import shlex
+import sys
 from pathlib import Path
 
 import torch
@@ -219,6 +221,17 @@ def build_lr_scheduler(
         num_training_steps=max_train_steps * accelerator.num_processes,
     )
     return accelerator.prepare(scheduler), max_train_steps
+
+
+def launch_command(accelerator: Accelerator) -> str:
+    """The command line that ran this script, as a model card shows it: with `accelerate launch` and the number of
+    processes when there were several (the effective batch size depends on it), shell-quoted."""
+    launcher = (
+        ["accelerate", "launch", "--num_processes", str(accelerator.num_processes)]
+        if accelerator.num_processes > 1
+        else ["python"]
+    )
+    return shlex.join([*launcher, *sys.argv])
 
 
 def check_full_batch(num_examples: int, args: argparse.Namespace) -> None:
