@@ -50,6 +50,7 @@ from hf_vqvae.data import (
     split_into_windows,
     split_train_validation,
 )
+from hf_vqvae.data.audio import _read_with_pyav
 from hf_vqvae.data.video import encode_video
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -607,3 +608,32 @@ def test_validation_split_is_evenly_spread_and_identical_when_streaming():
         split_train_validation(raw.select(range(10)), 5)
     with pytest.raises(ValueError, match=r"\[0, 100\)"):
         split_train_validation(raw, 100)
+
+
+def test_16_bit_images_are_scaled_to_8_bits_and_32_bit_ones_refused():
+    ramp = PIL.Image.fromarray(np.linspace(0, 65535, 16, dtype=np.uint16)[None].repeat(16, 0))
+    assert ramp.mode.startswith("I;16")
+    row = ImagePreprocessor(size=(16, 16), channels=1)(ramp)[0, 0]
+    torch.testing.assert_close(row, torch.linspace(-1, 1, 16), atol=0.01, rtol=0)
+    with pytest.raises(BadExampleError, match="mode 'F'.*no known value range"):
+        ImagePreprocessor(size=(16, 16))(PIL.Image.new("F", (16, 16), 0.5))
+
+
+def test_exif_orientation_turns_the_image_upright():
+    # Stored 32 wide and 16 high, white on the left, with EXIF orientation 6: shown rotated a quarter turn
+    # clockwise, 16 wide and 32 high, white on top.
+    stored = PIL.Image.new("L", (32, 16), 0)
+    stored.paste(255, (0, 0, 16, 16))
+    exif = PIL.Image.Exif()
+    exif[0x0112] = 6
+    buffer = io.BytesIO()
+    stored.save(buffer, format="PNG", exif=exif)
+    pixels = ImagePreprocessor(size=(32, 16), channels=1)({"bytes": buffer.getvalue(), "path": None})
+    assert pixels[0, :16].mean() > 0.9 and pixels[0, 16:].mean() < -0.9
+
+
+def test_audio_with_8_channels_decodes_through_pyav(tmp_path):
+    # PyAV 18 crashed the process converting planar audio of 8 or more channels.
+    soundfile.write(tmp_path / "octo.wav", np.zeros((800, 8), dtype=np.float32), 8000, subtype="FLOAT")
+    samples, sampling_rate = _read_with_pyav(tmp_path / "octo.wav")
+    assert samples.shape == (8, 800) and sampling_rate == 8000

@@ -78,6 +78,20 @@ def test_ssim_is_one_for_identical_images_and_decreases_with_noise():
     assert 1.0 > scores[0] > scores[1] > scores[2]
 
 
+def test_ssim_is_the_standard_one_on_8_bit_images_scaled_to_0_1():
+    from torchmetrics.functional.image import structural_similarity_index_measure
+
+    generator = torch.Generator().manual_seed(0)
+    images = torch.rand(4, 3, 32, 32, generator=generator) * 2 - 1
+    noisy = (images + 0.3 * torch.randn(4, 3, 32, 32, generator=generator)).clamp(-1, 1)
+    standard = structural_similarity_index_measure(
+        quantize_to_uint8(noisy).float() / 255, quantize_to_uint8(images).float() / 255, data_range=1.0
+    )
+    torch.testing.assert_close(ssim(noisy, images), standard)
+    on_signed_values = structural_similarity_index_measure(noisy, images, data_range=2.0)
+    assert abs(ssim(noisy, images) - on_signed_values) > 0.01
+
+
 def test_ssim_of_videos_is_the_mean_over_frames():
     videos = torch.rand(2, 4, 3, 32, 32) * 2 - 1
     noisy = videos + 0.1 * torch.randn_like(videos)

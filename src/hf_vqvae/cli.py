@@ -354,9 +354,9 @@ def load_codes(path: Path) -> tuple[torch.LongTensor, list[str] | None, str | No
         names = json.loads(metadata["file_names"]) if "file_names" in metadata else None
     else:
         codes = torch.from_numpy(np.load(path, allow_pickle=False))
-        names_file = _names_file(path)
-        metadata = json.loads(names_file.read_text()) if names_file.is_file() else {}
-        names = metadata.get("file_names")
+        names_file = next((f for f in (_names_file(path), path.with_suffix(".json")) if f.is_file()), None)
+        metadata = json.loads(names_file.read_text()) if names_file is not None else {}
+        names = metadata.get("file_names") if isinstance(metadata, dict) else None
     if codes.is_floating_point() or codes.is_complex() or codes.dtype == torch.bool:
         raise CommandError(f"codes must be integers, got dtype {codes.dtype} in {str(path)!r}.")
     if not isinstance(names, list) or len(names) != len(codes):
@@ -365,7 +365,8 @@ def load_codes(path: Path) -> tuple[torch.LongTensor, list[str] | None, str | No
 
 
 def _names_file(codes_path: Path) -> Path:
-    """`codes.npy.json`: a name no other file of the user's is likely to have, so writing it loses nothing."""
+    """`codes.npy.json`: a name no other file of the user's is likely to have, so writing it loses nothing.
+    (Files written before 2026-12-04 named it `codes.json`; `load_codes` still reads those.)"""
     return codes_path.with_name(codes_path.name + ".json")
 
 
@@ -391,7 +392,7 @@ def run_decode(args: argparse.Namespace) -> None:
     """Decode saved code grids to one file each."""
     model = load_vqvae(args.model, args.device)
     codes, names, encoded_with = load_codes(Path(args.codes))
-    if encoded_with is not None and encoded_with != args.model:
+    if encoded_with is not None and not same_model(encoded_with, args.model):
         print(
             f"warning: {args.codes} was encoded with {encoded_with!r}; decoding it with {args.model!r} gives "
             "other signals unless both are the same model.",
@@ -407,6 +408,13 @@ def run_decode(args: argparse.Namespace) -> None:
         for output, stem in zip(postprocess_samples(decoded, model.config), stems, strict=True)
     ]
     print(f"Decoded {len(paths)} code grid(s) to {args.output_dir}.")
+
+
+def same_model(first: str, second: str) -> bool:
+    """Whether two MODEL arguments name the same model: the same folder however it is spelt, or the same repo id."""
+    if Path(first).is_dir() and Path(second).is_dir():
+        return Path(first).resolve() == Path(second).resolve()
+    return first == second
 
 
 def output_stems(names: list[str] | None, count: int) -> list[str]:

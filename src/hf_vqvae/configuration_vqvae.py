@@ -32,7 +32,7 @@ QUANTIZER_DEFAULTS = {
 
 
 # Integer fields and their smallest valid values.
-POSITIVE_INT_FIELDS = {
+INT_FIELD_MINIMUMS = {
     "in_channels": 1,
     "hidden_channels": 1,
     "residual_channels": 1,
@@ -180,7 +180,7 @@ class VQVAEConfig(PreTrainedConfig):
         return values
 
     def _check_fields(self) -> None:
-        for name, minimum in POSITIVE_INT_FIELDS.items():
+        for name, minimum in INT_FIELD_MINIMUMS.items():
             value = getattr(self, name)
             if not is_int(value) or value < minimum:
                 raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")

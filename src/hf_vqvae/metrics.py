@@ -114,7 +114,8 @@ def ssim(reconstruction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """
     Structural similarity (torchmetrics; 11x11 Gaussian window, sigma 1.5) per image or video frame, then averaged
     over all images or frames; on the images quantised to 8 bits and scaled to [0, 1], as the standard
-    definition and other tools compute it (SSIM is not shift-invariant: on [-1, 1] values it reads lower).
+    definition and other tools compute it (SSIM is not shift-invariant: on [-1, 1] values it differs, lower on
+    CIFAR-10 and higher on dark-background video).
 
     Args:
         reconstruction (`torch.Tensor` of shape `(B, C, H, W)` or `(B, T, C, H, W)`): model output in [-1, 1].

@@ -10,6 +10,7 @@ import torch
 from transformers import AutoModel, Pipeline
 
 from .exporting import OUTPUT_TYPES, postprocess_samples
+from .hub import push_output_dir
 from .modeling_prior import check_class_labels, class_labels_as_tensor
 from .modeling_vqvae import VQVAEModel
 from .number_checks import is_int
@@ -61,7 +62,7 @@ class VQSamplePipeline(Pipeline):
         self._progress_bar_config = {}
 
     def set_progress_bar_config(self, disable: bool = False) -> None:
-        """Turn the sampling progress bar off (`disable=True`) or on, as diffusers' pipelines do."""
+        """Turn the sampling progress bar off (`disable=True`) or on."""
         self._progress_bar_config = {"disable": disable}
 
     def save_pretrained(self, save_directory: str | os.PathLike, **kwargs) -> None:
@@ -69,10 +70,17 @@ class VQSamplePipeline(Pipeline):
 
         transformers' `Pipeline.save_pretrained` would instead record the task as remote code in the VQ-VAE's
         config (so that loading the folder asks for `trust_remote_code`) and leave the prior out; the package
-        registers the task itself, so nothing of it needs saving. `push_to_hub` saves through this method too.
+        registers the task itself, so nothing of it needs saving. `push_to_hub` saves through this method too;
+        `save_pretrained(..., push_to_hub=True)` uploads the whole folder once (each model pushing its own would
+        put the prior over the VQ-VAE at the repo's root).
         """
+        push_to_hub = kwargs.pop("push_to_hub", False)
+        repo_id = kwargs.pop("repo_id", Path(save_directory).name)
+        token = kwargs.pop("token", None)
         self.model.save_pretrained(save_directory, **kwargs)
         self.prior.save_pretrained(Path(save_directory) / PRIOR_SUBFOLDER, **kwargs)
+        if push_to_hub:
+            push_output_dir(save_directory, repo_id, token)
 
     def __call__(self, inputs=None, *, batch_size: int | None = None, **kwargs):
         # `inputs` may be omitted for unconditional sampling; `batch_size` is the sampling batch, not transformers'

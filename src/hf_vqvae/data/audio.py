@@ -88,9 +88,11 @@ def _read_encoded(source: bytes | str | os.PathLike) -> tuple[np.ndarray, int]:
 def _read_with_pyav(source: io.BytesIO | str | os.PathLike) -> tuple[np.ndarray, int]:
     with av.open(source) as container:
         stream = container.streams.audio[0]  # IndexError when the file has no audio stream
-        resampler = av.AudioResampler(format="fltp")  # planar float32, same layout and rate
+        # Packed (interleaved) float32, same layout and rate, reshaped to (channels, samples): PyAV 18 crashes the
+        # process converting planar audio of 8 or more channels (7.1 AAC) to an array.
+        resampler = av.AudioResampler(format="flt")
         chunks = [
-            resampled.to_ndarray()
+            resampled.to_ndarray().reshape(resampled.samples, -1).T
             for frame in [*container.decode(stream), None]  # None flushes the resampler
             for resampled in resampler.resample(frame)
         ]

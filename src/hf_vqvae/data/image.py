@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import PIL.Image
+import PIL.ImageOps
 import torch
 
 from .cropping import window_start
@@ -37,11 +38,27 @@ def decode_image(value: Any, mode: str | None = None) -> PIL.Image.Image:
     try:
         image = _open_image(value)
         image.load()  # decode now, so a truncated file fails here rather than later in a resize
+        # As `datasets`' own decoder does: a photo's EXIF orientation says which way is up.
+        image = PIL.ImageOps.exif_transpose(image)
+        image = _to_8_bit(image)
         image = image.convert(mode) if mode is not None and image.mode != mode else image
     except (OSError, ValueError, TypeError, PIL.Image.DecompressionBombError) as error:
         raise BadExampleError(f"cannot decode image: {error}") from error
     if image.width == 0 or image.height == 0:
         raise BadExampleError(f"image has zero size {image.size}")
+    return image
+
+
+def _to_8_bit(image: PIL.Image.Image) -> PIL.Image.Image:
+    """16-bit greyscale scaled to 8 bits (PIL's `convert` would clip every value above 255 to white); 32-bit
+    integer and float images are refused, since nothing says what range their values span."""
+    if image.mode.startswith("I;16"):
+        return PIL.Image.fromarray((np.asarray(image, dtype=np.uint16) >> 8).astype(np.uint8))
+    if image.mode in ("I", "F"):
+        raise BadExampleError(
+            f"image mode {image.mode!r} (32-bit integer or float) has no known value range; convert it to 8 or "
+            "16 bits per channel first."
+        )
     return image
 
 
