@@ -1,12 +1,17 @@
 """Whole-set evaluation: whole audio recordings scored over their own samples only."""
 
+import io
+
+import numpy as np
 import pytest
+import soundfile
 import torch
 import torch.nn.functional as F
+from datasets import Dataset, Features, Value
 
 from hf_vqvae import VQVAEConfig, VQVAEModel
 from hf_vqvae.eval_mode import eval_mode
-from hf_vqvae.evaluation import evaluate_recordings
+from hf_vqvae.evaluation import evaluate_recordings, evaluate_split
 from hf_vqvae.metrics import snr_db
 
 
@@ -53,3 +58,16 @@ def test_eval_mode_gives_every_submodule_back_its_own_mode():
         assert not any(module.training for module in model.modules())
         raise RuntimeError("inside")
     assert [module.training for module in model.modules()] == [True, False, True]
+
+
+def test_one_undecodable_recording_is_skipped_not_fatal():
+    def wav(samples: np.ndarray) -> dict:
+        buffer = io.BytesIO()
+        soundfile.write(buffer, samples, 8000, format="WAV")
+        return {"bytes": buffer.getvalue(), "path": None}
+
+    rows = [wav(0.3 * np.sin(np.arange(400) / (3 + i)).astype(np.float32)) for i in range(20)]
+    rows[10] = {"bytes": b"RIFF-corrupt", "path": None}  # 1 of 20: within the default 5% tolerance
+    features = Features({"audio": {"bytes": Value("binary"), "path": Value("string")}})
+    raw = Dataset.from_dict({"audio": rows}, features=features)
+    assert evaluate_split(tiny_audio_model(), raw, "audio")["num_eval_examples"] == 19

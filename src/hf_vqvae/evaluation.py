@@ -102,8 +102,9 @@ def evaluate_split(
     preprocessor = build_preprocessor(model.config, train=False)
     if model.config.modality == "audio":
         whole = prepare_dataset(raw, dataclasses.replace(preprocessor, num_samples=None), column)
-        loader = DataLoader(whole, batch_size=1, collate_fn=collate_examples)
-        recordings = (batch["input_values"][0] for batch in loader)
+        # One recording at a time, without a collate that would fail on a batch whose only example is bad: bad
+        # recordings are skipped and counted (up to `max_bad_fraction`) as in a batched split.
+        recordings = (example["input_values"] for example in whole if example["input_values"] is not None)
         return evaluate_recordings(model, recordings, show_progress_bar=show_progress_bar)
     loader = DataLoader(
         prepare_dataset(raw, preprocessor, column), batch_size=batch_size, collate_fn=collate_examples
