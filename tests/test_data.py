@@ -637,3 +637,13 @@ def test_audio_with_8_channels_decodes_through_pyav(tmp_path):
     soundfile.write(tmp_path / "octo.wav", np.zeros((800, 8), dtype=np.float32), 8000, subtype="FLOAT")
     samples, sampling_rate = _read_with_pyav(tmp_path / "octo.wav")
     assert samples.shape == (8, 800) and sampling_rate == 8000
+
+
+def test_decoded_audio_arrays_take_integer_pcm_and_soundfiles_layout():
+    sine = 0.5 * np.sin(np.arange(800) / 5)
+    as_int16 = {"array": (sine * 32768).astype(np.int16), "sampling_rate": 8000}
+    waveform, _ = decode_audio(as_int16)
+    np.testing.assert_allclose(waveform[0], sine, atol=1e-4)
+    frames_by_channels = {"array": np.stack([sine, -sine], axis=1).astype(np.float32), "sampling_rate": 8000}
+    waveform, _ = decode_audio(frames_by_channels)
+    assert waveform.shape == (2, 800)

@@ -51,11 +51,20 @@ def decode_audio(value: Any) -> tuple[np.ndarray, int]:
 
 
 def _decoded_array(value: dict) -> tuple[np.ndarray, int]:
+    """A decoded `{"array", "sampling_rate"}` as float32 `(C, T)`: integer PCM scaled by its full scale, as soundfile
+    reads it, and an `(T, C)` array (soundfile's layout) transposed when it has more rows than columns."""
     try:
-        waveform, sampling_rate = np.asarray(value["array"], dtype=np.float32), int(value["sampling_rate"])
+        waveform, sampling_rate = np.asarray(value["array"]), int(value["sampling_rate"])
+        if np.issubdtype(waveform.dtype, np.integer):
+            waveform = waveform.astype(np.float32) / -float(np.iinfo(waveform.dtype).min)
+        waveform = waveform.astype(np.float32)
     except (KeyError, TypeError, ValueError) as error:
         raise BadExampleError(f"invalid decoded audio {{'array', 'sampling_rate'}}: {error!r}") from error
-    return (waveform[None] if waveform.ndim == 1 else waveform), sampling_rate
+    if waveform.ndim == 1:
+        return waveform[None], sampling_rate
+    if waveform.ndim == 2 and waveform.shape[0] > waveform.shape[1]:
+        return waveform.T, sampling_rate
+    return waveform, sampling_rate
 
 
 def _encoded_source(value: Any) -> bytes | str | os.PathLike:
