@@ -176,6 +176,7 @@ def test_load_audio_folder_labels_from_subfolders(tmp_path):
         (tmp_path / "train" / label).mkdir(parents=True)
         soundfile.write(tmp_path / "train" / label / "a.wav", sine(440, 8000, 0.25), 8000)
     (tmp_path / "train" / "notes.txt").write_text("not audio")
+    (tmp_path / "train" / "high" / "._a.wav").write_bytes(b"\0\5\x16\7")  # a macOS resource fork: skipped
     raw = load_raw_dataset(train_data_dir=tmp_path, modality="audio")  # reads the train/ sub-folder
     assert resolve_label_names(raw, "label") == ["high", "low"]
     assert [Path(value["path"]).parent.name for value in raw["audio"]] == ["high", "low"]
@@ -493,6 +494,12 @@ def test_read_idx_and_fashion_mnist_layout(tmp_path):
     (tmp_path / "bad.idx").write_bytes(b"\x01\x02\x03\x04")
     with pytest.raises(ValueError, match="not an IDX file"):
         read_idx(tmp_path / "bad.idx")
+    (tmp_path / "cut_header.idx").write_bytes(header[:6])
+    with pytest.raises(ValueError, match="header announces 3 sizes but ends after 6 bytes"):
+        read_idx(tmp_path / "cut_header.idx")
+    (tmp_path / "cut.gz").write_bytes(gzip.compress(header + images.tobytes())[:-8])
+    with pytest.raises(ValueError, match="truncated or corrupt gzip"):
+        read_idx(tmp_path / "cut.gz")
     with pytest.raises(FileNotFoundError, match="dataset-fashion-mnist"):
         read_fashion_mnist(tmp_path, "test")
 

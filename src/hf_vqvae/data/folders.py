@@ -38,7 +38,14 @@ def load_media_folder(data_dir: str | os.PathLike, modality: str, split: str = "
     """
     root = _split_root(Path(data_dir), split)
     extensions = MEDIA_EXTENSIONS[modality]
-    files = sorted(path for path in root.rglob("*") if path.is_file() and path.suffix.lower() in extensions)
+    files = sorted(
+        path
+        for path in root.rglob("*")
+        if path.is_file()
+        and path.suffix.lower() in extensions
+        # Hidden files and folders (macOS `._*` resource forks, `.cache/`) are skipped, as imagefolder does.
+        and not any(part.startswith(".") for part in path.relative_to(root).parts)
+    )
     if not files:
         raise ValueError(f"No {modality} files ({', '.join(extensions)}) found under {root}.")
     column = DEFAULT_DATA_COLUMNS[modality]

@@ -41,10 +41,17 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     with open(path, "rb") as file:
         data = file.read()
     if data[:2] == _GZIP_MAGIC:
-        data = gzip.decompress(data)
+        try:
+            data = gzip.decompress(data)
+        except (EOFError, gzip.BadGzipFile) as error:
+            raise ValueError(f"{path} is a truncated or corrupt gzip file: {error}") from error
     if len(data) < 4 or data[:2] != b"\0\0" or data[2] not in IDX_DTYPES:
         raise ValueError(f"{path} is not an IDX file (magic number {data[:4].hex()}).")
     ndim, header = data[3], 4 + 4 * data[3]
+    if len(data) < header:
+        raise ValueError(
+            f"{path} is truncated: its header announces {ndim} sizes but ends after {len(data)} bytes."
+        )
     shape = struct.unpack(f">{ndim}I", data[4:header])
     dtype = np.dtype(IDX_DTYPES[data[2]])
     if len(data) - header != prod(shape) * dtype.itemsize:
