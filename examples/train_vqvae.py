@@ -43,6 +43,7 @@ from hf_vqvae.evaluation import evaluate_reconstruction
 from hf_vqvae.exporting import save_samples
 from hf_vqvae.hub import push_output_dir
 from hf_vqvae.modelcard import write_model_card
+from hf_vqvae.number_checks import positive_int
 from hf_vqvae.plotting import plot_training_curves
 from hf_vqvae.training_args import (
     add_data_args,
@@ -81,6 +82,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "input keeps its codes and a prior trained on them stays valid.",
     )
     add_data_args(parser)
+    parser.add_argument(
+        "--shuffle_buffer_size",
+        type=positive_int,
+        default=10_000,
+        help="With --streaming: training examples held in the shuffle buffer (datasets' IterableDataset.shuffle); "
+        "a stored dataset is often sorted by class.",
+    )
     add_training_args(parser)
     args = parser.parse_args(argv)
     if args.streaming and not args.max_train_steps:
@@ -126,7 +134,10 @@ def build_dataloaders(args, config: VQVAEConfig, accelerator: Accelerator):
     train = prepare_dataset(
         raw_train, build_preprocessor(config, train=True), column, args.label_column, tracker=tracker
     )
-    if not args.streaming:
+    if args.streaming:
+        # Reshuffled at every epoch by `set_epoch`, from the seed: a resumed run draws the same order.
+        train = train.shuffle(seed=args.seed, buffer_size=args.shuffle_buffer_size)
+    else:
         check_full_batch(len(train) // accelerator.num_processes, args)
     train_loader = DataLoader(
         train,

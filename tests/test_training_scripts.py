@@ -32,6 +32,7 @@ import numpy as np
 import PIL.Image
 import pytest
 import torch
+from accelerate import Accelerator
 from conftest import EXAMPLES, SHARED_DATA, load_script
 from datasets import ClassLabel, Dataset, Features
 from datasets import Image as ImageFeature
@@ -46,6 +47,7 @@ from hf_vqvae.checkpointing import (
     resumable_batches,
     state_dict_fingerprint,
 )
+from hf_vqvae.config_overrides import apply_config_overrides, parse_config_overrides
 from hf_vqvae.data import decode_video, load_raw_dataset
 from hf_vqvae.modeling_prior import VQPriorModel
 from hf_vqvae.pipeline_vq_sample import VQSamplePipeline
@@ -1203,3 +1205,39 @@ def test_the_card_shows_the_launch_command(monkeypatch):
     assert launch_command(SimpleNamespace(num_processes=2)) == (
         "accelerate launch --num_processes 2 examples/train_vqvae.py --output_dir 'my runs/a'"
     )
+
+
+def test_a_streamed_training_set_sorted_by_class_is_shuffled(tmp_path):
+    path = tmp_path / "sorted.parquet"
+    features = Features({"image": ImageFeature(), "label": ClassLabel(names=["a", "b"])})
+    images = [PIL.Image.new("RGB", (16, 16), "red")] * 32 + [PIL.Image.new("RGB", (16, 16), "blue")] * 32
+    Dataset.from_dict({"image": images, "label": [0] * 32 + [1] * 32}, features=features).to_parquet(
+        str(path)
+    )
+    script = load_script(TRAIN_VQVAE)
+    args = script.parse_args(
+        [
+            *TINY_VQVAE,
+            "--data_files",
+            str(path),
+            "--label_column",
+            "label",
+            "--streaming",
+            "--max_train_steps",
+            "1",
+        ]
+        + [
+            "--validation_split_percentage",
+            "0",
+            "--train_batch_size",
+            "16",
+            "--output_dir",
+            str(tmp_path / "out"),
+        ]
+    )
+    config = apply_config_overrides(
+        VQVAEConfig, {"sample_size": 16, **parse_config_overrides(args.config_overrides)}
+    )
+    train_loader, _, _ = script.build_dataloaders(args, config, Accelerator(cpu=True))
+    labels = next(iter(train_loader))["class_labels"]
+    assert 0 < labels.sum() < len(labels)  # both classes in the first batch
