@@ -651,6 +651,10 @@ def test_decoded_audio_arrays_take_integer_pcm_and_soundfiles_layout():
     as_int16 = {"array": (sine * 32768).astype(np.int16), "sampling_rate": 8000}
     waveform, _ = decode_audio(as_int16)
     np.testing.assert_allclose(waveform[0], sine, atol=1e-4)
+    # 8-bit WAV is unsigned: 128 is silence.
+    as_uint8 = {"array": (sine * 128 + 128).astype(np.uint8), "sampling_rate": 8000}
+    waveform, _ = decode_audio(as_uint8)
+    np.testing.assert_allclose(waveform[0], sine, atol=1e-2)
     frames_by_channels = {"array": np.stack([sine, -sine], axis=1).astype(np.float32), "sampling_rate": 8000}
     waveform, _ = decode_audio(frames_by_channels)
     assert waveform.shape == (2, 800)

@@ -56,7 +56,10 @@ def _decoded_array(value: dict) -> tuple[np.ndarray, int]:
     try:
         waveform, sampling_rate = np.asarray(value["array"]), int(value["sampling_rate"])
         if np.issubdtype(waveform.dtype, np.integer):
-            waveform = waveform.astype(np.float32) / -float(np.iinfo(waveform.dtype).min)
+            # Centred on the middle of the range, so unsigned PCM (8-bit WAV: 128 is silence) maps like signed.
+            info = np.iinfo(waveform.dtype)
+            half_range = (float(info.max) - float(info.min) + 1) / 2
+            waveform = (waveform.astype(np.float64) - (float(info.min) + half_range)) / half_range
         waveform = waveform.astype(np.float32)
     except (KeyError, TypeError, ValueError) as error:
         raise BadExampleError(f"invalid decoded audio {{'array', 'sampling_rate'}}: {error!r}") from error
