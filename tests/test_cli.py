@@ -141,10 +141,9 @@ def test_sample_writes_one_file_per_sample(tmp_path, modality, suffix):
 
 
 def test_sampling_labels_turn_command_line_words_into_pipeline_labels():
-    assert sampling_labels(None, num_classes=0, num_samples=3) is None
-    assert sampling_labels(None, num_classes=2, num_samples=5) == [0, 1, 0, 1, 0]
-    assert sampling_labels(["3"], num_classes=4, num_samples=2) == 3
-    assert sampling_labels(["star", "1"], num_classes=4, num_samples=2) == ["star", 1]
+    assert sampling_labels(None) is None
+    assert sampling_labels(["3"]) == 3
+    assert sampling_labels(["star", "1"]) == ["star", 1]
 
 
 def test_sample_reports_an_unknown_class_name(tmp_path, capsys):

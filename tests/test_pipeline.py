@@ -431,9 +431,13 @@ def test_class_labels_on_an_unconditional_prior(load_saved, class_labels):
         load_saved("image")(num_samples=2, class_labels=class_labels)
 
 
-def test_conditional_prior_requires_class_labels(load_saved):
-    with pytest.raises(ValueError, match=r"conditional \(config.num_classes=3\): class_labels are required"):
-        load_saved("image", num_classes=3)(num_samples=2)
+def test_conditional_prior_without_labels_cycles_through_its_classes(load_saved):
+    pipe = load_saved("image", num_classes=3)
+    cycled = pipe(num_samples=5, seed=4, output_type="np")
+    explicit = pipe(num_samples=5, class_labels=[0, 1, 2, 0, 1], seed=4, output_type="np")
+    other = pipe(num_samples=5, class_labels=[1, 1, 1, 1, 1], seed=4, output_type="np")
+    assert all(np.array_equal(a, b) for a, b in zip(cycled, explicit))
+    assert not all(np.array_equal(a, b) for a, b in zip(cycled, other))
 
 
 @pytest.mark.parametrize("class_labels", [3, -1, [0, 1, 2, 3]], ids=str)

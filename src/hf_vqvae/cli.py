@@ -226,10 +226,9 @@ def run_sample(args: argparse.Namespace) -> None:
     """Sample with the `vq-sample` pipeline and write the sample set."""
     vqvae = load_vqvae(args.model, args.device)
     pipe = pipeline("vq-sample", model=vqvae, device=args.device)
-    labels = sampling_labels(args.class_labels, pipe.prior.config.num_classes, args.num_samples)
     outputs = pipe(
         num_samples=args.num_samples,
-        class_labels=labels,
+        class_labels=sampling_labels(args.class_labels),
         temperature=args.temperature,
         top_k=args.top_k,
         top_p=args.top_p,
@@ -240,11 +239,11 @@ def run_sample(args: argparse.Namespace) -> None:
     print(f"Wrote {len(paths)} file(s) to {args.output_dir}: {', '.join(path.name for path in paths)}")
 
 
-def sampling_labels(labels: list[str] | None, num_classes: int, num_samples: int) -> int | str | list | None:
+def sampling_labels(labels: list[str] | None) -> int | str | list | None:
     """Command-line labels as the pipeline takes them: ids as ints, names as strings, one label as a scalar.
-    Without labels, a conditional prior cycles through its classes."""
+    None stays None: the pipeline then cycles a conditional prior through its classes."""
     if labels is None:
-        return [index % num_classes for index in range(num_samples)] if num_classes else None
+        return None
     labels = [int(label) if label.lstrip("-").isdigit() else label for label in labels]
     return labels[0] if len(labels) == 1 else labels
 

@@ -29,7 +29,11 @@ class VQSamplePipeline(Pipeline):
     >>> from transformers import pipeline
     >>> pipe = pipeline("vq-sample", model="org/vqvae-cifar10")
     >>> images = pipe(num_samples=4, class_labels=3, seed=0)  # four PIL images of class 3
+    >>> images = pipe(num_samples=20, seed=0)  # two of each class: sample i has class i % num_classes
     ```
+
+    Without `class_labels`, a class-conditional prior cycles through its classes (as `hf-vqvae sample` does), so
+    that a bare `pipe()` shows what the model knows and each sample's class is known.
 
     `pipe(...)` returns one item per sample: a `PIL.Image.Image` (images); `{"audio": np.ndarray (channels, samples),
     "sampling_rate": int}` (audio, like transformers' text-to-audio); a list of `PIL.Image.Image` frames (video).
@@ -150,10 +154,14 @@ class VQSamplePipeline(Pipeline):
         return {"num_samples": int(num_samples), "class_labels": class_labels}
 
     def _label_tensor(self, class_labels, num_samples: int) -> torch.LongTensor | None:
-        """Class names become ids; one int or name applies to every sample. Checking is left to
-        `check_class_labels`, so an unconditional prior reports that it takes no labels at all."""
-        if class_labels is None or self.prior.config.num_classes == 0:
+        """Class names become ids; one int or name applies to every sample; no labels cycle through a conditional
+        prior's classes. Checking is left to `check_class_labels`, so an unconditional prior reports that it takes
+        no labels at all."""
+        num_classes = self.prior.config.num_classes
+        if num_classes == 0:
             return class_labels
+        if class_labels is None:
+            return torch.arange(num_samples) % num_classes
         if isinstance(class_labels, np.ndarray):
             class_labels = class_labels.tolist()
         if isinstance(class_labels, str):
