@@ -50,6 +50,7 @@ from hf_vqvae.data import (
     split_into_windows,
     split_train_validation,
 )
+from hf_vqvae.data import video as video_module
 from hf_vqvae.data.audio import _read_with_pyav
 from hf_vqvae.data.video import encode_video
 
@@ -381,6 +382,82 @@ def test_video_arrays_and_lossless_encoding():
     for bad in (b"not a video", "missing.mp4", [[[0]], [[0, 1]]], np.zeros((0, 4, 4, 3), np.uint8)):
         with pytest.raises(BadExampleError):
             decode_video(bad)
+
+
+def mkv_without_frame_count(num_frames: int) -> bytes:
+    """A Matroska file, whose container states no frame count (PyAV's `stream.frames` is 0)."""
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format="matroska") as container:
+        stream = container.add_stream("mpeg4", rate=8)
+        stream.width, stream.height, stream.pix_fmt = 16, 16, "yuv420p"
+        for index in range(num_frames):
+            image = np.full((16, 16, 3), index * 20, np.uint8)
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        container.mux(stream.encode())
+    return buffer.getvalue()
+
+
+class FrameCounting:
+    """Chooses frames [2, 3, 3, 5] and records the (count, fps) it was asked with."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, num_available, fps):
+        self.calls.append((num_available, fps))
+        return [2, 3, 3, 5]
+
+
+def test_a_chosen_clip_decodes_only_up_to_its_last_frame(monkeypatch):
+    frames = np.random.default_rng(0).integers(0, 256, size=(12, 8, 8, 3), dtype=np.uint8)
+    converted = []
+    real_to_ndarray = av.VideoFrame.to_ndarray
+    monkeypatch.setattr(
+        av.VideoFrame, "to_ndarray", lambda f, **kw: converted.append(1) or real_to_ndarray(f, **kw)
+    )
+    choose = FrameCounting()
+    clip, fps = decode_video(encode_video(frames, fps=8), choose)
+    np.testing.assert_array_equal(clip, frames[[2, 3, 3, 5]])  # order and repeats kept
+    assert choose.calls == [(12, 8.0)] and fps == 8  # the AVI states its frame count: one pass
+    assert len(converted) == 3  # frames 2, 3 and 5 only
+    np.testing.assert_array_equal(decode_video(frames, choose)[0], frames[[2, 3, 3, 5]])  # arrays too
+
+
+def test_a_chosen_clip_of_a_file_without_a_frame_count():
+    data = mkv_without_frame_count(10)
+    choose = FrameCounting()
+    clip, _ = decode_video(data, choose)
+    assert choose.calls == [(10, 8.0)]  # counted by decoding
+    np.testing.assert_array_equal(clip, decode_video(data)[0][[2, 3, 3, 5]])
+
+
+class StatedFrameCount:
+    """An opened container whose video stream states `stated` frames, whatever the file holds."""
+
+    def __init__(self, container, stated: int):
+        self.container, self.stated = container, stated
+
+    def __enter__(self):
+        stream = self.container.__enter__().streams.video[0]
+        proxy = type("Stream", (), {"frames": self.stated, "average_rate": stream.average_rate})()
+        self.streams = type("Streams", (), {"video": [proxy]})()
+        self.decode = lambda _: self.container.decode(stream)
+        return self
+
+    def __exit__(self, *exc):
+        return self.container.__exit__(*exc)
+
+
+def test_a_frame_count_stated_too_high_falls_back_to_the_real_one(monkeypatch):
+    frames = np.random.default_rng(0).integers(0, 256, size=(4, 8, 8, 3), dtype=np.uint8)
+    real_open = video_module._open_container
+    monkeypatch.setattr(video_module, "_open_container", lambda value: StatedFrameCount(real_open(value), 9))
+    counts = []
+    clip, _ = decode_video(encode_video(frames), lambda n, fps: counts.append(n) or range(n - 2, n))
+    assert counts == [9, 4]  # chose from the stated 9, found 4, chose again
+    np.testing.assert_array_equal(clip, frames[2:])
+    with pytest.raises(BadExampleError, match="4 frames; a clip of 6 frames needs 6"):
+        VideoPreprocessor(num_frames=6, size=(8, 8))(encode_video(frames))
 
 
 # --------------------------------------------------------------------------- built-in datasets

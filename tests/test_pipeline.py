@@ -436,8 +436,8 @@ def test_conditional_prior_without_labels_cycles_through_its_classes(load_saved)
     cycled = pipe(num_samples=5, seed=4, output_type="np")
     explicit = pipe(num_samples=5, class_labels=[0, 1, 2, 0, 1], seed=4, output_type="np")
     other = pipe(num_samples=5, class_labels=[1, 1, 1, 1, 1], seed=4, output_type="np")
-    assert all(np.array_equal(a, b) for a, b in zip(cycled, explicit))
-    assert not all(np.array_equal(a, b) for a, b in zip(cycled, other))
+    assert all(np.array_equal(a, b) for a, b in zip(cycled, explicit, strict=True))
+    assert not all(np.array_equal(a, b) for a, b in zip(cycled, other, strict=True))
 
 
 @pytest.mark.parametrize("class_labels", [3, -1, [0, 1, 2, 3]], ids=str)

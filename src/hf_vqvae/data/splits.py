@@ -48,6 +48,11 @@ def split_train_validation(
 
     Raises:
         ValueError: for a percentage outside [0, 100), or a split leaving either part empty.
+
+    Streaming datasets number their rows as each consumer sees them, so consume both parts the same way: a
+    stream sharded across DataLoader workers or nodes (`split_dataset_by_node`) numbers rows per worker or node,
+    and reading the validation part unsharded would then pick other rows than the training part left out. The
+    example scripts read both without workers, through Accelerate's dispatching from one process.
     """
     if not validation_split_percentage:
         return _cap(dataset, max_train_samples, seed), None

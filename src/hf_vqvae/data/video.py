@@ -1,14 +1,15 @@
 """Video: decode with PyAV (or take decoded uint8 arrays), pick a fixed-length clip, crop, scale to [-1, 1].
 
 Decoding does not go through `datasets.Video`, whose decoder needs torchcodec: video columns are read
-undecoded (`{"bytes", "path"}`, see `columns.disable_media_decoding`) and decoded here. A whole file is
-decoded before a clip is picked, which suits the short clips VQ-VAEs are trained on.
+undecoded (`{"bytes", "path"}`, see `columns.disable_media_decoding`) and decoded here. Only a clip's frames
+are converted to RGB, and decoding stops after its last one, so a clip of a long file costs little memory.
 """
 
 from __future__ import annotations
 
 import io
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -24,46 +25,90 @@ from .robustness import BadExampleError
 _PIXEL_FORMATS = {1: "gray", 3: "rgb24"}
 
 
-def decode_video(value: Any) -> tuple[np.ndarray, float | None]:
+FrameChooser = Callable[[int, float | None], Sequence[int]]
+"""Picks the frames to keep from a video's frame count and frame rate (`None` when unknown)."""
+
+
+def decode_video(value: Any, choose_frames: FrameChooser | None = None) -> tuple[np.ndarray, float | None]:
     """
-    Decodes one video.
+    Decodes one video, or the frames of it that `choose_frames` picks.
 
     Args:
         value: An undecoded `datasets.Video` value `{"bytes", "path"}`; encoded bytes; a file path (any
             container FFmpeg reads: MP4, AVI, MKV, WebM, GIF, ...); or an integer array (or nested list) of
             decoded frames of shape (T, H, W) or (T, H, W, C), C in 1, 3, 4, values in [0, 255].
+        choose_frames (`Callable[[int, float | None], Sequence[int]]`, *optional*): Given the frame count and
+            rate, the indices of the frames to return, ascending. A file whose container states its frame count
+            is then decoded only up to the last chosen frame, and only chosen frames are converted to RGB. All
+            frames when `None`.
 
     Returns:
         `tuple[np.ndarray, float | None]`: frames, uint8 of shape (T, H, W, C), and the file's frame rate
         (`None` for arrays, which carry none).
 
     Raises:
-        BadExampleError: when the value cannot be decoded, has no frames, or has an unsupported shape.
+        BadExampleError: when the value cannot be decoded, has no frames, or has an unsupported shape, and
+            whatever `choose_frames` raises.
     """
     if isinstance(value, dict):
         value = value.get("bytes") or value.get("path")
     if value is None:
         raise BadExampleError("video is missing (None)")
     if isinstance(value, (bytes, bytearray, str, os.PathLike)):
-        return _read_with_pyav(io.BytesIO(value) if isinstance(value, (bytes, bytearray)) else value)
+        return _read_with_pyav(value, choose_frames)
     try:
         frames = np.asarray(value)
     except ValueError as error:  # ragged nested lists
         raise BadExampleError(f"video frames do not form an array: {error}") from error
-    return _as_uint8_video_array(frames), None
+    frames = _as_uint8_video_array(frames)
+    return (frames if choose_frames is None else frames[list(choose_frames(len(frames), None))]), None
 
 
-def _read_with_pyav(source: io.BytesIO | str | os.PathLike) -> tuple[np.ndarray, float | None]:
+def _read_with_pyav(
+    value: bytes | bytearray | str | os.PathLike, choose_frames: FrameChooser | None
+) -> tuple[np.ndarray, float | None]:
     try:
-        with av.open(source) as container:
+        with _open_container(value) as container:
             stream = container.streams.video[0]  # IndexError when the file has no video stream
-            frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(stream)]
             fps = float(stream.average_rate) if stream.average_rate else None
+            stated_count = stream.frames  # 0 when the container does not say
+            chosen = list(choose_frames(stated_count, fps)) if choose_frames and stated_count else None
+            frames, count = _rgb_frames(container.decode(stream), chosen)
+        if choose_frames is not None and chosen is None:  # no stated count: every frame was converted
+            frames = [frames[index] for index in choose_frames(count, fps)]
+        elif frames is None:  # the stream ended before the last chosen frame: the stated count was too high
+            chosen = list(choose_frames(count, fps))
+            with _open_container(value) as container:
+                frames, _ = _rgb_frames(container.decode(container.streams.video[0]), chosen)
     except (av.FFmpegError, IndexError, OSError) as error:
         raise BadExampleError(f"cannot decode video: {error}") from error
-    if not frames or len({frame.shape for frame in frames}) > 1:
-        raise BadExampleError(f"video has no frames or frames of several sizes ({len(frames)} frames)")
+    if not frames:
+        raise BadExampleError("video has no frames")
+    if len({frame.shape for frame in frames}) > 1:
+        raise BadExampleError(
+            f"video has frames of several sizes: {sorted({frame.shape for frame in frames})}"
+        )
     return np.stack(frames), fps
+
+
+def _open_container(value: bytes | bytearray | str | os.PathLike) -> av.container.InputContainer:
+    return av.open(io.BytesIO(value) if isinstance(value, (bytes, bytearray)) else value)
+
+
+def _rgb_frames(decoded, chosen: list[int] | None) -> tuple[list[np.ndarray] | None, int]:
+    """RGB arrays of the `chosen` frames, in their order (repeats included), or of every frame for `None`; and
+    the number of frames decoded. Decoding stops after the last chosen frame; the frames are `None` when the
+    stream ends before it."""
+    if chosen is None:
+        frames = [frame.to_ndarray(format="rgb24") for frame in decoded]
+        return frames, len(frames)
+    wanted, last, kept, count = set(chosen), max(chosen, default=-1), {}, 0
+    for count, frame in enumerate(decoded, start=1):
+        if count - 1 in wanted:
+            kept[count - 1] = frame.to_ndarray(format="rgb24")
+        if count - 1 == last:
+            break
+    return ([kept[index] for index in chosen] if last in kept else None), count
 
 
 def _as_uint8_video_array(frames: np.ndarray) -> np.ndarray:
@@ -175,13 +220,9 @@ class VideoPreprocessor:
         self.size = tuple(self.size)
 
     def __call__(self, value: Any) -> torch.Tensor:
-        frames, source_fps = decode_video(value)
-        step = source_fps / self.fps if source_fps and self.fps else 1.0
-        if abs(step - 1) < FRAME_RATE_TOLERANCE:
-            step = 1.0
-        indices = clip_frame_indices(len(frames), self.num_frames, step, self.random_clip, self.generator)
+        frames, _ = decode_video(value, self.clip_frame_indices)
         clip = [
-            resize_to_cover(decode_image(frames[i], CHANNEL_MODES[self.channels]), self.size) for i in indices
+            resize_to_cover(decode_image(frame, CHANNEL_MODES[self.channels]), self.size) for frame in frames
         ]
         height, width = self.size
         # One crop window for the whole clip, so the crop does not jitter from frame to frame.
@@ -190,3 +231,10 @@ class VideoPreprocessor:
         return torch.stack(
             [image_to_tensor(frame.crop((left, top, left + width, top + height))) for frame in clip]
         )
+
+    def clip_frame_indices(self, num_available: int, source_fps: float | None) -> list[int]:
+        """The source frames of one clip at `fps` (consecutive ones when either rate is unknown)."""
+        step = source_fps / self.fps if source_fps and self.fps else 1.0
+        if abs(step - 1) < FRAME_RATE_TOLERANCE:
+            step = 1.0
+        return clip_frame_indices(num_available, self.num_frames, step, self.random_clip, self.generator)
