@@ -5,6 +5,7 @@ Run with HF_HUB_OFFLINE=1. Tests on the shared real data skip when it is absent.
 
 import gzip
 import io
+import json
 import logging
 import struct
 from pathlib import Path
@@ -218,6 +219,21 @@ def test_load_raw_dataset_argument_errors(tmp_path):
         load_raw_dataset()
     with pytest.raises(ValueError, match="extensions"):
         load_raw_dataset(data_files=["a.parquet", "b.txt"])
+    with pytest.raises(ValueError, match=r"extensions.*got \['.parquet', '.txt'\]"):
+        load_raw_dataset(data_files=["a.parquet", "b.txt.gz"])
+
+
+def test_compressed_data_files_load(tmp_path):
+    rows = [
+        {"audio": {"array": [0.1 * index, 0.0], "sampling_rate": 8000}, "label": index} for index in range(3)
+    ]
+    with gzip.open(tmp_path / "part-0.jsonl.gz", "wt") as file:
+        file.write("\n".join(json.dumps(row) for row in rows[:2]))
+    (tmp_path / "part-1.jsonl").write_text(json.dumps(rows[2]))
+    files = [str(tmp_path / "part-0.jsonl.gz"), str(tmp_path / "part-1.jsonl")]
+    raw = load_raw_dataset(data_files=files)
+    assert raw["label"] == [0, 1, 2]
+    assert [row["label"] for row in load_raw_dataset(data_files=files, streaming=True)] == [0, 1, 2]
     with pytest.raises(ValueError, match="builtin:shapes, builtin:tones"):
         load_raw_dataset(dataset_name="builtin:nope")
 

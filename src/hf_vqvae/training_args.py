@@ -33,7 +33,11 @@ def add_data_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--train_data_dir", help="A local folder: imagefolder, or audio/video files in class folders."
     )
-    group.add_argument("--data_files", nargs="+", help="Parquet/Arrow/CSV/JSON files (globs allowed).")
+    group.add_argument(
+        "--data_files",
+        nargs="+",
+        help="Parquet/Arrow/CSV/JSON files (globs allowed; .gz/.xz/... compressed too).",
+    )
     group.add_argument(
         "--validation_data_files",
         nargs="+",

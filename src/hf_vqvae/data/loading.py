@@ -23,6 +23,8 @@ BUILDER_BY_EXTENSION = {
     ".json": "json",
     ".jsonl": "json",
 }
+# Compressed data files (`train.jsonl.gz`) are read through fsspec's compression filesystems, as `datasets` does.
+COMPRESSION_EXTENSIONS = {".bz2", ".gz", ".gzip", ".lz4", ".xz", ".zst", ".zstd"}
 
 
 def load_raw_dataset(
@@ -50,7 +52,8 @@ def load_raw_dataset(
         train_data_dir (`str` or `os.PathLike`, *optional*): A local folder: `imagefolder` for images, a
             folder of audio / video files otherwise (labels from sub-folder names; see `folders.py`).
         data_files (`str`, `list[str]` or `dict`, *optional*): Parquet, Arrow, CSV or JSON files (glob
-            patterns allowed), e.g. `"data/train-*.parquet"` or `{"train": ..., "validation": ...}`.
+            patterns allowed; CSV and JSON may be compressed, `.jsonl.gz`), e.g. `"data/train-*.parquet"` or
+            `{"train": ..., "validation": ...}`.
         split (`str`, defaults to `"train"`): The split to load.
         streaming (`bool`, defaults to `False`): Return an `IterableDataset` that reads lazily, for sets
             larger than memory or disk.
@@ -111,11 +114,19 @@ def _builder_for(data_files: str | list[str] | dict[str, str | list[str]]) -> st
         ]
     else:
         files = [data_files] if isinstance(data_files, str) else list(data_files)
-    extensions = {Path(file).suffix.lower() for file in files}
+    extensions = {_format_extension(file) for file in files}
     builders = {BUILDER_BY_EXTENSION.get(extension) for extension in extensions}
     if len(builders) != 1 or None in builders:
         raise ValueError(
-            f"data_files must all have one of the extensions {sorted(BUILDER_BY_EXTENSION)}; "
-            f"got {sorted(extensions)}."
+            f"data_files must all have one of the extensions {sorted(BUILDER_BY_EXTENSION)} (optionally "
+            f"compressed: {sorted(COMPRESSION_EXTENSIONS)}); got {sorted(extensions)}."
         )
     return builders.pop()
+
+
+def _format_extension(file: str) -> str:
+    """The extension naming a data file's format, behind a compression extension if any (`.jsonl.gz` -> `.jsonl`)."""
+    path = Path(file)
+    if path.suffix.lower() in COMPRESSION_EXTENSIONS:
+        path = path.with_suffix("")
+    return path.suffix.lower()
