@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 import soundfile
 import torch
-from datasets import ClassLabel, Dataset, Features, IterableDataset
+from datasets import Array3D, ClassLabel, Dataset, Features, IterableDataset, List
 from datasets import Image as ImageFeature
 from torch.utils.data import DataLoader
 
@@ -474,6 +474,39 @@ def test_a_frame_count_stated_too_high_falls_back_to_the_real_one(monkeypatch):
     np.testing.assert_array_equal(clip, frames[2:])
     with pytest.raises(BadExampleError, match="4 frames; a clip of 6 frames needs 6"):
         VideoPreprocessor(num_frames=6, size=(8, 8))(encode_video(frames))
+
+
+def test_a_list_of_frame_images_is_a_video_column():
+    frames = np.random.default_rng(0).integers(0, 256, size=(4, 8, 8, 3), dtype=np.uint8)
+    raw = Dataset.from_dict(
+        {"clip": [[PIL.Image.fromarray(frame) for frame in frames]]},
+        features=Features({"clip": List(ImageFeature())}),
+    )
+    assert resolve_data_column(raw, "video") == "clip"  # found by its feature
+    undecoded = disable_media_decoding(raw)
+    assert undecoded.features["clip"] == List(ImageFeature(decode=False))
+    preprocess = VideoPreprocessor(num_frames=2, size=(8, 8))
+    torch.testing.assert_close(preprocess(undecoded[0]["clip"]), preprocess(frames))  # frames 1 and 2
+    torch.testing.assert_close(preprocess(raw[0]["clip"]), preprocess(frames))  # decoded PIL frames too
+    with pytest.raises(BadExampleError, match="cannot decode image"):
+        preprocess([{"bytes": b"not a frame", "path": None}] * 4)
+
+
+def test_array3d_columns_are_images_or_grey_videos_by_their_last_axis():
+    grey_videos = Dataset.from_dict(
+        {"frames": [np.zeros((4, 8, 8), np.uint8)]},
+        features=Features({"frames": Array3D((4, 8, 8), "uint8")}),
+    )
+    images = Dataset.from_dict(
+        {"pixels": [np.zeros((8, 8, 3), np.uint8)]},
+        features=Features({"pixels": Array3D((8, 8, 3), "uint8")}),
+    )
+    assert resolve_data_column(grey_videos, "video") == "frames"
+    assert resolve_data_column(images, "image") == "pixels"
+    with pytest.raises(ValueError, match="holds image data"):
+        resolve_data_column(images, "video", "pixels")
+    clip = VideoPreprocessor(num_frames=4, size=(8, 8), channels=1)(grey_videos[0]["frames"])
+    assert clip.shape == (4, 1, 8, 8)
 
 
 # --------------------------------------------------------------------------- built-in datasets

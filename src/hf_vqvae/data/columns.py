@@ -4,7 +4,19 @@ from __future__ import annotations
 
 import dataclasses
 
-from datasets import Array2D, Array3D, Array4D, Audio, ClassLabel, Dataset, Features, IterableDataset, Value
+from datasets import (
+    Array2D,
+    Array3D,
+    Array4D,
+    Audio,
+    ClassLabel,
+    Dataset,
+    Features,
+    IterableDataset,
+    LargeList,
+    List,
+    Value,
+)
 from datasets import Image as ImageFeature
 from datasets import Video as VideoFeature
 
@@ -18,17 +30,27 @@ ENCODED_MEDIA = {"bytes": Value("binary"), "path": Value("string")}
 _MODALITY_OF_FEATURE = {
     ImageFeature: "image",
     Array2D: "image",
-    Array3D: "image",
     Audio: "audio",
     VideoFeature: "video",
     Array4D: "video",
 }
+# Channel counts of an (H, W, C) image array; any other last axis makes an Array3D a (T, H, W) grey video.
+IMAGE_CHANNEL_COUNTS = (1, 3, 4)
 
 
 def feature_modality(feature) -> str | None:
     """The modality a `datasets` feature holds (`"image"`, `"audio"`, `"video"`), or `None` when it does not
-    tell (e.g. file paths or `{"bytes", "path"}` structs, whose content is only known once decoded)."""
+    tell (e.g. file paths or `{"bytes", "path"}` structs, whose content is only known once decoded). A list of
+    images holds a video's frames; an `Array3D` is an (H, W, C) image or a (T, H, W) grey video."""
+    if isinstance(feature, Array3D):
+        return "image" if feature.shape[-1] in IMAGE_CHANNEL_COUNTS else "video"
+    if _is_frame_list(feature):
+        return "video"
     return _MODALITY_OF_FEATURE.get(type(feature))
+
+
+def _is_frame_list(feature) -> bool:
+    return isinstance(feature, (List, LargeList)) and isinstance(feature.feature, ImageFeature)
 
 
 def _columns_by_modality(features: Features) -> dict[str, str]:
@@ -107,7 +129,8 @@ def resolve_label_names(dataset: Dataset | IterableDataset, label_column: str) -
 
 def disable_media_decoding(dataset: Dataset | IterableDataset) -> Dataset | IterableDataset:
     """
-    Casts every `Image`, `Audio` and `Video` column to `decode=False`, so values come as `{"bytes", "path"}`.
+    Casts every `Image`, `Audio` and `Video` column, and every list of images (video frames), to `decode=False`,
+    so values come as `{"bytes", "path"}` (a list of them for frames).
 
     hf_vqvae decodes them itself: `datasets` needs torchcodec for audio and video, and an image that fails
     inside `datasets`' decoder would crash the DataLoader instead of being skipped as a bad example.
@@ -115,4 +138,7 @@ def disable_media_decoding(dataset: Dataset | IterableDataset) -> Dataset | Iter
     for name, feature in (dataset.features or {}).items():
         if isinstance(feature, (ImageFeature, Audio, VideoFeature)) and feature.decode:
             dataset = dataset.cast_column(name, dataclasses.replace(feature, decode=False))
+        elif _is_frame_list(feature) and feature.feature.decode:
+            frames = dataclasses.replace(feature.feature, decode=False)
+            dataset = dataset.cast_column(name, dataclasses.replace(feature, feature=frames))
     return dataset

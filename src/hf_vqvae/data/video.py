@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 import av
 import numpy as np
+import PIL.Image
 import torch
 
 from .cropping import window_start
@@ -35,8 +36,9 @@ def decode_video(value: Any, choose_frames: FrameChooser | None = None) -> tuple
 
     Args:
         value: An undecoded `datasets.Video` value `{"bytes", "path"}`; encoded bytes; a file path (any
-            container FFmpeg reads: MP4, AVI, MKV, WebM, GIF, ...); or an integer array (or nested list) of
-            decoded frames of shape (T, H, W) or (T, H, W, C), C in 1, 3, 4, values in [0, 255].
+            container FFmpeg reads: MP4, AVI, MKV, WebM, GIF, ...); a list of frame images (PIL images or
+            undecoded `datasets.Image` values, as a `List(Image())` column holds); or an integer array (or
+            nested list) of decoded frames of shape (T, H, W) or (T, H, W, C), C in 1, 3, 4, values in [0, 255].
         choose_frames (`Callable[[int, float | None], Sequence[int]]`, *optional*): Given the frame count and
             rate, the indices of the frames to return, ascending. A file whose container states its frame count
             is then decoded only up to the last chosen frame, and only chosen frames are converted to RGB. All
@@ -56,6 +58,9 @@ def decode_video(value: Any, choose_frames: FrameChooser | None = None) -> tuple
         raise BadExampleError("video is missing (None)")
     if isinstance(value, (bytes, bytearray, str, os.PathLike)):
         return _read_with_pyav(value, choose_frames)
+    if isinstance(value, (list, tuple)) and value and isinstance(value[0], (dict, PIL.Image.Image)):
+        chosen = range(len(value)) if choose_frames is None else choose_frames(len(value), None)
+        return np.stack([np.asarray(decode_image(value[index], "RGB")) for index in chosen]), None
     try:
         frames = np.asarray(value)
     except ValueError as error:  # ragged nested lists
