@@ -490,6 +490,8 @@ def test_a_list_of_frame_images_is_a_video_column():
     torch.testing.assert_close(preprocess(raw[0]["clip"]), preprocess(frames))  # decoded PIL frames too
     with pytest.raises(BadExampleError, match="cannot decode image"):
         preprocess([{"bytes": b"not a frame", "path": None}] * 4)
+    with pytest.raises(BadExampleError, match="frames of several sizes"):
+        decode_video([PIL.Image.new("RGB", (8, 8)), PIL.Image.new("RGB", (8, 9))])
 
 
 def test_array3d_columns_are_images_or_grey_videos_by_their_last_axis():

@@ -40,9 +40,9 @@ def decode_video(value: Any, choose_frames: FrameChooser | None = None) -> tuple
             undecoded `datasets.Image` values, as a `List(Image())` column holds); or an integer array (or
             nested list) of decoded frames of shape (T, H, W) or (T, H, W, C), C in 1, 3, 4, values in [0, 255].
         choose_frames (`Callable[[int, float | None], Sequence[int]]`, *optional*): Given the frame count and
-            rate, the indices of the frames to return, ascending. A file whose container states its frame count
-            is then decoded only up to the last chosen frame, and only chosen frames are converted to RGB. All
-            frames when `None`.
+            rate, the indices of the frames to return, in order (repeats allowed). A file whose container states
+            its frame count is then decoded only up to the last chosen frame, and only chosen frames are
+            converted to RGB. All frames when `None`.
 
     Returns:
         `tuple[np.ndarray, float | None]`: frames, uint8 of shape (T, H, W, C), and the file's frame rate
@@ -60,7 +60,7 @@ def decode_video(value: Any, choose_frames: FrameChooser | None = None) -> tuple
         return _read_with_pyav(value, choose_frames)
     if isinstance(value, (list, tuple)) and value and isinstance(value[0], (dict, PIL.Image.Image)):
         chosen = range(len(value)) if choose_frames is None else choose_frames(len(value), None)
-        return np.stack([np.asarray(decode_image(value[index], "RGB")) for index in chosen]), None
+        return _stacked([np.asarray(decode_image(value[index], "RGB")) for index in chosen]), None
     try:
         frames = np.asarray(value)
     except ValueError as error:  # ragged nested lists
@@ -87,13 +87,17 @@ def _read_with_pyav(
                 frames, _ = _rgb_frames(container.decode(container.streams.video[0]), chosen)
     except (av.FFmpegError, IndexError, OSError) as error:
         raise BadExampleError(f"cannot decode video: {error}") from error
+    return _stacked(frames), fps
+
+
+def _stacked(frames: list[np.ndarray] | None) -> np.ndarray:
     if not frames:
         raise BadExampleError("video has no frames")
     if len({frame.shape for frame in frames}) > 1:
         raise BadExampleError(
             f"video has frames of several sizes: {sorted({frame.shape for frame in frames})}"
         )
-    return np.stack(frames), fps
+    return np.stack(frames)
 
 
 def _open_container(value: bytes | bytearray | str | os.PathLike) -> av.container.InputContainer:
