@@ -17,7 +17,6 @@ import math
 from pathlib import Path
 from urllib.parse import quote
 
-import PIL.Image
 import safetensors.torch
 import torch
 from torch.utils.data import DataLoader
@@ -27,7 +26,13 @@ from hf_vqvae.code_datasets import encode_batches
 from hf_vqvae.config_overrides import from_pretrained_with_overrides
 from hf_vqvae.data import LABEL_KEY, build_preprocessor, collate_examples, prepare_dataset
 from hf_vqvae.evaluation import compare_with_code_entropy, evaluate_prior, evaluate_split
-from hf_vqvae.exporting import postprocess_samples, save_audio, save_image_grid, save_samples, save_videos
+from hf_vqvae.exporting import (
+    postprocess_samples,
+    save_audio,
+    save_image_grid,
+    save_reconstructions,
+    save_videos,
+)
 from hf_vqvae.modelcard import write_model_card
 from hf_vqvae.modeling_prior import VQPriorModel
 from hf_vqvae.training_args import add_data_args, data_column, load_raw_splits
@@ -170,17 +175,6 @@ def store_weights_as(folder: Path, dtype: torch.dtype) -> None:
     safetensors.torch.save_file(tensors, weights_file, metadata={"format": "pt"})
 
 
-def side_by_side(originals: list, reconstructions: list) -> list:
-    """Video frames: each original frame beside its reconstruction."""
-    joined = []
-    for frame, reconstructed in zip(originals, reconstructions, strict=True):
-        canvas = PIL.Image.new(frame.mode, (frame.width * 2, frame.height))
-        canvas.paste(frame, (0, 0))
-        canvas.paste(reconstructed, (frame.width, 0))
-        joined.append(canvas)
-    return joined
-
-
 @torch.no_grad()
 def save_reconstruction_pairs(
     vqvae: VQVAEModel, raw_eval, column: str, count: int, folder: Path
@@ -193,15 +187,7 @@ def save_reconstruction_pairs(
         column,
     )
     inputs = collate_examples([prepared[i] for i in range(len(prepared))])[vqvae.main_input_name]
-    reconstruction = vqvae(inputs).reconstruction.clamp(-1, 1)
-    config = vqvae.config
-    if config.modality == "image":
-        return save_samples(torch.cat([inputs, reconstruction]), config, folder, "reconstruction", rows=2)
-    originals, decoded = (postprocess_samples(x, config) for x in (inputs, reconstruction))
-    if config.modality == "audio":
-        return save_audio(originals, folder, "original") + save_audio(decoded, folder, "reconstruction")
-    pairs = [side_by_side(a, b) for a, b in zip(originals, decoded, strict=True)]
-    return save_videos(pairs, folder, config.fps, "original_vs_reconstruction")
+    return save_reconstructions(inputs, vqvae(inputs).reconstruction, vqvae.config, folder)
 
 
 @torch.no_grad()

@@ -40,7 +40,7 @@ from hf_vqvae.data import (
     prepare_dataset,
 )
 from hf_vqvae.evaluation import evaluate_reconstruction
-from hf_vqvae.exporting import save_samples
+from hf_vqvae.exporting import save_reconstructions
 from hf_vqvae.hub import push_output_dir
 from hf_vqvae.modelcard import write_model_card
 from hf_vqvae.number_checks import positive_int
@@ -300,10 +300,7 @@ def finish(args, accelerator, model, eval_loader, history, training_seconds: flo
         inputs = inputs[: args.num_validation_samples]
         with torch.no_grad():
             reconstruction = unwrapped.eval()(inputs).reconstruction
-        paired = torch.cat([inputs, reconstruction.to(inputs.dtype)])
-        sample_files = save_samples(
-            paired, unwrapped.config, output_dir / "samples", prefix="reconstruction", rows=2
-        )
+        sample_files = save_reconstructions(inputs, reconstruction, unwrapped.config, output_dir / "samples")
     sample_files.append(plot_training_curves(history.records, output_dir / "samples" / "training_curves.png"))
     card_metrics = {k: v for k, v in results.items() if k not in ("num_eval_examples",)}
     write_model_card(

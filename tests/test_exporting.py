@@ -15,6 +15,7 @@ from hf_vqvae.exporting import (
     postprocess_samples,
     save_audio,
     save_image_grid,
+    save_reconstructions,
     save_samples,
     save_videos,
 )
@@ -218,3 +219,34 @@ def test_save_samples_writes_the_modalitys_files(tmp_path, modality, shape, name
     paths = save_samples(samples, tiny_config(modality), tmp_path)
     assert paths == [tmp_path / name for name in names]
     assert all(path.stat().st_size > 0 for path in paths)
+
+
+@pytest.mark.parametrize(
+    ("modality", "shape", "names"),
+    [
+        ("image", (2, 3, 16, 16), ["reconstruction_grid.png"]),
+        (
+            "audio",
+            (2, 1, 256),
+            ["original_0.wav", "original_1.wav", "reconstruction_0.wav", "reconstruction_1.wav"],
+        ),
+        (
+            "video",
+            (2, 4, 3, 16, 16),
+            ["original_vs_reconstruction_0.gif", "original_vs_reconstruction_1.gif"],
+        ),
+    ],
+)
+def test_save_reconstructions_names_each_original_and_its_reconstruction(tmp_path, modality, shape, names):
+    generator = torch.Generator().manual_seed(0)
+    inputs, reconstructions = (torch.rand(shape, generator=generator) * 2 - 1 for _ in range(2))
+    paths = save_reconstructions(inputs, reconstructions, tiny_config(modality), tmp_path)
+    assert paths == [tmp_path / name for name in names]
+    if modality == "audio":  # the originals are the inputs, the reconstructions the model's outputs
+        original, _ = soundfile.read(tmp_path / "original_1.wav", dtype="float32")
+        reconstructed, _ = soundfile.read(tmp_path / "reconstruction_1.wav", dtype="float32")
+        np.testing.assert_allclose(original, inputs[1, 0].numpy(), atol=1 / 2**14)
+        np.testing.assert_allclose(reconstructed, reconstructions[1, 0].numpy(), atol=1 / 2**14)
+    elif modality == "video":  # original left, reconstruction right
+        with PIL.Image.open(paths[0]) as gif:
+            assert gif.size == (32, 16)

@@ -1194,6 +1194,9 @@ def test_moving_fmnist_validates_on_unseen_sprites_from_its_own_files(tmp_path):
     load_script(TRAIN_VQVAE).main(argv)
     history = read_history(tmp_path / "model" / "training_history.jsonl")
     assert [row["eval_num_eval_examples"] for row in history if "eval_num_eval_examples" in row] == [5]
+    # Each validation clip beside its reconstruction, not the originals numbered as reconstructions.
+    gifs = sorted(path.name for path in (tmp_path / "model" / "samples").glob("*.gif"))
+    assert gifs == [f"original_vs_reconstruction_{index}.gif" for index in range(len(gifs))] and gifs
 
 
 def test_the_card_shows_the_launch_command(monkeypatch):

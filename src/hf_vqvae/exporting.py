@@ -146,3 +146,34 @@ def save_samples(
     if config.modality == "audio":
         return save_audio(outputs, output_dir, prefix)
     return save_videos(outputs, output_dir, config.fps, prefix)
+
+
+def save_reconstructions(
+    inputs: torch.Tensor, reconstructions: torch.Tensor, config: VQVAEConfig, output_dir: str | Path
+) -> list[Path]:
+    """Write [-1, 1] inputs beside their reconstructions, so that each pair reads as one: a two-row PNG grid
+    `reconstruction_grid.png` (originals above), WAV pairs `original_{i}.wav` / `reconstruction_{i}.wav`, or GIFs
+    `original_vs_reconstruction_{i}.gif` with the original left and the reconstruction right."""
+    reconstructions = reconstructions.to(inputs.dtype).clamp(-1, 1)
+    if config.modality == "image":
+        return save_samples(
+            torch.cat([inputs, reconstructions]), config, output_dir, "reconstruction", rows=2
+        )
+    originals, decoded = (postprocess_samples(x, config, "pil") for x in (inputs, reconstructions))
+    if config.modality == "audio":
+        return save_audio(originals, output_dir, "original") + save_audio(
+            decoded, output_dir, "reconstruction"
+        )
+    pairs = [side_by_side(a, b) for a, b in zip(originals, decoded, strict=True)]
+    return save_videos(pairs, output_dir, config.fps, "original_vs_reconstruction")
+
+
+def side_by_side(originals: Sequence[PIL.Image.Image], reconstructions: Sequence[PIL.Image.Image]) -> list:
+    """Video frames: each original frame with its reconstruction to the right."""
+    joined = []
+    for frame, reconstructed in zip(originals, reconstructions, strict=True):
+        canvas = PIL.Image.new(frame.mode, (frame.width * 2, frame.height))
+        canvas.paste(frame, (0, 0))
+        canvas.paste(reconstructed, (frame.width, 0))
+        joined.append(canvas)
+    return joined
