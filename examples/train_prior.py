@@ -652,7 +652,7 @@ def validate(accelerator, prior, vqvae, eval_loader, history, global_step: int) 
     dims_per_example = vqvae.config.in_channels * math.prod(vqvae.config.sample_size)
     batches = ({"codes": b["codes"].long(), "class_labels": b.get("class_labels")} for b in eval_loader)
     results = evaluate_prior(accelerator.unwrap_model(prior), batches, dims_per_example, accelerator)
-    history.log({f"eval_{name}": value for name, value in results.items()}, step=global_step)
+    history.log_evaluation(results, step=global_step)
     logger.info("step %d validation: %s", global_step, {k: round(v, 4) for k, v in results.items()})
     return results
 
@@ -694,11 +694,13 @@ def finish(
 ) -> None:
     """Final validation, then the pipeline folder: VQ-VAE at the root, prior in prior/, samples, curves, card."""
     output_dir = Path(args.output_dir)
-    results = (
-        validate(accelerator, prior, vqvae, eval_loader, history, history.last_step)
-        if eval_loader is not None
-        else {}
-    )
+    results = history.evaluation_at(history.last_step)  # the loop's validation of these weights, if any
+    if results is None:
+        results = (
+            validate(accelerator, prior, vqvae, eval_loader, history, history.last_step)
+            if eval_loader is not None
+            else {}
+        )
     accelerator.wait_for_everyone()
     if not accelerator.is_main_process:
         return

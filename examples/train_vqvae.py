@@ -275,7 +275,7 @@ def validate(accelerator, model, eval_loader, history, global_step: int) -> dict
     unwrapped = accelerator.unwrap_model(model)
     results = evaluate_reconstruction(unwrapped, eval_loader, accelerator)
     results["num_restarts"] = int(unwrapped.quantizer.num_restarts)
-    history.log({f"eval_{name}": value for name, value in results.items()}, step=global_step)
+    history.log_evaluation(results, step=global_step)
     logger.info("step %d validation: %s", global_step, {k: round(v, 4) for k, v in results.items()})
     return results
 
@@ -283,11 +283,13 @@ def validate(accelerator, model, eval_loader, history, global_step: int) -> dict
 def finish(args, accelerator, model, eval_loader, history, training_seconds: float) -> None:
     """Final validation, then the hub-ready folder: weights, reconstructions, curves, model card."""
     output_dir = Path(args.output_dir)
-    results = (
-        validate(accelerator, model, eval_loader, history, history.last_step)
-        if eval_loader is not None
-        else {}
-    )
+    results = history.evaluation_at(history.last_step)  # the loop's validation of these weights, if any
+    if results is None:
+        results = (
+            validate(accelerator, model, eval_loader, history, history.last_step)
+            if eval_loader is not None
+            else {}
+        )
     unwrapped = accelerator.unwrap_model(model)
     # On every process: a prepared streaming loader hands out batches from the main process.
     inputs = next(iter(eval_loader))[unwrapped.main_input_name] if eval_loader is not None else None

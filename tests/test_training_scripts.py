@@ -834,6 +834,22 @@ def one_step_prior_args(pipeline_dir: Path) -> list[str]:
     ]
 
 
+@pytest.mark.parametrize("script", ["vqvae", "prior"])
+def test_the_last_step_is_validated_once(trained_pipeline_dir, tmp_path, script):
+    output_dir = tmp_path / script
+    steps = ["--output_dir", str(output_dir), "--max_train_steps", "4", "--validation_steps", "2"]
+    if script == "vqvae":
+        argv = [*SMALL_SHAPES, *QUIET, "--model_name_or_path", str(trained_pipeline_dir), *steps]
+        load_script(TRAIN_VQVAE).main(argv)
+        history = read_history(output_dir / "training_history.jsonl")
+    else:
+        argv = [*one_step_prior_args(trained_pipeline_dir), "--codes_cache_dir", str(tmp_path / "codes"), *steps]
+        load_script(TRAIN_PRIOR).main(argv)
+        history = read_history(output_dir / "prior_training_history.jsonl")
+    evaluated = [row["step"] for row in history if any(name.startswith("eval_") for name in row)]
+    assert evaluated == [2, 4]  # finish() reuses step 4's validation
+
+
 def fine_tuning(argv: list[str], prior_path: Path) -> list[str]:
     """`argv` turned into a run that trains the prior at `prior_path` on: without the flags that shape a new
     prior, which train_prior.py refuses beside --model_name_or_path."""

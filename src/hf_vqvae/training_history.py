@@ -19,6 +19,7 @@ class TrainingHistory:
         self.accelerator = accelerator
         self.records: list[dict] = []
         self.last_step = resume_step  # kept on every process; only the main one keeps the records
+        self._last_evaluation: tuple[int, dict[str, float]] | None = None  # (step, results), on every process
         if resume_step and self.path.exists():
             records = [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
             self.records = [record for record in records if record["step"] <= resume_step]
@@ -34,3 +35,15 @@ class TrainingHistory:
             self.records.append(record)
             with self.path.open("a") as history_file:
                 history_file.write(json.dumps(record) + "\n")
+
+    def log_evaluation(self, results: dict[str, float], step: int) -> None:
+        """Log validation results as `eval_*` scalars, and remember them for [`evaluation_at`]."""
+        self.log({f"eval_{name}": value for name, value in results.items()}, step=step)
+        self._last_evaluation = (step, dict(results))
+
+    def evaluation_at(self, step: int) -> dict[str, float] | None:
+        """The results [`log_evaluation`] logged at `step` in this process's run, if it was the last evaluation:
+        the final validation reuses them instead of evaluating the same weights twice."""
+        if self._last_evaluation is None or self._last_evaluation[0] != step:
+            return None
+        return dict(self._last_evaluation[1])
