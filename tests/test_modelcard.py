@@ -82,6 +82,11 @@ def test_metric_values_keep_their_trailing_zeros(tmp_path):
     assert "| Prior bits/code | 7.500 |" in text
 
 
+def test_counts_are_shown_as_integers(tmp_path):
+    text = write_image_card(tmp_path, metrics={"num_restarts": 549.0}).text
+    assert "| Dead-code restarts | 549 | Codes re-seeded from encoder outputs, counted over all" in text
+
+
 def test_audio_card_reports_bitrate_and_has_no_pipeline_tag(tmp_path):
     config = VQVAEConfig(modality="audio", sampling_rate=16000)
     card = write_model_card(

@@ -61,7 +61,11 @@ METRIC_DESCRIPTIONS: dict[str, tuple[str, str]] = {
         "Prior bits/code over the entropy of the validation codes' usage distribution (what a model "
         "ignoring context would score): below 1, the prior has learned structure between codes.",
     ),
-    "num_restarts": ("Dead-code restarts", "Codes re-seeded from encoder outputs during training."),
+    "num_restarts": (
+        "Dead-code restarts",
+        "Codes re-seeded from encoder outputs, counted over all of the model's training, including any run it "
+        "was fine-tuned from (the count is part of the saved quantizer state).",
+    ),
     "prior_bits_per_input_dim": (
         "Prior bits/input dim",
         "The prior's code NLL spread over the input's scalar values: the rate of the codes, without the "
@@ -71,6 +75,8 @@ METRIC_DESCRIPTIONS: dict[str, tuple[str, str]] = {
 
 # Metrics that are fractions, shown in the card's table as percentages (the model-index keeps the raw value).
 PERCENT_METRICS = {"codebook_fraction_used"}
+# Metrics that count things, shown as integers.
+COUNT_METRICS = {"num_restarts"}
 
 MODEL_CARD_TEMPLATE = """---
 {{ card_data }}
@@ -361,7 +367,14 @@ def _metric_rows(metrics: Mapping[str, float]) -> list[tuple[str, str, str]]:
     rows = []
     for key, value in metrics.items():
         name, method = METRIC_DESCRIPTIONS.get(key, (key, ""))
-        rows.append((name, f"{value:.1%}" if key in PERCENT_METRICS else f"{value:#.4g}", method))
+        shown = (
+            f"{value:.1%}"
+            if key in PERCENT_METRICS
+            else f"{int(value)}"
+            if key in COUNT_METRICS
+            else f"{value:#.4g}"
+        )
+        rows.append((name, shown, method))
     return rows
 
 
