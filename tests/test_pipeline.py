@@ -431,6 +431,16 @@ def test_class_labels_on_an_unconditional_prior(load_saved, class_labels):
         load_saved("image")(num_samples=2, class_labels=class_labels)
 
 
+def test_labels_set_the_number_of_samples_unless_it_is_given(load_saved):
+    pipe = load_saved("image", num_classes=3)
+    assert len(pipe(class_labels=[2, 0, 1])) == 3
+    assert len(pipe(class_labels=np.array([2, 0]))) == 2
+    assert len(pipe(class_labels=2)) == 4  # one label for all: the default count
+    scalar = pipe(class_labels=torch.tensor(2), num_samples=2, seed=1, output_type="np")
+    integer = pipe(class_labels=2, num_samples=2, seed=1, output_type="np")
+    assert all(np.array_equal(a, b) for a, b in zip(scalar, integer, strict=True))
+
+
 def test_conditional_prior_without_labels_cycles_through_its_classes(load_saved):
     pipe = load_saved("image", num_classes=3)
     cycled = pipe(num_samples=5, seed=4, output_type="np")

@@ -843,7 +843,12 @@ def test_the_last_step_is_validated_once(trained_pipeline_dir, tmp_path, script)
         load_script(TRAIN_VQVAE).main(argv)
         history = read_history(output_dir / "training_history.jsonl")
     else:
-        argv = [*one_step_prior_args(trained_pipeline_dir), "--codes_cache_dir", str(tmp_path / "codes"), *steps]
+        argv = [
+            *one_step_prior_args(trained_pipeline_dir),
+            "--codes_cache_dir",
+            str(tmp_path / "codes"),
+            *steps,
+        ]
         load_script(TRAIN_PRIOR).main(argv)
         history = read_history(output_dir / "prior_training_history.jsonl")
     evaluated = [row["step"] for row in history if any(name.startswith("eval_") for name in row)]

@@ -203,7 +203,11 @@ def add_sample_parser(subparsers) -> argparse.ArgumentParser:
         "pipeline); writes a PNG grid, WAV files or GIF/MP4 files.",
     )
     _add_model_args(parser)
-    parser.add_argument("--num_samples", type=int, default=4)
+    parser.add_argument(
+        "--num_samples",
+        type=positive_int,
+        help="Samples to draw (default: one per class label given, else 4).",
+    )
     parser.add_argument(
         "--class_labels",
         nargs="+",

@@ -218,8 +218,10 @@ def check_sampling_arguments(
 
 
 def class_labels_as_tensor(class_labels: ClassLabels | None, num_samples: int) -> torch.Tensor | None:
-    """An int (the same class for every sample) or a sequence of ints becomes a LongTensor; tensors and `None`
-    pass through for [`check_class_labels`]."""
+    """An int or a 0-d integer tensor (the same class for every sample) or a sequence of ints becomes a
+    LongTensor; other tensors and `None` pass through for [`check_class_labels`]."""
+    if isinstance(class_labels, torch.Tensor) and class_labels.ndim == 0 and is_integer_tensor(class_labels):
+        return torch.full((num_samples,), int(class_labels), dtype=torch.long, device=class_labels.device)
     if class_labels is None or isinstance(class_labels, torch.Tensor):
         return class_labels
     if is_int(class_labels):

@@ -16,6 +16,7 @@ from .modeling_vqvae import VQVAEModel
 from .number_checks import is_int
 
 PRIOR_SUBFOLDER = "prior"
+DEFAULT_NUM_SAMPLES = 4
 
 
 class VQSamplePipeline(Pipeline):
@@ -30,6 +31,7 @@ class VQSamplePipeline(Pipeline):
     >>> pipe = pipeline("vq-sample", model="org/vqvae-cifar10")
     >>> images = pipe(num_samples=4, class_labels=3, seed=0)  # four PIL images of class 3
     >>> images = pipe(num_samples=20, seed=0)  # two of each class: sample i has class i % num_classes
+    >>> images = pipe(class_labels=["cat", "dog"], seed=0)  # one sample per label
     ```
 
     Without `class_labels`, a class-conditional prior cycles through its classes (as `hf-vqvae sample` does), so
@@ -143,9 +145,12 @@ class VQSamplePipeline(Pipeline):
         postprocess = {"output_type": output_type} if output_type is not None else {}
         return preprocess, forward, postprocess
 
-    def preprocess(self, inputs=None, num_samples: int = 4, class_labels=None) -> dict:
-        """1. Check inputs and prepare the conditioning: one class label per sample, or None. (`inputs` is always
+    def preprocess(self, inputs=None, num_samples: int | None = None, class_labels=None) -> dict:
+        """1. Check inputs and prepare the conditioning: one class label per sample, or None. Without
+        `num_samples`, one sample per label given as a list, else `DEFAULT_NUM_SAMPLES`. (`inputs` is always
         None: `__call__` passes positional labels on as `class_labels`.)"""
+        if num_samples is None:
+            num_samples = len(class_labels) if is_label_list(class_labels) else DEFAULT_NUM_SAMPLES
         if not is_positive_int(num_samples):
             raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}.")
         class_labels = self._label_tensor(class_labels, num_samples)
@@ -223,6 +228,13 @@ class VQSamplePipeline(Pipeline):
 
 def is_positive_int(value) -> bool:
     return is_int(value) and value >= 1
+
+
+def is_label_list(class_labels) -> bool:
+    """Whether `class_labels` gives one label per sample (a list, array or 1-D tensor), not one for all."""
+    if isinstance(class_labels, (np.ndarray, torch.Tensor)):
+        return class_labels.ndim == 1
+    return isinstance(class_labels, Sequence) and not isinstance(class_labels, str)
 
 
 def load_prior(vqvae: VQVAEModel) -> torch.nn.Module:
