@@ -66,6 +66,7 @@ from hf_vqvae.training_args import (
     data_column,
     launch_command,
     load_raw_splits,
+    reporting_missing_source,
 )
 from hf_vqvae.training_history import TrainingHistory
 
@@ -223,7 +224,8 @@ def randomly_translated(
 
 def load_frozen_vqvae(path: str) -> VQVAEModel:
     """The VQ-VAE in eval mode without gradients: its codebook must not move while the prior trains."""
-    vqvae = VQVAEModel.from_pretrained(path).eval()
+    with reporting_missing_source("--vqvae_name_or_path", path):
+        vqvae = VQVAEModel.from_pretrained(path).eval()
     vqvae.requires_grad_(False)
     return vqvae
 
@@ -469,7 +471,10 @@ def build_prior(args, vqvae: VQVAEModel, label_names: list[str] | None) -> VQPri
             "--model_name_or_path (a new prior takes its depth from --num_layers)."
         )
     if args.model_name_or_path:
-        prior = from_pretrained_with_overrides(VQPriorModel, args.model_name_or_path, args.config_overrides)
+        with reporting_missing_source("--model_name_or_path", args.model_name_or_path):
+            prior = from_pretrained_with_overrides(
+                VQPriorModel, args.model_name_or_path, args.config_overrides
+            )
         if augment_dim and not prior.config.augment_dim:
             prior = with_augment_labels(prior, augment_dim)
         if args.num_added_layers:

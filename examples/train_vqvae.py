@@ -54,6 +54,7 @@ from hf_vqvae.training_args import (
     data_column,
     launch_command,
     load_raw_splits,
+    reporting_missing_source,
 )
 from hf_vqvae.training_history import TrainingHistory
 
@@ -105,7 +106,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def build_model(args: argparse.Namespace) -> VQVAEModel:
     """The model to train: a pretrained one to fine-tune, or a new one from a config plus overrides."""
     if args.model_name_or_path:
-        model = from_pretrained_with_overrides(VQVAEModel, args.model_name_or_path, args.config_overrides)
+        with reporting_missing_source("--model_name_or_path", args.model_name_or_path):
+            model = from_pretrained_with_overrides(VQVAEModel, args.model_name_or_path, args.config_overrides)
         if args.train_decoder_only:
             model.encoder.requires_grad_(False)
             model.quantizer.requires_grad_(False)
@@ -113,7 +115,10 @@ def build_model(args: argparse.Namespace) -> VQVAEModel:
     overrides = parse_config_overrides(args.config_overrides)
     if args.modality:
         overrides["modality"] = args.modality
-    base = VQVAEConfig.from_pretrained(args.config_name) if args.config_name else VQVAEConfig
+    base = VQVAEConfig
+    if args.config_name:
+        with reporting_missing_source("--config_name", args.config_name):
+            base = VQVAEConfig.from_pretrained(args.config_name)
     return VQVAEModel(apply_config_overrides(base, overrides))
 
 

@@ -412,9 +412,7 @@ def test_demo_quick_trains_a_pipeline_folder_per_modality(tmp_path, capsys):
         ):
             assert (folder / name).is_file(), name
         samples = [path.name for path in (folder / "samples").iterdir()]
-        assert any(
-            "reconstruction" in name and name.endswith(sample_suffix[modality]) for name in samples
-        )
+        assert any("reconstruction" in name and name.endswith(sample_suffix[modality]) for name in samples)
         assert any(
             name.startswith("prior_sample") and name.endswith(sample_suffix[modality]) for name in samples
         )

@@ -687,6 +687,24 @@ def test_train_prior_rejects_bad_input_before_training(
     assert not (tmp_path / "prior_training_history.jsonl").exists()
 
 
+@pytest.mark.parametrize(
+    ("script", "flag"),
+    [
+        ("vqvae", "--model_name_or_path"),
+        ("vqvae", "--config_name"),
+        ("prior", "--vqvae_name_or_path"),
+        ("prior", "--model_name_or_path"),
+    ],
+)
+def test_a_mistyped_model_path_is_reported_by_its_flag(tmp_path, untrained_vqvae_dir, script, flag):
+    missing = str(tmp_path / "no-such-run")
+    argv = [*SMALL_SHAPES, *QUIET, "--output_dir", str(tmp_path / "out"), flag, missing]
+    if script == "prior" and flag == "--model_name_or_path":
+        argv = [*argv, "--vqvae_name_or_path", str(untrained_vqvae_dir)]
+    with pytest.raises(OSError, match=rf"{flag} '{re.escape(missing)}': no such local folder or file"):
+        load_script(TRAIN_VQVAE if script == "vqvae" else TRAIN_PRIOR).main(argv)
+
+
 def test_train_vqvae_decoder_only_needs_a_trained_model(tmp_path, capsys):
     with pytest.raises(SystemExit):
         load_script(TRAIN_VQVAE).main([*SMALL_SHAPES, "--output_dir", str(tmp_path), "--train_decoder_only"])

@@ -1,11 +1,13 @@
 """The command-line flags the example training scripts share, named as in the transformers/diffusers examples."""
 
 import argparse
+import contextlib
 import importlib.util
 import logging
 import math
 import shlex
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -246,3 +248,22 @@ def check_full_batch(num_examples: int, args: argparse.Namespace) -> None:
             f"--train_batch_size ({args.train_batch_size}) per process (incomplete batches are dropped). Lower "
             "--train_batch_size or add data."
         )
+
+
+@contextlib.contextmanager
+def reporting_missing_source(flag: str, name_or_path: str) -> Iterator[None]:
+    """Report a model or config that is neither on disk nor loadable from the Hub in one line that names the flag.
+
+    transformers treats a path that does not exist as a Hub repo id, so a mistyped local folder ends in a long
+    traceback about reaching huggingface.co that never says the folder is missing.
+    """
+    try:
+        yield
+    except OSError as error:
+        if Path(name_or_path).exists():
+            raise
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise OSError(
+            f"{flag} {name_or_path!r}: no such local folder or file, and loading it as a Hub repo id failed: "
+            f"{reason}"
+        ) from error
