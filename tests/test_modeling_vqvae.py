@@ -187,6 +187,15 @@ def test_overriding_the_quantizer_of_a_saved_config_takes_its_defaults():
         ("image", torch.zeros(2, 1, 16, 16), ValueError, "Expected 3 channels at axis 1"),
         (
             "image",
+            torch.zeros(2, 16, 16),
+            ValueError,
+            r"got shape \(2, 16, 16\) \(add a channel axis.*unsqueeze\(1\)",
+        ),
+        ("audio", torch.zeros(1, 256), ValueError, r"\(add a batch axis with `x.unsqueeze\(0\)`\)"),
+        ("audio", torch.zeros(8, 256), ValueError, r"\(add a channel axis with `x.unsqueeze\(1\)`\)"),
+        ("video", torch.zeros(2, 4, 16, 16), ValueError, r"\(add a channel axis with `x.unsqueeze\(2\)`\)"),
+        (
+            "image",
             torch.zeros(2, 3, 18, 16),
             ValueError,
             r"not divisible.*nearest valid sizes per axis: \[\[16, 20\]",

@@ -294,17 +294,12 @@ class VQVAEModel(VQVAEPreTrainedModel):
                 f"Expected floating-point inputs scaled to [-1, 1], got dtype {inputs.dtype}; "
                 "e.g. convert uint8 pixels with `x.float() / 127.5 - 1`."
             )
+        channel_axis = 2 if config.modality == "video" else 1
         if inputs.ndim != config.num_axes + 2:
             raise ValueError(
                 f"A {config.modality} VQ-VAE expects a {config.num_axes + 2}-D tensor {layout}, got shape "
-                f"{tuple(inputs.shape)}"
-                + (
-                    " (add a batch axis with `x.unsqueeze(0)`)."
-                    if inputs.ndim == config.num_axes + 1
-                    else "."
-                )
+                f"{tuple(inputs.shape)}{self._missing_axis_hint(inputs, channel_axis)}."
             )
-        channel_axis = 2 if config.modality == "video" else 1
         if inputs.shape[channel_axis] != config.in_channels:
             raise ValueError(
                 f"Expected {config.in_channels} channels at axis {channel_axis} of {layout}, got shape "
@@ -326,6 +321,14 @@ class VQVAEModel(VQVAEPreTrainedModel):
             )
         if not torch.isfinite(inputs).all():
             raise ValueError("Inputs contain NaN or infinite values.")
+
+    def _missing_axis_hint(self, inputs: torch.Tensor, channel_axis: int) -> str:
+        """For an input one axis short: which axis to add, judged by where its channels are."""
+        if inputs.ndim != self.config.num_axes + 1:
+            return ""
+        if inputs.shape[channel_axis - 1] == self.config.in_channels:  # one example
+            return " (add a batch axis with `x.unsqueeze(0)`)"
+        return f" (add a channel axis with `x.unsqueeze({channel_axis})`)"
 
     def _check_codes(self, codes: torch.Tensor) -> None:
         """Raise a clear error for code grids that `decode` cannot map back to signals."""
