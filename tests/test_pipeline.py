@@ -94,6 +94,14 @@ def load_saved(tmp_path_factory):
 # ---- loading
 
 
+def test_a_dtype_given_to_pipeline_reaches_the_prior_too(tmp_path):
+    vqvae = tiny_vqvae("image")
+    folder = save_pipeline_folder(tmp_path, vqvae, tiny_prior(vqvae.config.code_shape))
+    pipe = quiet(pipeline("vq-sample", model=str(folder), dtype=torch.bfloat16))
+    assert pipe.model.dtype == pipe.prior.dtype == torch.bfloat16
+    assert len(pipe(num_samples=2, seed=0)) == 2
+
+
 @pytest.mark.parametrize(("modality", "prior_type"), CASES)
 def test_pipeline_loads_vqvae_and_prior_from_the_folder(load_saved, modality, prior_type):
     pipe = load_saved(modality, prior_type)

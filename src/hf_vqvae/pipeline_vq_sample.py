@@ -238,7 +238,7 @@ def is_label_list(class_labels) -> bool:
 
 
 def load_prior(vqvae: VQVAEModel) -> torch.nn.Module:
-    """Load the prior stored in `prior/` beside the VQ-VAE (a local folder or a Hub repo)."""
+    """Load the prior stored in `prior/` beside the VQ-VAE (a local folder or a Hub repo), in the VQ-VAE's dtype."""
     source = vqvae.name_or_path
     if not source:
         raise ValueError(
@@ -254,7 +254,8 @@ def load_prior(vqvae: VQVAEModel) -> torch.nn.Module:
     if Path(source).is_dir() and not (local_prior / "config.json").is_file():
         raise ValueError(no_prior_message(local_prior))
     try:
-        return AutoModel.from_pretrained(source, subfolder=subfolder, **hub_kwargs)
+        # In the VQ-VAE's dtype: `pipeline(..., dtype=torch.bfloat16)` reaches only the model it loads itself.
+        return AutoModel.from_pretrained(source, subfolder=subfolder, dtype=vqvae.dtype, **hub_kwargs)
     except OSError as error:
         raise ValueError(no_prior_message(f"{source} (subfolder '{subfolder}')")) from error
 
