@@ -93,8 +93,11 @@ def _guess_data_column(names: list[str] | None, features: Features | None, modal
     candidates = [name for name, found in by_modality.items() if found == modality]
     if len(candidates) == 1:
         return candidates[0]
-    if not candidates and by_modality:  # e.g. an audio model given an image dataset
-        advice = f"The data is {sorted(set(by_modality.values()))}: use a model of the data's modality."
+    # Columns named after another modality say what the data is when their feature does not (`{"bytes", "path"}`).
+    named = {name: found for found, name in DEFAULT_DATA_COLUMNS.items() if name in names}
+    if not candidates and (by_modality or named):  # e.g. an audio model given an image dataset
+        found = sorted(set(by_modality.values()) | set(named.values()))
+        advice = f"The data is {found}: use a model of the data's modality."
     else:
         advice = f"Name one of {names} explicitly."
     raise ValueError(
