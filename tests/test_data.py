@@ -692,7 +692,9 @@ def test_unknown_column_lists_the_columns():
 
 
 def test_a_column_named_after_another_modality_says_what_the_data_is():
-    tones = load_raw_dataset(dataset_name="builtin:tones", builtin_options={"num_examples": 4})  # bytes structs
+    tones = load_raw_dataset(
+        dataset_name="builtin:tones", builtin_options={"num_examples": 4}
+    )  # bytes structs
     with pytest.raises(ValueError, match=r"The data is \['audio'\]: use a model of the data's modality"):
         resolve_data_column(tones, "image")
 

@@ -364,3 +364,11 @@ def test_generate_takes_numpy_and_integer_sampling_arguments():
 def test_generate_rejects_labels_for_an_unconditional_prior():
     with pytest.raises(ValueError, match="unconditional"):
         tiny_prior().generate(2, class_labels=0)
+
+
+def test_forward_returns_a_tuple_when_asked():
+    prior = tiny_prior()
+    codes = torch.randint(0, K, (2, 4, 4), generator=torch.Generator().manual_seed(0))
+    loss, logits = prior(codes, return_dict=False)
+    torch.testing.assert_close(loss, prior(codes).loss)
+    assert logits.shape == (2, 4, 4, K)

@@ -329,3 +329,12 @@ def test_gradient_checkpointing_gives_the_same_gradients():
     model.activation_checkpointing_enable()
     model(inputs).loss.backward()
     torch.testing.assert_close(model.encoder.downsample[0].weight.grad, reference, rtol=1e-4, atol=1e-6)
+
+
+def test_forward_returns_a_tuple_when_asked():
+    model = VQVAEModel(tiny_config("image")).eval()
+    inputs = torch.rand(2, 3, 16, 16) * 2 - 1
+    output, as_tuple = model(inputs), model(inputs, return_dict=False)
+    assert isinstance(as_tuple, tuple)
+    torch.testing.assert_close(as_tuple[0], output.loss)
+    torch.testing.assert_close(as_tuple[1], output.reconstruction)

@@ -23,6 +23,7 @@ from transformers import PreTrainedModel, TemperatureLogitsWarper, TopKLogitsWar
 from transformers import initialization as init
 from transformers.generation.logits_process import LogitsProcessor
 from transformers.utils import ModelOutput
+from transformers.utils.generic import can_return_tuple
 
 from .configuration_prior import VQPriorConfig
 from .eval_mode import eval_mode
@@ -272,6 +273,7 @@ class VQPriorModel(VQPriorPreTrainedModel):
         self.backbone: PriorBackbone = BACKBONES[config.prior_type](config)
         self.post_init()
 
+    @can_return_tuple
     def forward(
         self,
         codes: torch.LongTensor,

@@ -9,6 +9,7 @@ from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.utils import ModelOutput
+from transformers.utils.generic import can_return_tuple
 
 from .configuration_vqvae import VQVAEConfig, stride_plan
 from .number_checks import is_integer_tensor
@@ -201,6 +202,7 @@ class VQVAEModel(VQVAEPreTrainedModel):
         self.decoder = VQVAEDecoder(config)
         self.post_init()
 
+    @can_return_tuple
     def forward(
         self, pixel_values: torch.FloatTensor | None = None, input_values: torch.FloatTensor | None = None
     ) -> VQVAEOutput:
