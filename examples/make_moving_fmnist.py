@@ -1,4 +1,4 @@
-"""Build the Moving Fashion-MNIST video dataset (the Moving-MNIST protocol over Fashion-MNIST sprites) as parquet.
+r"""Build the Moving Fashion-MNIST video dataset (the Moving-MNIST protocol over Fashion-MNIST sprites) as parquet.
 
     apt-get install dataset-fashion-mnist      # Debian's copy of the original IDX files
     python examples/make_moving_fmnist.py --output_dir data/moving-fmnist

@@ -1,4 +1,4 @@
-"""Turn a trained VQ-VAE + prior folder (the output of train_prior.py) into a released, hub-ready folder: the
+r"""Turn a trained VQ-VAE + prior folder (the output of train_prior.py) into a released, hub-ready folder: the
 weights, validation metrics measured afresh, sample files and a model card.
 
     python examples/release_model.py --model_dir runs/vqvae-fsdd --release_dir model_cards/vqvae-fsdd \

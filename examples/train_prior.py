@@ -1,4 +1,4 @@
-"""Train an autoregressive prior (transformer or gated PixelCNN) over the codes of a trained, frozen VQ-VAE, with
+r"""Train an autoregressive prior (transformer or gated PixelCNN) over the codes of a trained, frozen VQ-VAE, with
 Accelerate: the same script on one CPU, one GPU, many GPUs or many nodes.
 
     python examples/train_prior.py --vqvae_name_or_path out/shapes --dataset_name builtin:shapes \

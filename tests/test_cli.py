@@ -355,6 +355,17 @@ def test_evaluate_prints_and_writes_the_validation_split_metrics(model_dir, tmp_
     assert results["mse"] == pytest.approx(mse, rel=1e-5)
 
 
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--split_percentage", "100"], "--split_percentage: must be a percentage in [0, 100), got 100"),
+        (["--max_samples", "0"], "--max_samples: must be an integer >= 1, got 0"),
+    ],
+)
+def test_evaluate_flags_out_of_range_are_refused_by_the_parser(model_dir, capsys, flags, message):
+    assert message in run_failing(["evaluate", str(model_dir), "--data", "builtin:shapes", *flags], capsys)
+
+
 def test_evaluate_reads_parquet_files(model_dir, tmp_path, capsys):
     make_shapes(num_examples=6).to_parquet(tmp_path / "shapes.parquet")
     assert (

@@ -37,9 +37,9 @@ from .exporting import (
     save_videos,
 )
 from .modeling_vqvae import VQVAEModel
-from .number_checks import positive_int
+from .number_checks import positive_int, split_percentage
 
-IMAGE_EXTENSIONS = (".bmp", ".jpeg", ".jpg", ".png", ".webp")
+IMAGE_EXTENSIONS = (".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp")
 VIDEO_FORMATS = ("gif", "mp4")
 CODES_KEY = "codes"
 CODES_FORMATS = (".safetensors", ".npy")
@@ -272,9 +272,11 @@ def add_encode_parser(subparsers) -> argparse.ArgumentParser:
         "encode",
         "Encode image, audio or video files to code grids.",
         "Encode files with the VQ-VAE. Each input is first brought to the model's size, as in validation: "
-        "images resized and centre-cropped to sample_size, audio resampled to sampling_rate and cut to its "
-        "centred sample_size window, video cut to its centred clip. Saves int64 code grids (N, *code_shape) "
-        "and the input file names: in the safetensors metadata, or for X.npy in X.npy.json beside it.",
+        "images resized and centre-cropped to sample_size; audio mixed to mono, resampled to sampling_rate, "
+        "scaled so its peak is the model's audio_peak_level (decoding gives that level back, not the "
+        "recording's own) and cut to its centred sample_size window; video cut to its centred clip. Saves "
+        "int64 code grids (N, *code_shape) and the input file names: in the safetensors metadata, or for X.npy "
+        "in X.npy.json beside it.",
     )
     _add_model_args(parser)
     parser.add_argument(
@@ -465,27 +467,27 @@ def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
         "--data",
         nargs="+",
         required=True,
-        help="builtin:shapes / builtin:tones / builtin:sprites, a local folder (imagefolder, or "
+        help="builtin:shapes / builtin:tones / builtin:sprites / builtin:moving-mnist, a local folder (imagefolder, or "
         "audio / video files), *.parquet files, or a Hub dataset name.",
     )
     parser.add_argument(
         "--split_percentage",
-        type=float,
+        type=split_percentage,
         help="Evaluate on the held-out split the training scripts carve with "
         "--validation_split_percentage (e.g. 5); default: the whole dataset.",
     )
     parser.add_argument(
-        "--max_samples", type=int, help="Evaluate on at most this many (randomly chosen) examples."
+        "--max_samples", type=positive_int, help="Evaluate on at most this many (randomly chosen) examples."
     )
     parser.add_argument("--column", help="Column holding the data (default: guessed from the features).")
     parser.add_argument(
         "--builtin_num_examples",
-        type=int,
+        type=positive_int,
         help="Size of a built-in dataset (as in training; default: the generator's).",
     )
     parser.add_argument(
         "--batch_size",
-        type=int,
+        type=positive_int,
         default=64,
         help="Images or clips per forward pass; audio is scored one whole recording at a time.",
     )

@@ -70,20 +70,24 @@ def evaluate_reconstruction(
 
 @torch.no_grad()
 def evaluate_recordings(
-    model: VQVAEModel, recordings: Iterable[torch.Tensor], show_progress_bar: bool = False
+    model: VQVAEModel,
+    recordings: Iterable[torch.Tensor],
+    show_progress_bar: bool = False,
+    num_recordings: int | None = None,
 ) -> dict[str, float]:
     """Like [`evaluate_reconstruction`], over whole audio recordings of any length rather than fixed windows.
 
     Each recording, `(channels, time)`, is zero-padded to a multiple of the model's hop, encoded and decoded in
     one pass (the model is fully convolutional), and scored over its own samples only: what a user encoding a
-    file gets, with no window edges and no padding in the metrics.
+    file gets, with no window edges and no padding in the metrics. `num_recordings` is the progress bar's total.
     """
     if model.config.modality != "audio":
         raise ValueError(f"evaluate_recordings scores audio models, got modality={model.config.modality!r}.")
     hop = model.config.hop_length
 
     def reconstructed():
-        for waveform in tqdm(recordings, desc="recordings", disable=not show_progress_bar, leave=False):
+        progress = tqdm(recordings, "recordings", num_recordings, disable=not show_progress_bar, leave=False)
+        for waveform in progress:
             length = waveform.shape[-1]
             padded = F.pad(waveform, (0, -length % hop))[None].to(model.device)
             outputs = model(padded)
@@ -105,7 +109,8 @@ def evaluate_split(
         # One recording at a time, without a collate that would fail on a batch whose only example is bad: bad
         # recordings are skipped and counted (up to `max_bad_fraction`) as in a batched split.
         recordings = (example["input_values"] for example in whole if example["input_values"] is not None)
-        return evaluate_recordings(model, recordings, show_progress_bar=show_progress_bar)
+        total = len(whole) if isinstance(whole, Dataset) else None
+        return evaluate_recordings(model, recordings, show_progress_bar, num_recordings=total)
     loader = DataLoader(
         prepare_dataset(raw, preprocessor, column), batch_size=batch_size, collate_fn=collate_examples
     )

@@ -36,3 +36,11 @@ def non_negative_int(value: str) -> int:
     if number < 0:
         raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {value}")
     return number
+
+
+def split_percentage(value: str) -> float:
+    """An argparse type: a percentage of the data to hold out, in [0, 100) (0 holds out nothing)."""
+    number = float(value)
+    if not 0 <= number < 100:
+        raise argparse.ArgumentTypeError(f"must be a percentage in [0, 100), got {value}")
+    return number

@@ -18,7 +18,7 @@ from torch.optim.lr_scheduler import LRScheduler
 from transformers import get_scheduler
 
 from .data import load_raw_dataset, resolve_label_names, split_train_validation
-from .number_checks import non_negative_int, positive_int
+from .number_checks import non_negative_int, positive_int, split_percentage
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def add_data_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--max_eval_samples", type=int, help="Keep at most this many validation examples.")
     group.add_argument(
         "--validation_split_percentage",
-        type=float,
+        type=split_percentage,
         default=5.0,
         help="Percentage of the data held out for validation (evenly spread rows).",
     )
