@@ -1,6 +1,6 @@
-"""Cost of taking one training clip from a long video file: decoding only up to the clip's last frame and
-converting only its frames (what `VideoPreprocessor` does) against decoding and converting the whole file
-first, in one process.
+"""Cost of taking one training clip from a long video file: converting only the clip's frames to RGB (what
+`VideoPreprocessor` does; the file is still decoded whole, to count its frames) against converting every frame
+first.
 
     python benchmarks/benchmark_video_clip_decoding.py [--seconds 20] [--height 480] [--width 640]
 
@@ -91,7 +91,10 @@ def main() -> None:
     )
     print(f"whole file first: {whole_seconds:6.2f} s, peak memory +{whole_peak:7.1f} MiB")
     print(f"clip only:        {clip_seconds:6.2f} s, peak memory +{clip_peak:7.1f} MiB")
-    print(f"whole / clip: time {whole_seconds / clip_seconds:.1f}x, memory {whole_peak / clip_peak:.1f}x")
+    memory_ratio = (
+        f"{whole_peak / clip_peak:.1f}x" if clip_peak > 0 else "n/a (clip only did not grow the peak)"
+    )
+    print(f"whole / clip: time {whole_seconds / clip_seconds:.1f}x, memory {memory_ratio}")
     print(f"same clip both ways: {np.array_equal(whole_clip, clip)}")
 
 

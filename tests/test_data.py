@@ -424,7 +424,7 @@ class FrameCounting:
         return [2, 3, 3, 5]
 
 
-def test_a_chosen_clip_decodes_only_up_to_its_last_frame(monkeypatch):
+def test_a_chosen_clip_converts_only_its_frames(monkeypatch):
     frames = np.random.default_rng(0).integers(0, 256, size=(12, 8, 8, 3), dtype=np.uint8)
     converted = []
     real_to_ndarray = av.VideoFrame.to_ndarray
@@ -464,16 +464,28 @@ class StatedFrameCount:
         return self.container.__exit__(*exc)
 
 
-def test_a_frame_count_stated_too_high_falls_back_to_the_real_one(monkeypatch):
-    frames = np.random.default_rng(0).integers(0, 256, size=(4, 8, 8, 3), dtype=np.uint8)
+@pytest.mark.parametrize("stated", [5, 12, 24])
+def test_a_wrong_stated_frame_count_gives_the_clip_of_the_real_one(monkeypatch, stated):
+    frames = np.stack([np.full((8, 8, 3), 10 * index, np.uint8) for index in range(20)])
+    data = encode_video(frames)
+    expected = VideoPreprocessor(num_frames=8, size=(8, 8))(frames)  # the centred clip: frames 6..13
     real_open = video_module._open_container
-    monkeypatch.setattr(video_module, "_open_container", lambda value: StatedFrameCount(real_open(value), 9))
+    monkeypatch.setattr(video_module, "_open_container", lambda value: StatedFrameCount(real_open(value), stated))
     counts = []
-    clip, _ = decode_video(encode_video(frames), lambda n, fps: counts.append(n) or range(n - 2, n))
-    assert counts == [9, 4]  # chose from the stated 9, found 4, chose again
-    np.testing.assert_array_equal(clip, frames[2:])
-    with pytest.raises(BadExampleError, match="4 frames; a clip of 6 frames needs 6"):
-        VideoPreprocessor(num_frames=6, size=(8, 8))(encode_video(frames))
+    clip, _ = decode_video(data, lambda n, fps: counts.append(n) or range(n - 2, n))
+    assert counts == [stated, 20]  # chose from the stated count, found 20, chose again
+    np.testing.assert_array_equal(clip, frames[18:])
+    torch.testing.assert_close(VideoPreprocessor(num_frames=8, size=(8, 8))(data), expected)
+    with pytest.raises(BadExampleError, match="20 frames; a clip of 21 frames needs 21"):
+        VideoPreprocessor(num_frames=21, size=(8, 8))(data)
+
+
+@pytest.mark.parametrize("picks", [[], [-1], [4]], ids=str)
+def test_a_chooser_must_pick_frames_inside_the_video(picks):
+    frames = np.zeros((4, 8, 8, 3), np.uint8)
+    for value in (frames, encode_video(frames), [PIL.Image.fromarray(frame) for frame in frames]):
+        with pytest.raises(ValueError, match=r"choose_frames must pick at least one frame index in \[0, 4\)"):
+            decode_video(value, lambda n, fps: picks)
 
 
 def test_a_list_of_frame_images_is_a_video_column():

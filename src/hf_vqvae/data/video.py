@@ -2,7 +2,7 @@
 
 Decoding does not go through `datasets.Video`, whose decoder needs torchcodec: video columns are read
 undecoded (`{"bytes", "path"}`, see `columns.disable_media_decoding`) and decoded here. Only a clip's frames
-are converted to RGB, and decoding stops after its last one, so a clip of a long file costs little memory.
+are converted to RGB, so a clip of a long file costs little memory.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import numpy as np
 import PIL.Image
 import torch
 
+from ..number_checks import is_int
 from .cropping import window_start
 from .image import CHANNEL_MODES, decode_image, image_to_tensor, resize_to_cover
 from .robustness import BadExampleError
@@ -40,9 +41,9 @@ def decode_video(value: Any, choose_frames: FrameChooser | None = None) -> tuple
             undecoded `datasets.Image` values, as a `List(Image())` column holds); or an integer array (or
             nested list) of decoded frames of shape (T, H, W) or (T, H, W, C), C in 1, 3, 4, values in [0, 255].
         choose_frames (`Callable[[int, float | None], Sequence[int]]`, *optional*): Given the frame count and
-            rate, the indices of the frames to return, in order (repeats allowed). A file whose container states
-            its frame count is then decoded only up to the last chosen frame, and only chosen frames are
-            converted to RGB. All frames when `None`.
+            rate, the indices of the frames to return, in order (repeats allowed). Only chosen frames are
+            converted to RGB. A file is decoded once when its container states the right frame count, else
+            twice (once to count). All frames when `None`.
 
     Returns:
         `tuple[np.ndarray, float | None]`: frames, uint8 of shape (T, H, W, C), and the file's frame rate
@@ -51,6 +52,7 @@ def decode_video(value: Any, choose_frames: FrameChooser | None = None) -> tuple
     Raises:
         BadExampleError: when the value cannot be decoded, has no frames, or has an unsupported shape, and
             whatever `choose_frames` raises.
+        ValueError: when `choose_frames` picks no frame or one outside the video.
     """
     if isinstance(value, dict):
         value = value.get("bytes") or value.get("path")
@@ -59,14 +61,14 @@ def decode_video(value: Any, choose_frames: FrameChooser | None = None) -> tuple
     if isinstance(value, (bytes, bytearray, str, os.PathLike)):
         return _read_with_pyav(value, choose_frames)
     if isinstance(value, (list, tuple)) and value and isinstance(value[0], (dict, PIL.Image.Image)):
-        chosen = range(len(value)) if choose_frames is None else choose_frames(len(value), None)
+        chosen = _chosen(choose_frames, len(value), None)
         return _stacked([np.asarray(decode_image(value[index], "RGB")) for index in chosen]), None
     try:
         frames = np.asarray(value)
     except ValueError as error:  # ragged nested lists
         raise BadExampleError(f"video frames do not form an array: {error}") from error
     frames = _as_uint8_video_array(frames)
-    return (frames if choose_frames is None else frames[list(choose_frames(len(frames), None))]), None
+    return frames[_chosen(choose_frames, len(frames), None)], None
 
 
 def _read_with_pyav(
@@ -77,17 +79,42 @@ def _read_with_pyav(
             stream = container.streams.video[0]  # IndexError when the file has no video stream
             fps = float(stream.average_rate) if stream.average_rate else None
             stated_count = stream.frames  # 0 when the container does not say
-            chosen = list(choose_frames(stated_count, fps)) if choose_frames and stated_count else None
+            chosen = _chosen_by_stated_count(choose_frames, stated_count, fps)
             frames, count = _rgb_frames(container.decode(stream), chosen)
-        if choose_frames is not None and chosen is None:  # no stated count: every frame was converted
-            frames = [frames[index] for index in choose_frames(count, fps)]
-        elif frames is None:  # the stream ended before the last chosen frame: the stated count was too high
-            chosen = list(choose_frames(count, fps))
+        if choose_frames is not None and (not chosen or count != stated_count):
+            # Nothing chosen yet, or from a wrong count: choose from the frames the stream holds, decode again.
+            chosen = _chosen(choose_frames, count, fps)
             with _open_container(value) as container:
                 frames, _ = _rgb_frames(container.decode(container.streams.video[0]), chosen)
     except (av.FFmpegError, IndexError, OSError) as error:
         raise BadExampleError(f"cannot decode video: {error}") from error
     return _stacked(frames), fps
+
+
+def _chosen(choose_frames: FrameChooser | None, count: int, fps: float | None) -> list[int]:
+    """The frames `choose_frames` picks from `count` frames (every frame without a chooser), checked."""
+    if choose_frames is None:
+        return list(range(count))
+    chosen = list(choose_frames(count, fps))
+    if not chosen or not all(is_int(index) and 0 <= index < count for index in chosen):
+        raise ValueError(f"choose_frames must pick at least one frame index in [0, {count}), got {chosen}.")
+    return [int(index) for index in chosen]
+
+
+def _chosen_by_stated_count(
+    choose_frames: FrameChooser | None, stated_count: int, fps: float | None
+) -> list[int] | None:
+    """The frames to convert on the first pass: all of them without a chooser; the chooser's pick from the
+    container's stated frame count; none when there is no count, or the stated count is too short for the
+    chooser (the first pass then only counts the frames)."""
+    if choose_frames is None:
+        return None
+    if not stated_count:
+        return []
+    try:
+        return _chosen(choose_frames, stated_count, fps)
+    except BadExampleError:
+        return []
 
 
 def _stacked(frames: list[np.ndarray] | None) -> np.ndarray:
@@ -106,18 +133,16 @@ def _open_container(value: bytes | bytearray | str | os.PathLike) -> av.containe
 
 def _rgb_frames(decoded, chosen: list[int] | None) -> tuple[list[np.ndarray] | None, int]:
     """RGB arrays of the `chosen` frames, in their order (repeats included), or of every frame for `None`; and
-    the number of frames decoded. Decoding stops after the last chosen frame; the frames are `None` when the
-    stream ends before it."""
+    the number of frames decoded. The whole stream is decoded, to count its frames, but only chosen frames are
+    converted; the frames are `None` when the stream ends before one of them."""
     if chosen is None:
         frames = [frame.to_ndarray(format="rgb24") for frame in decoded]
         return frames, len(frames)
-    wanted, last, kept, count = set(chosen), max(chosen, default=-1), {}, 0
+    wanted, kept, count = set(chosen), {}, 0
     for count, frame in enumerate(decoded, start=1):
         if count - 1 in wanted:
             kept[count - 1] = frame.to_ndarray(format="rgb24")
-        if count - 1 == last:
-            break
-    return ([kept[index] for index in chosen] if last in kept else None), count
+    return ([kept[index] for index in chosen] if wanted <= kept.keys() else None), count
 
 
 def _as_uint8_video_array(frames: np.ndarray) -> np.ndarray:
