@@ -219,8 +219,10 @@ def test_load_raw_dataset_argument_errors(tmp_path):
         load_raw_dataset()
     with pytest.raises(ValueError, match="extensions"):
         load_raw_dataset(data_files=["a.parquet", "b.txt"])
-    with pytest.raises(ValueError, match=r"extensions.*got \['.parquet', '.txt'\]"):
+    with pytest.raises(ValueError, match=r"extensions.*got \['.parquet', '.txt.gz'\]"):
         load_raw_dataset(data_files=["a.parquet", "b.txt.gz"])
+    with pytest.raises(ValueError, match=r"CSV and JSON optionally compressed.*got \['.parquet.gz'\]"):
+        load_raw_dataset(data_files=["a.parquet.gz"])
 
 
 def test_compressed_data_files_load(tmp_path):
@@ -470,7 +472,9 @@ def test_a_wrong_stated_frame_count_gives_the_clip_of_the_real_one(monkeypatch, 
     data = encode_video(frames)
     expected = VideoPreprocessor(num_frames=8, size=(8, 8))(frames)  # the centred clip: frames 6..13
     real_open = video_module._open_container
-    monkeypatch.setattr(video_module, "_open_container", lambda value: StatedFrameCount(real_open(value), stated))
+    monkeypatch.setattr(
+        video_module, "_open_container", lambda value: StatedFrameCount(real_open(value), stated)
+    )
     counts = []
     clip, _ = decode_video(data, lambda n, fps: counts.append(n) or range(n - 2, n))
     assert counts == [stated, 20]  # chose from the stated count, found 20, chose again

@@ -249,4 +249,14 @@ def test_save_reconstructions_names_each_original_and_its_reconstruction(tmp_pat
         np.testing.assert_allclose(reconstructed, reconstructions[1, 0].numpy(), atol=1 / 2**14)
     elif modality == "video":  # original left, reconstruction right
         with PIL.Image.open(paths[0]) as gif:
-            assert gif.size == (32, 16)
+            first_frame = np.asarray(gif.convert("RGB"), dtype=float)
+        assert first_frame.shape == (16, 32, 3)
+        original, reconstructed = (
+            postprocess_samples(x[:1], tiny_config(modality), "np")[0][0] for x in (inputs, reconstructions)
+        )
+        assert (
+            np.abs(first_frame[:, :16] - original).mean() < np.abs(first_frame[:, :16] - reconstructed).mean()
+        )
+        assert (
+            np.abs(first_frame[:, 16:] - reconstructed).mean() < np.abs(first_frame[:, 16:] - original).mean()
+        )

@@ -196,6 +196,15 @@ def test_overriding_the_quantizer_of_a_saved_config_takes_its_defaults():
         ("video", torch.zeros(2, 4, 16, 16), ValueError, r"\(add a channel axis with `x.unsqueeze\(2\)`\)"),
         (
             "image",
+            torch.zeros(16, 16, 3),
+            ValueError,
+            r"channels last\? use `x.permute\(2, 0, 1\).unsqueeze\(0\)`",
+        ),
+        ("image", torch.zeros(2, 16, 16, 3), ValueError, r"channels last\? use `x.permute\(0, 3, 1, 2\)`\)"),
+        ("video", torch.zeros(4, 16, 16, 3), ValueError, r"use `x.permute\(0, 3, 1, 2\).unsqueeze\(0\)`"),
+        ("video", torch.zeros(2, 4, 16, 16, 3), ValueError, r"use `x.permute\(0, 1, 4, 2, 3\)`"),
+        (
+            "image",
             torch.zeros(2, 3, 18, 16),
             ValueError,
             r"not divisible.*nearest valid sizes per axis: \[\[16, 20\]",

@@ -444,6 +444,8 @@ def test_labels_set_the_number_of_samples_unless_it_is_given(load_saved):
     assert len(pipe(class_labels=[2, 0, 1])) == 3
     assert len(pipe(class_labels=np.array([2, 0]))) == 2
     assert len(pipe(class_labels=2)) == 4  # one label for all: the default count
+    with pytest.raises(ValueError, match="class_labels is empty"):
+        pipe(class_labels=[])
     scalar = pipe(class_labels=torch.tensor(2), num_samples=2, seed=1, output_type="np")
     integer = pipe(class_labels=2, num_samples=2, seed=1, output_type="np")
     assert all(np.array_equal(a, b) for a, b in zip(scalar, integer, strict=True))

@@ -206,7 +206,7 @@ def add_sample_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument(
         "--num_samples",
         type=positive_int,
-        help="Samples to draw (default: one per class label given, else 4).",
+        help="Samples to draw (default: one per label when several are given, else 4).",
     )
     parser.add_argument(
         "--class_labels",

@@ -303,9 +303,15 @@ class VQVAEModel(VQVAEPreTrainedModel):
                 f"{tuple(inputs.shape)}{self._missing_axis_hint(inputs, channel_axis)}."
             )
         if inputs.shape[channel_axis] != config.in_channels:
+            channels_last = inputs.shape[-1] == config.in_channels
             raise ValueError(
                 f"Expected {config.in_channels} channels at axis {channel_axis} of {layout}, got shape "
-                f"{tuple(inputs.shape)}."
+                f"{tuple(inputs.shape)}"
+                + (
+                    f" (channels last? use `{_channels_first(inputs.ndim, channel_axis)}`)."
+                    if channels_last
+                    else "."
+                )
             )
         if inputs.shape[0] == 0:
             raise ValueError(f"Got an empty batch, shape {tuple(inputs.shape)}; pass at least one example.")
@@ -330,6 +336,8 @@ class VQVAEModel(VQVAEPreTrainedModel):
             return ""
         if inputs.shape[channel_axis - 1] == self.config.in_channels:  # one example
             return " (add a batch axis with `x.unsqueeze(0)`)"
+        if inputs.shape[-1] == self.config.in_channels:  # one example, channels last
+            return f" (one example with its channels last? use `{_channels_first(inputs.ndim, channel_axis - 1)}.unsqueeze(0)`)"
         return f" (add a channel axis with `x.unsqueeze({channel_axis})`)"
 
     def _check_codes(self, codes: torch.Tensor) -> None:
@@ -350,6 +358,13 @@ class VQVAEModel(VQVAEPreTrainedModel):
                 f"codes must lie in [0, {config.codebook_size}), got values in [{int(codes.min())}, "
                 f"{int(codes.max())}]."
             )
+
+
+def _channels_first(ndim: int, channel_axis: int) -> str:
+    """The `x.permute(...)` call that moves a channels-last tensor's last axis to `channel_axis`."""
+    order = list(range(ndim - 1))
+    order.insert(channel_axis, ndim - 1)
+    return f"x.permute({', '.join(map(str, order))})"
 
 
 __all__ = ["VQVAEEncoderOutput", "VQVAEModel", "VQVAEOutput", "VQVAEPreTrainedModel"]

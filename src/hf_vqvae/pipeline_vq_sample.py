@@ -151,6 +151,8 @@ class VQSamplePipeline(Pipeline):
         None: `__call__` passes positional labels on as `class_labels`.)"""
         if num_samples is None:
             num_samples = len(class_labels) if is_label_list(class_labels) else DEFAULT_NUM_SAMPLES
+            if num_samples == 0:
+                raise ValueError("class_labels is empty: give one label per sample, or one label for all.")
         if not is_positive_int(num_samples):
             raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}.")
         class_labels = self._label_tensor(class_labels, num_samples)

@@ -23,8 +23,10 @@ BUILDER_BY_EXTENSION = {
     ".json": "json",
     ".jsonl": "json",
 }
-# Compressed data files (`train.jsonl.gz`) are read through fsspec's compression filesystems, as `datasets` does.
+# Compressed text data files (`train.jsonl.gz`) are read through fsspec's compression filesystems, as `datasets`
+# does; Parquet and Arrow files compress internally and are not read from compressed files.
 COMPRESSION_EXTENSIONS = {".bz2", ".gz", ".gzip", ".lz4", ".xz", ".zst", ".zstd"}
+COMPRESSIBLE_EXTENSIONS = {".csv", ".json", ".jsonl"}
 
 
 def load_raw_dataset(
@@ -118,15 +120,16 @@ def _builder_for(data_files: str | list[str] | dict[str, str | list[str]]) -> st
     builders = {BUILDER_BY_EXTENSION.get(extension) for extension in extensions}
     if len(builders) != 1 or None in builders:
         raise ValueError(
-            f"data_files must all have one of the extensions {sorted(BUILDER_BY_EXTENSION)} (optionally "
-            f"compressed: {sorted(COMPRESSION_EXTENSIONS)}); got {sorted(extensions)}."
+            f"data_files must all have one of the extensions {sorted(BUILDER_BY_EXTENSION)} (CSV and JSON "
+            f"optionally compressed: {sorted(COMPRESSION_EXTENSIONS)}); got {sorted(extensions)}."
         )
     return builders.pop()
 
 
 def _format_extension(file: str) -> str:
-    """The extension naming a data file's format, behind a compression extension if any (`.jsonl.gz` -> `.jsonl`)."""
+    """The extension naming a data file's format, behind a compression extension on CSV and JSON (`.jsonl.gz` ->
+    `.jsonl`; `.parquet.gz` stays itself, and is refused)."""
     path = Path(file)
-    if path.suffix.lower() in COMPRESSION_EXTENSIONS:
-        path = path.with_suffix("")
-    return path.suffix.lower()
+    compression = path.suffix.lower() if path.suffix.lower() in COMPRESSION_EXTENSIONS else ""
+    extension = Path(path.stem).suffix.lower() if compression else path.suffix.lower()
+    return extension if not compression or extension in COMPRESSIBLE_EXTENSIONS else extension + compression
