@@ -334,6 +334,13 @@ def encoded_splits(
         )
     }
     description["column"] = data_column(args, vqvae.config.modality)
+    # What the files hold, not only where they are: `datasets` fingerprints a map-style split from its files'
+    # paths and modification times, and the features name the classes (for streamed data too).
+    description["data"] = [
+        (getattr(raw, "_fingerprint", None), str(raw.features))
+        for raw in (raw_train, raw_eval)
+        if raw is not None
+    ]
     cache_dir = args.codes_cache_dir or Path(datasets.config.HF_DATASETS_CACHE) / "hf_vqvae_codes"
     with accelerator.main_process_first():
         return load_or_encode_codes(
@@ -441,6 +448,30 @@ def with_added_layers(prior: VQPriorModel, num_added_layers: int) -> VQPriorMode
     return deeper
 
 
+def prior_class_names(args, raw_train, raw_eval, label_names: list[str] | None) -> list[str] | None:
+    """The classes the prior is conditioned on, checked before any encoding: a ClassLabel's names, or for a plain
+    integer column the ids 0..max as names. Rows without a class (-1, `datasets`' mark for unlabelled) cannot
+    condition a prior."""
+    if not args.label_column:
+        return None
+    splits = [raw for raw in (raw_train, raw_eval) if isinstance(raw, datasets.Dataset)]
+    labels = [label for raw in splits for label in raw[args.label_column]]
+    if labels and min(labels) < 0:
+        raise ValueError(
+            f"--label_column {args.label_column!r}: {sum(label < 0 for label in labels)} rows have no class (label "
+            f"{min(labels)}); a class-conditional prior needs a class for every row. Drop those rows first, e.g. "
+            f"dataset.filter(lambda row: row[{args.label_column!r}] >= 0)."
+        )
+    if label_names is not None:
+        return label_names
+    if len(splits) < len([raw for raw in (raw_train, raw_eval) if raw is not None]):
+        raise ValueError(
+            f"--label_column {args.label_column!r} holds plain integers, and a streamed dataset cannot tell how "
+            "many classes they span: cast the column to a datasets.ClassLabel, or train without --streaming."
+        )
+    return [str(index) for index in range(max(labels) + 1)] if labels else None
+
+
 def check_prior_classes(args, prior: VQPriorModel, label_names: list[str] | None) -> None:
     """Fail unless the prior models as many classes as `--label_column` gives (none without it); a fine-tuned
     prior takes the data's class names, so that the pipeline names its samples' classes right."""
@@ -523,6 +554,7 @@ def main(argv: list[str] | None = None) -> None:
     vqvae = load_frozen_vqvae(args.vqvae_name_or_path).to(accelerator.device)
     check_augmentation_args(args, vqvae.config)
     raw_train, raw_eval, label_names = load_raw_splits(args, vqvae.config.modality)
+    label_names = prior_class_names(args, raw_train, raw_eval, label_names)
     prior = build_prior(args, vqvae, label_names)  # before encoding, so a bad config fails fast
     codes = encoded_splits(args, vqvae, raw_train, raw_eval, accelerator)
     train_examples = training_examples(args, vqvae, raw_train, codes)

@@ -1283,3 +1283,106 @@ def test_a_streamed_training_set_sorted_by_class_is_shuffled(tmp_path):
     train_loader, _, _ = script.build_dataloaders(args, config, Accelerator(cpu=True))
     labels = next(iter(train_loader))["class_labels"]
     assert 0 < labels.sum() < len(labels)  # both classes in the first batch
+
+
+# ------------------------------------------------------------------- a user's own labels and files
+
+
+def write_labelled_parquet(path: Path, labels: list, feature=None) -> Path:
+    """16 images of 16x16 whose `kind` column holds `labels` (repeated to 16 rows)."""
+    images = [PIL.Image.new("RGB", (16, 16), (16 * index, 0, 255 - 16 * index)) for index in range(16)]
+    kinds = [labels[index % len(labels)] for index in range(16)]
+    features = Features({"image": ImageFeature(), "kind": feature}) if feature is not None else None
+    Dataset.from_dict({"image": images, "kind": kinds}, features=features).to_parquet(str(path))
+    return path
+
+
+def labelled_prior_argv(untrained_vqvae_dir: Path, data: Path, output_dir: Path) -> list[str]:
+    return [
+        *TINY_PRIOR,
+        *QUIET,
+        "--vqvae_name_or_path",
+        str(untrained_vqvae_dir),
+        "--data_files",
+        str(data),
+        "--label_column",
+        "kind",
+        "--validation_split_percentage",
+        "25",
+        "--max_train_steps",
+        "1",
+        "--train_batch_size",
+        "4",
+        "--output_dir",
+        str(output_dir),
+        "--codes_cache_dir",
+        str(output_dir / "codes"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("labels", "feature", "id2label"),
+    [
+        ([0, 2, 1], None, {0: "0", 1: "1", 2: "2"}),  # plain integers: ids 0..max
+        (["dog", "cat"], None, {0: "cat", 1: "dog"}),  # strings: encoded as class_encode_column does
+    ],
+    ids=["integers", "strings"],
+)
+def test_a_prior_takes_integer_and_string_label_columns(
+    untrained_vqvae_dir, tmp_path, labels, feature, id2label
+):
+    data = write_labelled_parquet(tmp_path / "data.parquet", labels, feature)
+    load_script(TRAIN_PRIOR).main(labelled_prior_argv(untrained_vqvae_dir, data, tmp_path / "out"))
+    config = VQPriorModel.from_pretrained(tmp_path / "out" / "prior").config
+    assert config.num_classes == len(id2label) and config.id2label == id2label
+
+
+def test_unlabelled_rows_are_refused_before_encoding(untrained_vqvae_dir, tmp_path):
+    data = write_labelled_parquet(tmp_path / "data.parquet", [0, 1, -1, 2], ClassLabel(names=["a", "b", "c"]))
+    with pytest.raises(ValueError, match=r"--label_column 'kind': 4 rows have no class \(label -1\)"):
+        load_script(TRAIN_PRIOR).main(labelled_prior_argv(untrained_vqvae_dir, data, tmp_path / "out"))
+    assert not (tmp_path / "out" / "codes").exists()
+
+
+def test_cached_codes_follow_the_data_files(untrained_vqvae_dir, tmp_path, caplog):
+    data = write_labelled_parquet(tmp_path / "data.parquet", ["cat", "dog"])
+    argv = labelled_prior_argv(untrained_vqvae_dir, data, tmp_path / "out")
+    load_script(TRAIN_PRIOR).main(argv)
+    time.sleep(1.1)  # a later modification time, which datasets' fingerprint of the files includes
+    write_labelled_parquet(data, ["bird", "cat", "dog"])  # a class added, same path
+    with caplog.at_level(logging.INFO):
+        load_script(TRAIN_PRIOR).main(argv)
+    assert "Reusing cached codes" not in caplog.text
+    assert VQPriorModel.from_pretrained(tmp_path / "out" / "prior").config.id2label == {
+        0: "bird",
+        1: "cat",
+        2: "dog",
+    }
+
+
+def test_streaming_skips_a_corrupt_file_beside_a_validation_split(tmp_path, caplog):
+    folder = tmp_path / "images" / "things"
+    folder.mkdir(parents=True)
+    for index in range(12):
+        PIL.Image.new("RGB", (16, 16), (20 * index, 0, 0)).save(folder / f"{index}.png")
+    (folder / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    argv = [
+        *TINY_VQVAE,
+        *QUIET,
+        "--train_data_dir",
+        str(tmp_path / "images"),
+        "--streaming",
+        "--validation_split_percentage",
+        "20",
+        "--max_train_steps",
+        "2",
+        "--train_batch_size",
+        "4",
+        "--max_bad_fraction",
+        "0.5",
+        "--output_dir",
+        str(tmp_path / "out"),
+    ]
+    with caplog.at_level(logging.WARNING):
+        load_script(TRAIN_VQVAE).main(argv)
+    assert (tmp_path / "out" / "model.safetensors").is_file()

@@ -13,11 +13,11 @@ from pathlib import Path
 import torch
 from accelerate import Accelerator, DataLoaderConfiguration
 from accelerate.utils import ProjectConfiguration, set_seed
-from datasets import Dataset, IterableDataset
+from datasets import Dataset, IterableDataset, Value
 from torch.optim.lr_scheduler import LRScheduler
 from transformers import get_scheduler
 
-from .data import load_raw_dataset, resolve_label_names, split_train_validation
+from .data import disable_media_decoding, load_raw_dataset, resolve_label_names, split_train_validation
 from .number_checks import non_negative_int, positive_int, split_percentage
 
 logger = logging.getLogger(__name__)
@@ -150,6 +150,9 @@ def load_raw_splits(
         modality=modality,
         builtin_options=options,
     )
+    # Undecoded before the split: its filter would otherwise decode every streamed example with `datasets`' own
+    # decoders (which need torchcodec for audio and video, and crash on a corrupt file instead of skipping it).
+    raw = with_class_label(disable_media_decoding(raw), args.label_column)
     label_names = resolve_label_names(raw, args.label_column) if args.label_column else None
     if not args.validation_data_files:
         raw_train, raw_eval = split_train_validation(
@@ -159,6 +162,7 @@ def load_raw_splits(
     raw_eval = load_raw_dataset(
         data_files=args.validation_data_files, streaming=args.streaming, modality=modality
     )
+    raw_eval = with_class_label(disable_media_decoding(raw_eval), args.label_column)
     if args.label_column:
         validation_names = resolve_label_names(raw_eval, args.label_column)
         if label_names is not None and validation_names is not None and validation_names != label_names:
@@ -169,6 +173,19 @@ def load_raw_splits(
     raw_train, _ = split_train_validation(raw, 0, args.max_train_samples, seed=args.seed)
     raw_eval, _ = split_train_validation(raw_eval, 0, args.max_eval_samples, seed=args.seed)
     return raw_train, raw_eval, label_names
+
+
+def with_class_label(raw: Dataset | IterableDataset, label_column: str | None) -> Dataset | IterableDataset:
+    """A map-style dataset whose `label_column` holds class names (strings) with the column encoded as a
+    ClassLabel, names sorted as `class_encode_column` sorts them; anything else as it is."""
+    feature = (raw.features or {}).get(label_column) if label_column else None
+    if (
+        isinstance(raw, Dataset)
+        and isinstance(feature, Value)
+        and feature.dtype in ("string", "large_string")
+    ):
+        return raw.class_encode_column(label_column)
+    return raw
 
 
 def data_column(args: argparse.Namespace, modality: str) -> str | None:
