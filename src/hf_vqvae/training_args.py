@@ -67,7 +67,9 @@ def add_data_args(parser: argparse.ArgumentParser) -> None:
         "--max_bad_fraction",
         type=float,
         default=0.05,
-        help="Fail when more than this fraction of the examples seen cannot be decoded.",
+        help="Fail when more than this fraction of the examples read so far cannot be decoded (checked from the "
+        "100th read on; every read counts, so an example read once per epoch counts once per epoch). Bad examples "
+        "are left out of their batch; a batch with no good example stops the run.",
     )
     group.add_argument("--builtin_num_examples", type=int, help="Size of a built-in dataset.")
 
