@@ -276,7 +276,7 @@ def main(argv: list[str] | None = None) -> None:
     _, raw_eval, _ = load_raw_splits(args, modality)
     if raw_eval is None:
         raise ValueError(
-            "Releasing needs a validation split: give --validation_data_files, or a "
+            "Releasing needs a validation split: give --validation_data_files or --validation_data_dir, or a "
             "--validation_split_percentage above 0."
         )
     column = data_column(args, modality)

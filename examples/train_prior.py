@@ -321,6 +321,7 @@ def encoded_splits(
             "train_data_dir",
             "data_files",
             "validation_data_files",
+            "validation_data_dir",
             "label_column",
             "validation_split_percentage",
             "max_train_samples",

@@ -636,7 +636,7 @@ BAD_PRIOR_INPUTS = {
     "unknown_label_column": ([*SMALL_SHAPES, "--label_column", "labels"], r"Label column 'labels' not found"),
     "validation_classes_differ": (
         [*SMALL_SHAPES, "--label_column", "label", "--validation_data_files", TWO_CLASS_PARQUET],
-        r"--validation_data_files: the classes of 'label' are \['a', 'b'\], but the training data's are \[",
+        r"The validation data: the classes of 'label' are \['a', 'b'\], but the training data's are \[",
     ),
     "batch_larger_than_data": (
         [*SMALL_SHAPES, "--train_batch_size", "64"],
@@ -1386,3 +1386,32 @@ def test_streaming_skips_a_corrupt_file_beside_a_validation_split(tmp_path, capl
     with caplog.at_level(logging.WARNING):
         load_script(TRAIN_VQVAE).main(argv)
     assert (tmp_path / "out" / "model.safetensors").is_file()
+
+
+@pytest.mark.parametrize("layout", ["train_and_validation_folders", "validation_data_dir"])
+def test_a_validation_folder_is_the_validation_split(tmp_path, layout):
+    root = tmp_path / "images"
+    counts = {"train": 12, "validation": 3}
+    for split, count in counts.items():
+        folder = (
+            root / split / "things"
+            if layout == "train_and_validation_folders"
+            else tmp_path / split / "things"
+        )
+        folder.mkdir(parents=True)
+        for index in range(count):
+            PIL.Image.new("RGB", (16, 16), (20 * index, 0, 0)).save(folder / f"{index}.png")
+    data = (
+        ["--train_data_dir", str(root)]
+        if layout == "train_and_validation_folders"
+        else [
+            "--train_data_dir",
+            str(tmp_path / "train"),
+            "--validation_data_dir",
+            str(tmp_path / "validation"),
+        ]
+    )
+    argv = [*TINY_VQVAE, *QUIET, *data, "--max_train_steps", "1", "--train_batch_size", "4"]
+    load_script(TRAIN_VQVAE).main([*argv, "--output_dir", str(tmp_path / "out")])
+    history = read_history(tmp_path / "out" / "training_history.jsonl")
+    assert [row["eval_num_eval_examples"] for row in history if "eval_num_eval_examples" in row] == [3]

@@ -43,8 +43,13 @@ def add_data_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--validation_data_files",
         nargs="+",
-        help="Files holding the validation split; without them, --validation_split_percentage of the "
-        "training data is held out.",
+        help="Files holding the validation split; without them (or --validation_data_dir, or a validation/ "
+        "folder beside --train_data_dir's train/), --validation_split_percentage of the training data is held out.",
+    )
+    group.add_argument(
+        "--validation_data_dir",
+        help="A local folder holding the validation split, laid out as --train_data_dir. Default: the "
+        "validation/ sub-folder of --train_data_dir, when it has train/ and validation/ sub-folders.",
     )
     group.add_argument("--image_column", help="Column holding images (default: guessed from the features).")
     group.add_argument("--audio_column", help="Column holding audio.")
@@ -156,25 +161,41 @@ def load_raw_splits(
     # decoders (which need torchcodec for audio and video, and crash on a corrupt file instead of skipping it).
     raw = with_class_label(disable_media_decoding(raw), args.label_column)
     label_names = resolve_label_names(raw, args.label_column) if args.label_column else None
-    if not args.validation_data_files:
+    validation_source = validation_data_source(args)
+    if validation_source is None:
         raw_train, raw_eval = split_train_validation(
             raw, args.validation_split_percentage, args.max_train_samples, args.max_eval_samples, args.seed
         )
         return raw_train, raw_eval, label_names
-    raw_eval = load_raw_dataset(
-        data_files=args.validation_data_files, streaming=args.streaming, modality=modality
-    )
+    raw_eval = load_raw_dataset(**validation_source, streaming=args.streaming, modality=modality)
     raw_eval = with_class_label(disable_media_decoding(raw_eval), args.label_column)
     if args.label_column:
         validation_names = resolve_label_names(raw_eval, args.label_column)
         if label_names is not None and validation_names is not None and validation_names != label_names:
             raise ValueError(
-                f"--validation_data_files: the classes of {args.label_column!r} are {validation_names}, but the "
+                f"The validation data: the classes of {args.label_column!r} are {validation_names}, but the "
                 f"training data's are {label_names}; both must list the same classes in the same order."
             )
     raw_train, _ = split_train_validation(raw, 0, args.max_train_samples, seed=args.seed)
     raw_eval, _ = split_train_validation(raw_eval, 0, args.max_eval_samples, seed=args.seed)
     return raw_train, raw_eval, label_names
+
+
+def validation_data_source(args: argparse.Namespace) -> dict | None:
+    """Where a separate validation split comes from (`load_raw_dataset` arguments), or `None` to hold one out
+    of the training data: `--validation_data_files`, `--validation_data_dir`, or the `validation/` folder
+    beside `--train_data_dir`'s `train/` (imagefolder's layout)."""
+    if args.validation_data_files and args.validation_data_dir:
+        raise ValueError("Give --validation_data_files or --validation_data_dir, not both.")
+    if args.validation_data_files:
+        return {"data_files": args.validation_data_files}
+    if args.validation_data_dir:
+        return {"train_data_dir": args.validation_data_dir}
+    root = Path(args.train_data_dir) if args.train_data_dir else None
+    if root is not None and (root / "train").is_dir() and (root / "validation").is_dir():
+        logger.info("Validating on %s, the validation/ folder beside train/.", root / "validation")
+        return {"train_data_dir": str(root / "validation")}
+    return None
 
 
 def with_class_label(raw: Dataset | IterableDataset, label_column: str | None) -> Dataset | IterableDataset:
