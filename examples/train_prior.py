@@ -465,7 +465,7 @@ def prior_class_names(args, raw_train, raw_eval, label_names: list[str] | None) 
         )
     if label_names is not None:
         return label_names
-    if len(splits) < len([raw for raw in (raw_train, raw_eval) if raw is not None]):
+    if any(isinstance(raw, datasets.IterableDataset) for raw in (raw_train, raw_eval)):
         raise ValueError(
             f"--label_column {args.label_column!r} holds plain integers, and a streamed dataset cannot tell how "
             "many classes they span: cast the column to a datasets.ClassLabel, or train without --streaming."

@@ -367,15 +367,18 @@ def _metric_rows(metrics: Mapping[str, float]) -> list[tuple[str, str, str]]:
     rows = []
     for key, value in metrics.items():
         name, method = METRIC_DESCRIPTIONS.get(key, (key, ""))
-        shown = (
-            f"{value:.1%}"
-            if key in PERCENT_METRICS
-            else f"{int(value)}"
-            if key in COUNT_METRICS
-            else f"{value:#.4g}"
-        )
-        rows.append((name, shown, method))
+        rows.append((name, _shown_value(key, value), method))
     return rows
+
+
+def _shown_value(key: str, value: float) -> str:
+    """A metric as the card's table shows it: fractions as percentages, counts as integers, the rest with four
+    significant digits (trailing zeros kept, so 26.00 dB does not read as 26)."""
+    if key in PERCENT_METRICS:
+        return f"{value:.1%}"
+    if key in COUNT_METRICS:
+        return f"{int(value)}"
+    return f"{value:#.4g}"
 
 
 def _sample_markdown(output_dir: Path, sample_files: Sequence[str]) -> list[str]:

@@ -117,7 +117,7 @@ def _chosen_by_stated_count(
         return []
 
 
-def _stacked(frames: list[np.ndarray] | None) -> np.ndarray:
+def _stacked(frames: list[np.ndarray]) -> np.ndarray:
     if not frames:
         raise BadExampleError("video has no frames")
     if len({frame.shape for frame in frames}) > 1:
@@ -131,10 +131,10 @@ def _open_container(value: bytes | bytearray | str | os.PathLike) -> av.containe
     return av.open(io.BytesIO(value) if isinstance(value, (bytes, bytearray)) else value)
 
 
-def _rgb_frames(decoded, chosen: list[int] | None) -> tuple[list[np.ndarray] | None, int]:
+def _rgb_frames(decoded, chosen: list[int] | None) -> tuple[list[np.ndarray], int]:
     """RGB arrays of the `chosen` frames, in their order (repeats included), or of every frame for `None`; and
     the number of frames decoded. The whole stream is decoded, to count its frames, but only chosen frames are
-    converted; the frames are `None` when the stream ends before one of them."""
+    converted; chosen frames past the stream's end are missing (the caller then chooses again from the count)."""
     if chosen is None:
         frames = [frame.to_ndarray(format="rgb24") for frame in decoded]
         return frames, len(frames)
@@ -142,7 +142,7 @@ def _rgb_frames(decoded, chosen: list[int] | None) -> tuple[list[np.ndarray] | N
     for count, frame in enumerate(decoded, start=1):
         if count - 1 in wanted:
             kept[count - 1] = frame.to_ndarray(format="rgb24")
-    return ([kept[index] for index in chosen] if wanted <= kept.keys() else None), count
+    return [kept[index] for index in chosen if index in kept], count
 
 
 def _as_uint8_video_array(frames: np.ndarray) -> np.ndarray:
