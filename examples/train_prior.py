@@ -55,7 +55,7 @@ from hf_vqvae.exporting import save_samples
 from hf_vqvae.hub import push_output_dir
 from hf_vqvae.modelcard import write_model_card
 from hf_vqvae.modeling_prior import VQPriorModel
-from hf_vqvae.number_checks import positive_int
+from hf_vqvae.number_checks import fraction, positive_int
 from hf_vqvae.plotting import plot_training_curves
 from hf_vqvae.training_args import (
     add_data_args,
@@ -146,6 +146,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=2,
         help="Largest shift, in pixels, of an --augmented_copies copy or an --online_augmentation example "
         "(default 2).",
+    )
+    model.add_argument(
+        "--condition_dropout",
+        type=fraction,
+        help="Classifier-free guidance: replace the class label of this fraction of training examples by a learned "
+        '"no label" (e.g. 0.1), so that the prior also learns the unconditional distribution that '
+        "generate(guidance_scale=...) contrasts the class with. A conditional prior loaded with --model_name_or_path "
+        "gains that label (initialised to the mean of its class embeddings) and keeps its classes. Default: the "
+        "loaded prior's own fraction, or 0 for a new prior.",
     )
     model.add_argument(
         "--codes_cache_dir", help="Where encoded datasets are cached (default: the datasets cache)."
@@ -511,6 +520,16 @@ def build_prior(args, vqvae: VQVAEModel, label_names: list[str] | None) -> VQPri
             prior = with_augment_labels(prior, augment_dim)
         if args.num_added_layers:
             prior = with_added_layers(prior, args.num_added_layers)
+        if args.condition_dropout is not None and prior.config.null_label_id is not None:
+            if not args.condition_dropout:
+                raise ValueError(
+                    "--condition_dropout 0: this prior was trained with condition dropout and holds a 'no label'; "
+                    "give a fraction in (0, 1) or leave the flag out to keep its own "
+                    f"({prior.config.condition_dropout})."
+                )
+            prior.config.condition_dropout = args.condition_dropout
+        elif args.condition_dropout:
+            prior.add_null_label(args.condition_dropout)
     else:
         fields = {
             "prior_type": args.prior_type,
@@ -521,6 +540,7 @@ def build_prior(args, vqvae: VQVAEModel, label_names: list[str] | None) -> VQPri
             "num_layers": args.num_layers,
             "num_heads": args.num_heads,
             "augment_dim": augment_dim,
+            "condition_dropout": args.condition_dropout or 0.0,
         }
         config = apply_config_overrides(
             VQPriorConfig, {**fields, **parse_config_overrides(args.config_overrides)}

@@ -52,6 +52,12 @@ class VQPriorConfig(PreTrainedConfig):
             image carries a vector saying how it was shifted, and an unaugmented grid the zero vector. Sampling
             and likelihoods use the zero vector, so the prior models the unaugmented data while it learns from
             the augmented grids too. 0 turns it off.
+        condition_dropout (`float`, defaults to 0.0):
+            Classifier-free guidance (Ho & Salimans, 2022): the fraction of training examples whose class label is
+            replaced by a learned "no label" while a class-conditional prior trains. Above 0 the prior holds that
+            extra label (id `num_classes`, see `null_label_id`), which gives it an unconditional distribution for
+            `generate(guidance_scale=...)`; 0 leaves it without one (guidance then falls back to the mixture of
+            the classes).
     """
 
     model_type = "hf_vqvae_prior"
@@ -67,6 +73,7 @@ class VQPriorConfig(PreTrainedConfig):
     kernel_size: int = 3
     initializer_range: float = 0.02
     augment_dim: int = 0
+    condition_dropout: float = 0.0
 
     def __post_init__(self, **kwargs):
         self.code_shape = [self.code_shape] if is_int(self.code_shape) else list(self.code_shape)
@@ -85,6 +92,13 @@ class VQPriorConfig(PreTrainedConfig):
             raise ValueError(f"code_shape must be a non-empty list of positive ints, got {self.code_shape}.")
         if not is_real(self.dropout) or not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must lie in [0, 1), got {self.dropout!r}.")
+        if not is_real(self.condition_dropout) or not 0.0 <= self.condition_dropout < 1.0:
+            raise ValueError(f"condition_dropout must lie in [0, 1), got {self.condition_dropout!r}.")
+        if self.condition_dropout and not self.num_classes:
+            raise ValueError(
+                f"condition_dropout={self.condition_dropout} drops class labels, but this prior is unconditional "
+                "(num_classes=0): give it classes or set condition_dropout=0."
+            )
         if self.prior_type == "transformer" and self.hidden_size % self.num_heads:
             raise ValueError(
                 f"hidden_size ({self.hidden_size}) must be divisible by num_heads ({self.num_heads})."
@@ -106,6 +120,17 @@ class VQPriorConfig(PreTrainedConfig):
     def num_codes(self) -> int:
         """Number of codes in one sample's grid (the sequence length of the prior)."""
         return prod(self.code_shape)
+
+    @property
+    def null_label_id(self) -> int | None:
+        """The class id of the learned "no label" of a prior trained with condition dropout (`num_classes`), or
+        `None` when the prior has no such label."""
+        return self.num_classes if self.condition_dropout > 0 else None
+
+    @property
+    def num_label_embeddings(self) -> int:
+        """How many labels the backbone embeds: the classes, plus the "no label" of condition dropout."""
+        return self.num_classes + (self.null_label_id is not None)
 
 
 __all__ = ["VQPriorConfig"]

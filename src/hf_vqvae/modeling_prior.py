@@ -159,9 +159,12 @@ def check_codes(codes: torch.Tensor, config: VQPriorConfig) -> None:
         )
 
 
-def check_class_labels(class_labels: torch.Tensor | None, batch_size: int, num_classes: int) -> None:
+def check_class_labels(
+    class_labels: torch.Tensor | None, batch_size: int, num_classes: int, null_label_id: int | None = None
+) -> None:
     """Raises a `TypeError`/`ValueError` unless `class_labels` suits the prior: `None` for an unconditional
-    one, else an integer `(batch_size,)` tensor in [0, num_classes)."""
+    one, else an integer `(batch_size,)` tensor in [0, num_classes), or up to `null_label_id` where the "no
+    label" of condition dropout is accepted."""
     if num_classes == 0:
         if class_labels is not None:
             raise ValueError("This prior is unconditional (config.num_classes=0): class_labels must be None.")
@@ -177,10 +180,12 @@ def check_class_labels(class_labels: torch.Tensor | None, batch_size: int, num_c
         raise ValueError(
             f"class_labels must have shape ({batch_size},), one per sample, got {tuple(class_labels.shape)}."
         )
+    high_allowed = num_classes if null_label_id is None else null_label_id + 1
     low, high = class_labels.min().item(), class_labels.max().item()
-    if low < 0 or high >= num_classes:
+    if low < 0 or high >= high_allowed:
+        null = "" if null_label_id is None else f', or {null_label_id} for "no label" (config.null_label_id)'
         raise ValueError(
-            f"class_labels must lie in [0, {num_classes}) (config.num_classes), got [{low}, {high}]."
+            f"class_labels must lie in [0, {num_classes}) (config.num_classes){null}, got [{low}, {high}]."
         )
 
 
@@ -286,6 +291,9 @@ class VQPriorModel(VQPriorPreTrainedModel):
                 Code grids from [`VQVAEModel.encode`], in [0, codebook_size).
             class_labels (`torch.LongTensor` of shape `(batch,)`, *optional*):
                 Classes of the samples, in [0, num_classes); required if and only if `config.num_classes > 0`.
+                A prior trained with condition dropout also takes `config.null_label_id` ("no label": the
+                unconditional likelihood); in training mode it replaces a random `config.condition_dropout`
+                fraction of the labels by it.
             augment_labels (`torch.FloatTensor` of shape `(batch, augment_dim)`, *optional*):
                 How each grid was augmented, for training with `config.augment_dim > 0`; `None` (or zeros) for
                 unaugmented grids, which is what likelihoods and samples are of.
@@ -295,11 +303,11 @@ class VQPriorModel(VQPriorPreTrainedModel):
             `(batch, *code_shape, codebook_size)`.
         """
         check_codes(codes, self.config)
-        check_class_labels(class_labels, len(codes), self.config.num_classes)
+        check_class_labels(class_labels, len(codes), self.config.num_classes, self.config.null_label_id)
         check_augment_labels(augment_labels, len(codes), self.config.augment_dim)
         codes = codes.long()
         if class_labels is not None:
-            class_labels = class_labels.long()
+            class_labels = self._dropped_class_labels(class_labels.long())
         if augment_labels is None:
             logits = self.backbone(codes, class_labels)
         else:
@@ -307,6 +315,36 @@ class VQPriorModel(VQPriorPreTrainedModel):
         # fp32 so that a bf16 model still reports a precise likelihood.
         loss = F.cross_entropy(logits.flatten(0, -2).float(), codes.flatten())
         return VQPriorOutput(loss=loss, logits=logits)
+
+    def _dropped_class_labels(self, class_labels: torch.LongTensor) -> torch.LongTensor:
+        """In training mode, each label replaced by the "no label" with probability `config.condition_dropout`
+        (drawn from torch's global RNG, which Accelerate's checkpoints save, as dropout's are)."""
+        if not self.training or not self.config.condition_dropout:
+            return class_labels
+        dropped = torch.rand(class_labels.shape, device=class_labels.device) < self.config.condition_dropout
+        return class_labels.masked_fill(dropped, self.config.null_label_id)
+
+    def add_null_label(self, condition_dropout: float) -> None:
+        """
+        Prepares a trained class-conditional prior for fine-tuning with condition dropout (model surgery): the
+        backbone gains the "no label" embedding, initialised to the mean of its class embeddings, and the config
+        records `condition_dropout`. The class-conditional distributions are unchanged.
+
+        Args:
+            condition_dropout (`float`):
+                Fraction of training labels to replace by the "no label", in (0, 1).
+        """
+        if self.config.null_label_id is not None:
+            raise ValueError(
+                f"This prior already has a 'no label' (condition_dropout={self.config.condition_dropout}); "
+                "change config.condition_dropout to train on with another fraction."
+            )
+        if not is_real(condition_dropout) or not 0 < condition_dropout < 1:
+            raise ValueError(f"condition_dropout must lie in (0, 1), got {condition_dropout!r}.")
+        if not self.config.num_classes:
+            raise ValueError("An unconditional prior (config.num_classes=0) has no class labels to drop.")
+        self.backbone.add_null_label()
+        self.config.condition_dropout = float(condition_dropout)
 
     @torch.no_grad()
     def generate(

@@ -44,3 +44,11 @@ def split_percentage(value: str) -> float:
     if not 0 <= number < 100:
         raise argparse.ArgumentTypeError(f"must be a percentage in [0, 100), got {value}")
     return number
+
+
+def fraction(value: str) -> float:
+    """An argparse type: a fraction in [0, 1)."""
+    number = float(value)
+    if not 0 <= number < 1:
+        raise argparse.ArgumentTypeError(f"must be a fraction in [0, 1), got {value}")
+    return number

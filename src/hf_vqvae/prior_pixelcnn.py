@@ -91,7 +91,8 @@ class GatedPixelCNNLayer(nn.Module):
         self.vertical_to_horizontal = nn.Conv2d(2 * hidden, 2 * hidden, 1)
         self.horizontal_output = nn.Conv2d(hidden, hidden, 1)
         # The paper's V^T h for a one-hot class h: a learned bias on the gates of both stacks.
-        self.class_bias = nn.Embedding(config.num_classes, 4 * hidden) if config.num_classes else None
+        num_labels = config.num_label_embeddings
+        self.class_bias = nn.Embedding(num_labels, 4 * hidden) if num_labels else None
         self.dropout = nn.Dropout(config.dropout)
 
     def class_biases(self, class_labels: torch.LongTensor | None) -> ClassBiases:
@@ -101,6 +102,14 @@ class GatedPixelCNNLayer(nn.Module):
             return None, None
         vertical, horizontal = self.class_bias(class_labels)[:, :, None, None].chunk(2, dim=1)
         return vertical, horizontal
+
+    @torch.no_grad()
+    def add_null_label(self) -> None:
+        """Appends the gate biases of a "no label" (id `num_classes`), the mean of the class biases."""
+        old = self.class_bias
+        new = nn.Embedding(old.num_embeddings + 1, old.embedding_dim, device=old.weight.device, dtype=old.weight.dtype)
+        new.weight.copy_(torch.cat([old.weight, old.weight.mean(dim=0, keepdim=True)]))
+        self.class_bias = new
 
     def vertical(
         self, rows: torch.Tensor, class_bias: torch.Tensor | None
@@ -256,6 +265,12 @@ class GatedPixelCNNPrior(nn.Module):
                 if progress is not None:
                     progress()
         return codes
+
+    def add_null_label(self) -> None:
+        """Appends the class biases of a "no label" (id `num_classes`) to every layer of a trained conditional
+        prior, each the mean of that layer's class biases."""
+        for layer in self.layers:
+            layer.add_null_label()
 
     def _embed(self, codes: torch.LongTensor) -> torch.Tensor:
         """(B, h, w) codes -> (B, hidden, h, w) embeddings."""

@@ -3,7 +3,9 @@
 The grid (B, *code_shape) is flattened to a sequence of N codes. The decoder reads a start token followed by
 the first N - 1 codes and predicts, at position i, the code i: its input there is the start token and codes
 0..i-1, and its causal attention sees nothing later. The start token carries the class (one learned start
-embedding per class; a single one for an unconditional prior), so conditioning costs no extra position.
+embedding per class; a single one for an unconditional prior), so conditioning costs no extra position. A prior
+trained with condition dropout has one more start token, the "no label" that classifier-free guidance samples
+the unconditional distribution from.
 
 A prior with `config.augment_dim > 0` also takes augmentation labels while it trains: [`AugmentLabelEmbedding`]
 maps them to a vector added to every input embedding, and the zero labels of unaugmented data (sampling,
@@ -28,8 +30,9 @@ from .configuration_prior import VQPriorConfig
 
 
 def num_start_tokens(config: VQPriorConfig) -> int:
-    """One start token per class, or a single one for an unconditional prior."""
-    return max(config.num_classes, 1)
+    """One start token per class (and one for the "no label" of condition dropout), or a single one for an
+    unconditional prior."""
+    return max(config.num_label_embeddings, 1)
 
 
 def decoder_config(config: VQPriorConfig) -> GPT2Config:
@@ -220,6 +223,17 @@ class TransformerPrior(nn.Module):
             if progress is not None:
                 progress()
         return codes.view(batch_size, *self.code_shape)
+
+    @torch.no_grad()
+    def add_null_label(self) -> None:
+        """Appends the start token of a "no label" (id `num_classes`) to a trained conditional prior, initialised
+        to the mean of the class start tokens, so that it starts near the prior's average over its classes."""
+        old = self.decoder.wte
+        class_rows = old.weight[self.codebook_size :]
+        new = nn.Embedding(old.num_embeddings + 1, old.embedding_dim, device=old.weight.device, dtype=old.weight.dtype)
+        new.weight.copy_(torch.cat([old.weight, class_rows.mean(dim=0, keepdim=True)]))
+        self.decoder.wte = new
+        self.decoder.config.vocab_size = new.num_embeddings
 
     def _start_tokens(self, batch_size: int, class_labels: torch.LongTensor | None) -> torch.LongTensor:
         """`(batch, 1)` ids of the start tokens: K + class, or K for every sample if unconditional."""
