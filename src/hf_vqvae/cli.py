@@ -37,7 +37,7 @@ from .exporting import (
     save_videos,
 )
 from .modeling_vqvae import VQVAEModel
-from .number_checks import positive_int, split_percentage
+from .number_checks import non_negative_float, positive_int, split_percentage
 
 IMAGE_EXTENSIONS = (".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp")
 VIDEO_FORMATS = ("gif", "mp4")
@@ -219,6 +219,12 @@ def add_sample_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--temperature", type=float, default=1.0, help="Below 1 sharpens, above 1 flattens.")
     parser.add_argument("--top_k", type=int, help="Sample among the k most likely codes only.")
     parser.add_argument("--top_p", type=float, help="Nucleus sampling: smallest set of codes with this mass.")
+    parser.add_argument(
+        "--guidance_scale",
+        type=non_negative_float,
+        help="Classifier-free guidance: above 1, samples show their class more clearly (1 = none; default: the "
+        "prior's saved default, else 1).",
+    )
     parser.add_argument("--batch_size", type=positive_int, help="Samples generated at once (default: all).")
     parser.add_argument("--output_dir", default="samples")
     parser.add_argument("--video_format", choices=VIDEO_FORMATS, default="gif")
@@ -236,6 +242,7 @@ def run_sample(args: argparse.Namespace) -> None:
         temperature=args.temperature,
         top_k=args.top_k,
         top_p=args.top_p,
+        guidance_scale=args.guidance_scale,
         seed=args.seed,
         batch_size=args.batch_size,
     )

@@ -19,7 +19,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
-from transformers import PreTrainedModel, TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
+from transformers import (
+    GenerationConfig,
+    PreTrainedModel,
+    TemperatureLogitsWarper,
+    TopKLogitsWarper,
+    TopPLogitsWarper,
+)
 from transformers import initialization as init
 from transformers.generation.logits_process import LogitsProcessor
 from transformers.utils import ModelOutput
@@ -27,6 +33,7 @@ from transformers.utils.generic import can_return_tuple
 
 from .configuration_prior import VQPriorConfig
 from .eval_mode import eval_mode
+from .guidance import check_guidance_scale, guided_batch
 from .number_checks import is_int, is_integer_tensor, is_real
 from .prior_pixelcnn import GatedPixelCNNPrior
 from .prior_transformer import AugmentLabelEmbedding, TransformerPrior
@@ -244,6 +251,28 @@ class VQPriorPreTrainedModel(StrictLoadingMixin, PreTrainedModel):
     base_model_prefix = "prior"
     main_input_name = "codes"
 
+    @classmethod
+    def can_generate(cls) -> bool:
+        """The priors sample with their own `generate` (not `GenerationMixin`'s); `True` gives them a
+        `generation_config`, saved as `generation_config.json`, that holds their sampling defaults
+        (`guidance_scale`)."""
+        return True
+
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs) -> "VQPriorPreTrainedModel":
+        """transformers' `from_pretrained`, which also loads the sampling defaults of `generation_config.json`
+        where the folder has one (transformers does that only for `GenerationMixin` models)."""
+        loaded = super().from_pretrained(*args, **kwargs)
+        model = loaded[0] if isinstance(loaded, tuple) else loaded
+        name_or_path = args[0] if args else kwargs["pretrained_model_name_or_path"]
+        try:
+            model.generation_config = GenerationConfig.from_pretrained(
+                name_or_path, **model.hub_loading_kwargs
+            )
+        except OSError:  # no generation_config.json: the defaults stay
+            pass
+        return loaded
+
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
         # The GPT-2 decoder inside the transformer prior is a PreTrainedModel: it keeps GPT-2's own scheme
@@ -357,6 +386,7 @@ class VQPriorModel(VQPriorPreTrainedModel):
         generator: torch.Generator | None = None,
         use_cache: bool = True,
         show_progress_bar: bool = False,
+        guidance_scale: float | None = None,
     ) -> torch.LongTensor:
         """
         Samples code grids one code at a time in raster order, in eval mode (the training mode is restored).
@@ -379,23 +409,39 @@ class VQPriorModel(VQPriorPreTrainedModel):
                 Let the backbone reuse the work of earlier codes (same samples, much faster).
             show_progress_bar (`bool`, defaults to `False`):
                 Show a tqdm bar over the codes of the grid.
+            guidance_scale (`float`, *optional*):
+                Classifier-free guidance: each code is drawn from `uncond + guidance_scale * (cond - uncond)`
+                of the logits (before temperature, top-k and top-p). 1 is no guidance (the same samples as
+                unguided sampling), above 1 samples that look more like their class, 0 the unconditional
+                distribution. The unconditional logits come from the "no label" of a prior trained with
+                condition dropout (2 passes per step, batched), otherwise from the mixture of the classes (C
+                passes). Defaults to `generation_config.guidance_scale` (saved with a released prior), else 1.
 
         Returns:
             `torch.LongTensor` of shape `(num_samples, *code_shape)` with values in [0, codebook_size).
         """
+        if guidance_scale is None:
+            guidance_scale = self.generation_config.guidance_scale or 1.0
         check_sampling_arguments(num_samples, temperature, top_k, top_p)
+        check_guidance_scale(guidance_scale, self.config)
         class_labels = class_labels_as_tensor(class_labels, num_samples)
         check_class_labels(class_labels, num_samples, self.config.num_classes)
         if class_labels is not None:
             class_labels = class_labels.to(self.device, torch.long)
         warpers = logits_warpers(temperature, top_k, top_p)
         sample_next = partial(sample_codes, warpers=warpers, generator=generator)
+        batch_size = num_samples
+        if guidance_scale != 1:
+            guided = guided_batch(class_labels, guidance_scale, self.config)
+            class_labels, sample_next = guided.class_labels, guided.sample_next(sample_next)
+            batch_size *= guided.num_passes
         with (
             eval_mode(self),
             tqdm(total=self.config.num_codes, desc="Codes", disable=not show_progress_bar) as bar,
         ):
             progress = bar.update if show_progress_bar else None
-            return self.backbone.sample(num_samples, class_labels, sample_next, use_cache, progress)
+            codes = self.backbone.sample(batch_size, class_labels, sample_next, use_cache, progress)
+        return codes[:num_samples]
 
 
 __all__ = ["PriorBackbone", "VQPriorModel", "VQPriorOutput", "VQPriorPreTrainedModel", "sample_codes"]

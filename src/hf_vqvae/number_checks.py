@@ -52,3 +52,11 @@ def fraction(value: str) -> float:
     if not 0 <= number < 1:
         raise argparse.ArgumentTypeError(f"must be a fraction in [0, 1), got {value}")
     return number
+
+
+def non_negative_float(value: str) -> float:
+    """An argparse type: a finite number >= 0."""
+    number = float(value)
+    if not 0 <= number < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {value}")
+    return number

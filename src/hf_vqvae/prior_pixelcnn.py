@@ -107,7 +107,9 @@ class GatedPixelCNNLayer(nn.Module):
     def add_null_label(self) -> None:
         """Appends the gate biases of a "no label" (id `num_classes`), the mean of the class biases."""
         old = self.class_bias
-        new = nn.Embedding(old.num_embeddings + 1, old.embedding_dim, device=old.weight.device, dtype=old.weight.dtype)
+        new = nn.Embedding(
+            old.num_embeddings + 1, old.embedding_dim, device=old.weight.device, dtype=old.weight.dtype
+        )
         new.weight.copy_(torch.cat([old.weight, old.weight.mean(dim=0, keepdim=True)]))
         self.class_bias = new
 

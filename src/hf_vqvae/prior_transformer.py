@@ -230,7 +230,9 @@ class TransformerPrior(nn.Module):
         to the mean of the class start tokens, so that it starts near the prior's average over its classes."""
         old = self.decoder.wte
         class_rows = old.weight[self.codebook_size :]
-        new = nn.Embedding(old.num_embeddings + 1, old.embedding_dim, device=old.weight.device, dtype=old.weight.dtype)
+        new = nn.Embedding(
+            old.num_embeddings + 1, old.embedding_dim, device=old.weight.device, dtype=old.weight.dtype
+        )
         new.weight.copy_(torch.cat([old.weight, class_rows.mean(dim=0, keepdim=True)]))
         self.decoder.wte = new
         self.decoder.config.vocab_size = new.num_embeddings

@@ -1,0 +1,174 @@
+"""Scoring a prior's samples with a [`SampleClassifier`]: class fidelity, within-class diversity and, for speech,
+harmonicity, swept over guidance scales.
+
+- Class fidelity: the fraction of samples that the classifier assigns to the class they were drawn for.
+- Within-class diversity: the mean pairwise Euclidean distance between the classifier features of the samples of
+  one class, averaged over the classes; reported beside the same figure for real validation data, since a prior
+  can buy fidelity by drawing the same few typical samples.
+- Harmonicity (audio): how voiced a recording is, the measure of the speech issue (see [`harmonicity`]).
+"""
+
+import time
+from dataclasses import asdict, dataclass
+
+import torch
+
+from .modeling_prior import VQPriorModel
+from .modeling_vqvae import VQVAEModel
+from .sample_classifier import SampleClassifier, classify
+
+
+def within_class_diversity(features: torch.Tensor, labels: torch.LongTensor) -> float:
+    """Mean over classes of the mean pairwise distance between the `features` `(n, d)` of one class."""
+    per_class = []
+    for label in labels.unique():
+        members = features[labels == label].double()
+        if len(members) < 2:
+            continue
+        distances = torch.cdist(members, members)
+        per_class.append(distances.sum().item() / (len(members) * (len(members) - 1)))
+    return sum(per_class) / len(per_class)
+
+
+def harmonicity(
+    waveforms: torch.Tensor,
+    sampling_rate: int,
+    frame_length: int = 256,
+    hop_length: int = 128,
+    min_frequency: float = 60.0,
+    max_frequency: float = 400.0,
+    energy_fraction: float = 0.1,
+) -> torch.Tensor:
+    """
+    How voiced each recording is: the mean, over its frames whose energy is at least `energy_fraction` of its
+    loudest frame's, of the peak normalised autocorrelation at lags of `min_frequency`..`max_frequency` (pitch
+    periods). About 0.6 for real FSDD takes, 0.3 for breathy noise.
+
+    Args:
+        waveforms (`torch.Tensor` of shape `(batch, channels, samples)`): recordings (channels are mixed to mono).
+        sampling_rate (`int`): their rate, in Hz.
+
+    Returns:
+        `torch.Tensor` of shape `(batch,)`.
+    """
+    mono = waveforms.double().mean(dim=1)
+    frames = mono.unfold(-1, frame_length, hop_length)  # (batch, frames, frame_length)
+    energy = frames.pow(2).sum(dim=-1)
+    lags = range(int(sampling_rate / max_frequency), int(sampling_rate / min_frequency) + 1)
+    correlations = []
+    for lag in lags:
+        head, tail = frames[..., :-lag], frames[..., lag:]
+        norm = (head.pow(2).sum(-1) * tail.pow(2).sum(-1)).sqrt().clamp_min(1e-12)
+        correlations.append((head * tail).sum(-1) / norm)
+    peak = torch.stack(correlations, dim=-1).amax(dim=-1)
+    loud = energy >= energy_fraction * energy.amax(dim=-1, keepdim=True)
+    return ((peak * loud).sum(dim=-1) / loud.sum(dim=-1)).float()
+
+
+@dataclass
+class SweepRow:
+    """The scores of one guidance scale."""
+
+    guidance_scale: float
+    fidelity: float
+    per_class_fidelity: list[float]
+    diversity: float
+    diversity_ratio: float
+    seconds: float
+    harmonicity: float | None = None
+
+
+@torch.no_grad()
+def sample_decoded(
+    vqvae: VQVAEModel,
+    prior: VQPriorModel,
+    class_labels: torch.LongTensor,
+    guidance_scale: float,
+    generator: torch.Generator,
+    batch_size: int = 100,
+    temperature: float = 1.0,
+) -> torch.Tensor:
+    """Samples of `class_labels` `(n,)` decoded by the VQ-VAE, in [-1, 1], batch by batch."""
+    decoded = []
+    for start in range(0, len(class_labels), batch_size):
+        labels = class_labels[start : start + batch_size]
+        codes = prior.generate(
+            len(labels), labels, temperature=temperature, guidance_scale=guidance_scale, generator=generator
+        )
+        decoded.append(vqvae.decode(codes).float().clamp(-1, 1))
+    return torch.cat(decoded)
+
+
+def guidance_sweep(
+    vqvae: VQVAEModel,
+    prior: VQPriorModel,
+    classifier: SampleClassifier,
+    guidance_scales: list[float],
+    samples_per_class: int,
+    real_diversity: float,
+    seed: int = 0,
+    batch_size: int = 100,
+) -> tuple[list[SweepRow], dict[float, torch.Tensor]]:
+    """Draws `samples_per_class` samples of every class at each guidance scale (the same seed for each) and
+    scores them; returns the rows and the samples of each scale."""
+    num_classes = prior.config.num_classes
+    labels = torch.arange(num_classes).repeat_interleave(samples_per_class)
+    rows, samples = [], {}
+    for scale in guidance_scales:
+        start = time.perf_counter()
+        decoded = sample_decoded(vqvae, prior, labels, scale, torch.Generator().manual_seed(seed), batch_size)
+        seconds = time.perf_counter() - start
+        predictions, features = classify(classifier, decoded)
+        correct = (predictions == labels).float()
+        diversity = within_class_diversity(features, labels)
+        voiced = None
+        if vqvae.config.modality == "audio":
+            voiced = harmonicity(decoded, vqvae.config.sampling_rate).mean().item()
+        rows.append(
+            SweepRow(
+                guidance_scale=scale,
+                fidelity=correct.mean().item(),
+                per_class_fidelity=[correct[labels == c].mean().item() for c in range(num_classes)],
+                diversity=diversity,
+                diversity_ratio=diversity / real_diversity,
+                seconds=seconds,
+                harmonicity=voiced,
+            )
+        )
+        samples[scale] = decoded
+    return rows, samples
+
+
+def sweep_table(rows: list[SweepRow], class_names: list[str]) -> str:
+    """The sweep as a Markdown table: one row per scale, then per-class fidelity."""
+    voiced = rows[0].harmonicity is not None
+    header = ["guidance scale", "class fidelity", "within-class diversity", "÷ real"] + (
+        ["harmonicity"] if voiced else []
+    )
+    header += class_names
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        cells = [
+            f"{row.guidance_scale:g}",
+            f"{row.fidelity:.1%}",
+            f"{row.diversity:.2f}",
+            f"{row.diversity_ratio:.2f}",
+        ]
+        cells += [f"{row.harmonicity:.3f}"] if voiced else []
+        cells += [f"{value:.0%}" for value in row.per_class_fidelity]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def rows_as_dicts(rows: list[SweepRow]) -> list[dict]:
+    return [asdict(row) for row in rows]
+
+
+__all__ = [
+    "SweepRow",
+    "guidance_sweep",
+    "harmonicity",
+    "sample_decoded",
+    "sweep_table",
+    "within_class_diversity",
+]
