@@ -225,6 +225,18 @@ def add_sample_parser(subparsers) -> argparse.ArgumentParser:
         help="Classifier-free guidance: above 1, samples show their class more clearly (1 = none; default: the "
         "prior's saved default, else 1).",
     )
+    parser.add_argument(
+        "--prompt",
+        metavar="FILE",
+        help="Continue this image / recording / clip instead of sampling from nothing: its first "
+        "--prompt_fraction (rows, time, frames) is kept and every sample completes it.",
+    )
+    parser.add_argument(
+        "--prompt_fraction",
+        type=float,
+        default=0.5,
+        help="Share of the code grid's first axis that --prompt fixes (default 0.5).",
+    )
     parser.add_argument("--batch_size", type=positive_int, help="Samples generated at once (default: all).")
     parser.add_argument("--output_dir", default="samples")
     parser.add_argument("--video_format", choices=VIDEO_FORMATS, default="gif")
@@ -243,11 +255,20 @@ def run_sample(args: argparse.Namespace) -> None:
         top_k=args.top_k,
         top_p=args.top_p,
         guidance_scale=args.guidance_scale,
+        prompt=prompt_file(args.prompt),
+        prompt_fraction=args.prompt_fraction,
         seed=args.seed,
         batch_size=args.batch_size,
     )
     paths = write_sample_set(outputs, vqvae.config, Path(args.output_dir), args.video_format)
     print(f"Wrote {len(paths)} file(s) to {args.output_dir}: {', '.join(path.name for path in paths)}")
+
+
+def prompt_file(path: str | None) -> str | None:
+    """`--prompt`, checked to be a file (the pipeline reads it as the model's modality)."""
+    if path is not None and not Path(path).is_file():
+        raise CommandError(f"--prompt: no such file: {path!r}.")
+    return path
 
 
 def sampling_labels(labels: list[str] | None) -> int | str | list | None:

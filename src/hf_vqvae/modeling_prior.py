@@ -10,7 +10,7 @@ generator, a progress bar); a backbone only maps codes to logits and runs its ow
 through the interface that [`PriorBackbone`] describes.
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Protocol
@@ -34,14 +34,21 @@ from transformers.utils.generic import can_return_tuple
 from .configuration_prior import VQPriorConfig
 from .eval_mode import eval_mode
 from .guidance import check_guidance_scale, guided_batch
-from .number_checks import is_int, is_integer_tensor, is_real
+from .number_checks import is_real
+from .prior_inputs import (
+    ClassLabels,
+    check_augment_labels,
+    check_class_labels,
+    check_codes,
+    check_sampling_arguments,
+    class_labels_as_tensor,
+    prompt_as_prefix,
+)
 from .prior_pixelcnn import GatedPixelCNNPrior
 from .prior_transformer import AugmentLabelEmbedding, TransformerPrior
 from .strict_loading import StrictLoadingMixin
 
 BACKBONES = {"transformer": TransformerPrior, "pixelcnn": GatedPixelCNNPrior}
-
-ClassLabels = int | Sequence[int] | torch.LongTensor
 
 
 @dataclass
@@ -88,6 +95,7 @@ class PriorBackbone(Protocol):
         sample_next: Callable[[torch.FloatTensor], torch.LongTensor],
         use_cache: bool,
         progress: Callable[[], None] | None,
+        prompt: torch.LongTensor | None = None,
     ) -> torch.LongTensor:
         """
         Generates `batch_size` code grids one position at a time in raster order, under `torch.no_grad`.
@@ -100,6 +108,8 @@ class PriorBackbone(Protocol):
             use_cache (`bool`): reuse the computation of earlier positions; `False` recomputes everything at
                 each position (the reference that tests compare the cache with).
             progress (`Callable[[], None]`, *optional*): called once per generated position.
+            prompt (`torch.LongTensor` of shape `(B, P)`, *optional*): the first P codes of every grid in raster
+                order, validated (1 <= P < number of codes); kept as they are, only the rest is sampled.
 
         Returns:
             `torch.LongTensor` of shape `(B, *code_shape)`.
@@ -143,105 +153,6 @@ def sample_codes(
     if generator is not None:
         probabilities = probabilities.to(generator.device)
     return torch.multinomial(probabilities, 1, generator=generator).squeeze(1).to(logits.device)
-
-
-def check_codes(codes: torch.Tensor, config: VQPriorConfig) -> None:
-    """Raises a `TypeError`/`ValueError` naming the problem unless `codes` is an integer
-    `(batch, *code_shape)` grid of indices in [0, codebook_size)."""
-    expected = f"(batch, {', '.join(map(str, config.code_shape))})"
-    if not isinstance(codes, torch.Tensor):
-        raise TypeError(f"codes must be a torch.LongTensor of shape {expected}, got {type(codes).__name__}.")
-    if not is_integer_tensor(codes):
-        raise TypeError(f"codes must hold integer code indices (torch.long), got dtype {codes.dtype}.")
-    if list(codes.shape[1:]) != list(config.code_shape) or len(codes) == 0:
-        raise ValueError(
-            f"codes must have shape {expected} with batch >= 1 (config.code_shape={config.code_shape}), "
-            f"got {tuple(codes.shape)}."
-        )
-    low, high = codes.min().item(), codes.max().item()
-    if low < 0 or high >= config.codebook_size:
-        raise ValueError(
-            f"codes must lie in [0, {config.codebook_size}) (config.codebook_size), "
-            f"got values in [{low}, {high}]."
-        )
-
-
-def check_class_labels(
-    class_labels: torch.Tensor | None, batch_size: int, num_classes: int, null_label_id: int | None = None
-) -> None:
-    """Raises a `TypeError`/`ValueError` unless `class_labels` suits the prior: `None` for an unconditional
-    one, else an integer `(batch_size,)` tensor in [0, num_classes), or up to `null_label_id` where the "no
-    label" of condition dropout is accepted."""
-    if num_classes == 0:
-        if class_labels is not None:
-            raise ValueError("This prior is unconditional (config.num_classes=0): class_labels must be None.")
-        return
-    if class_labels is None:
-        raise ValueError(
-            f"This prior is class-conditional (config.num_classes={num_classes}): class_labels are required, "
-            f"one label in [0, {num_classes}) per sample."
-        )
-    if not isinstance(class_labels, torch.Tensor) or not is_integer_tensor(class_labels):
-        raise TypeError(f"class_labels must be an integer torch.LongTensor, got {class_labels!r}.")
-    if class_labels.shape != (batch_size,):
-        raise ValueError(
-            f"class_labels must have shape ({batch_size},), one per sample, got {tuple(class_labels.shape)}."
-        )
-    high_allowed = num_classes if null_label_id is None else null_label_id + 1
-    low, high = class_labels.min().item(), class_labels.max().item()
-    if low < 0 or high >= high_allowed:
-        null = "" if null_label_id is None else f', or {null_label_id} for "no label" (config.null_label_id)'
-        raise ValueError(
-            f"class_labels must lie in [0, {num_classes}) (config.num_classes){null}, got [{low}, {high}]."
-        )
-
-
-def check_augment_labels(augment_labels: torch.Tensor | None, batch_size: int, augment_dim: int) -> None:
-    """Raises a `TypeError`/`ValueError` unless `augment_labels` is `None` or a floating `(batch_size,
-    augment_dim)` tensor of a prior with `config.augment_dim > 0`."""
-    if augment_labels is None:
-        return
-    if augment_dim == 0:
-        raise ValueError(
-            "This prior takes no augmentation labels (config.augment_dim=0): augment_labels must be None."
-        )
-    if not isinstance(augment_labels, torch.Tensor) or not augment_labels.dtype.is_floating_point:
-        raise TypeError(f"augment_labels must be a floating-point torch.Tensor, got {augment_labels!r}.")
-    if augment_labels.shape != (batch_size, augment_dim):
-        raise ValueError(
-            f"augment_labels must have shape ({batch_size}, {augment_dim}) (batch, config.augment_dim), "
-            f"got {tuple(augment_labels.shape)}."
-        )
-
-
-def check_sampling_arguments(
-    num_samples: int, temperature: float, top_k: int | None, top_p: float | None
-) -> None:
-    """Raises a `ValueError` naming the first argument of [`VQPriorModel.generate`] that is out of range."""
-    if not is_int(num_samples) or num_samples < 1:
-        raise ValueError(f"num_samples must be an integer >= 1, got {num_samples!r}.")
-    if not is_real(temperature) or not 0 < temperature < float("inf"):
-        raise ValueError(
-            f"temperature must be a number > 0 (1.0 = the model's distribution), got {temperature!r}."
-        )
-    if top_k is not None and (not is_int(top_k) or top_k < 1):
-        raise ValueError(f"top_k must be None or an integer >= 1, got {top_k!r}.")
-    if top_p is not None and (not is_real(top_p) or not 0 < top_p <= 1):
-        raise ValueError(f"top_p must be None or in (0, 1], got {top_p!r}.")
-
-
-def class_labels_as_tensor(class_labels: ClassLabels | None, num_samples: int) -> torch.Tensor | None:
-    """An int or a 0-d integer tensor (the same class for every sample) or a sequence of ints becomes a
-    LongTensor; other tensors and `None` pass through for [`check_class_labels`]."""
-    if isinstance(class_labels, torch.Tensor) and class_labels.ndim == 0 and is_integer_tensor(class_labels):
-        return torch.full((num_samples,), int(class_labels), dtype=torch.long, device=class_labels.device)
-    if class_labels is None or isinstance(class_labels, torch.Tensor):
-        return class_labels
-    if is_int(class_labels):
-        return torch.full((num_samples,), int(class_labels), dtype=torch.long)
-    if isinstance(class_labels, Sequence) and all(is_int(label) for label in class_labels):
-        return torch.tensor([int(label) for label in class_labels], dtype=torch.long)
-    raise TypeError(f"class_labels must be an int, a list of ints or a LongTensor, got {class_labels!r}.")
 
 
 class VQPriorPreTrainedModel(StrictLoadingMixin, PreTrainedModel):
@@ -387,6 +298,7 @@ class VQPriorModel(VQPriorPreTrainedModel):
         use_cache: bool = True,
         show_progress_bar: bool = False,
         guidance_scale: float | None = None,
+        prompt_codes: torch.LongTensor | None = None,
     ) -> torch.LongTensor:
         """
         Samples code grids one code at a time in raster order, in eval mode (the training mode is restored).
@@ -416,18 +328,27 @@ class VQPriorModel(VQPriorPreTrainedModel):
                 distribution. The unconditional logits come from the "no label" of a prior trained with
                 condition dropout (2 passes per step, batched), otherwise from the mixture of the classes (C
                 passes). Defaults to `generation_config.guidance_scale` (saved with a released prior), else 1.
+            prompt_codes (`torch.LongTensor`, *optional*):
+                Complete a given start: the first codes of every grid in raster order, kept exactly; the prior
+                samples the rest. Shape `(num_samples or 1, P)` (a flat prefix of P codes) or `(num_samples or
+                1, n, *code_shape[1:])` (the first n rows of an image's grid, code slices of a video's first
+                frames, the start of a recording's codes), e.g. from [`VQVAEModel.encode`].
 
         Returns:
             `torch.LongTensor` of shape `(num_samples, *code_shape)` with values in [0, codebook_size).
         """
-        if guidance_scale is None:
-            guidance_scale = self.generation_config.guidance_scale or 1.0
+        if guidance_scale is None:  # a saved 0 (the unconditional distribution) is a value, not "unset"
+            saved = self.generation_config.guidance_scale
+            guidance_scale = 1.0 if saved is None else saved
         check_sampling_arguments(num_samples, temperature, top_k, top_p)
         check_guidance_scale(guidance_scale, self.config)
         class_labels = class_labels_as_tensor(class_labels, num_samples)
         check_class_labels(class_labels, num_samples, self.config.num_classes)
         if class_labels is not None:
             class_labels = class_labels.to(self.device, torch.long)
+        prompt = None
+        if prompt_codes is not None:
+            prompt = prompt_as_prefix(prompt_codes, num_samples, self.config).to(self.device)
         warpers = logits_warpers(temperature, top_k, top_p)
         sample_next = partial(sample_codes, warpers=warpers, generator=generator)
         batch_size = num_samples
@@ -435,12 +356,11 @@ class VQPriorModel(VQPriorPreTrainedModel):
             guided = guided_batch(class_labels, guidance_scale, self.config)
             class_labels, sample_next = guided.class_labels, guided.sample_next(sample_next)
             batch_size *= guided.num_passes
-        with (
-            eval_mode(self),
-            tqdm(total=self.config.num_codes, desc="Codes", disable=not show_progress_bar) as bar,
-        ):
+            prompt = prompt.repeat(guided.num_passes, 1) if prompt is not None else None
+        to_sample = self.config.num_codes - (prompt.shape[1] if prompt is not None else 0)
+        with eval_mode(self), tqdm(total=to_sample, desc="Codes", disable=not show_progress_bar) as bar:
             progress = bar.update if show_progress_bar else None
-            codes = self.backbone.sample(batch_size, class_labels, sample_next, use_cache, progress)
+            codes = self.backbone.sample(batch_size, class_labels, sample_next, use_cache, progress, prompt)
         return codes[:num_samples]
 
 

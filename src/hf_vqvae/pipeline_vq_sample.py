@@ -11,9 +11,10 @@ from transformers import AutoModel, Pipeline
 
 from .exporting import OUTPUT_TYPES, postprocess_samples
 from .hub import push_output_dir
-from .modeling_prior import check_class_labels, class_labels_as_tensor
 from .modeling_vqvae import VQVAEModel
 from .number_checks import is_int
+from .prior_inputs import check_class_labels, class_labels_as_tensor
+from .prompting import encode_prompt
 
 PRIOR_SUBFOLDER = "prior"
 DEFAULT_NUM_SAMPLES = 4
@@ -33,6 +34,15 @@ class VQSamplePipeline(Pipeline):
     >>> images = pipe(num_samples=20, seed=0)  # two of each class: sample i has class i % num_classes
     >>> images = pipe(class_labels=["cat", "dog"], seed=0)  # one sample per label
     >>> images = pipe(class_labels="cat", num_samples=4, guidance_scale=3.0, seed=0)  # clearer cats
+    ```
+
+    `prompt` completes a given start instead of sampling from nothing: one image, recording or clip (a file path,
+    a PIL image, a `{"array", "sampling_rate"}` dict, a list of frames), encoded by the VQ-VAE; the first
+    `prompt_fraction` (default 0.5) of its code grid's first axis is kept (an image's top rows, a recording's
+    start, a clip's first frames) and every sample continues it:
+
+    ```python
+    >>> completions = pipe(prompt=Image.open("cat.png"), class_labels="cat", num_samples=4, seed=0)
     ```
 
     `guidance_scale` is classifier-free guidance ([`VQPriorModel.generate`]): above 1, samples show their class
@@ -122,10 +132,17 @@ class VQSamplePipeline(Pipeline):
         sampling_batch_size=None,
         output_type=None,
         guidance_scale=None,
+        prompt=None,
+        prompt_fraction=None,
     ):
         preprocess = {
             k: v
-            for k, v in {"num_samples": num_samples, "class_labels": class_labels}.items()
+            for k, v in {
+                "num_samples": num_samples,
+                "class_labels": class_labels,
+                "prompt": prompt,
+                "prompt_fraction": prompt_fraction,
+            }.items()
             if v is not None
         }
         if seed is not None and generator is not None:
@@ -152,10 +169,22 @@ class VQSamplePipeline(Pipeline):
         postprocess = {"output_type": output_type} if output_type is not None else {}
         return preprocess, forward, postprocess
 
-    def preprocess(self, inputs=None, num_samples: int | None = None, class_labels=None) -> dict:
-        """1. Check inputs and prepare the conditioning: one class label per sample, or None. Without
-        `num_samples`, one sample per label given as a list, else `DEFAULT_NUM_SAMPLES`. (`inputs` is always
-        None: `__call__` passes positional labels on as `class_labels`.)"""
+    def preprocess(
+        self,
+        inputs=None,
+        num_samples: int | None = None,
+        class_labels=None,
+        prompt=None,
+        prompt_fraction: float = 0.5,
+    ) -> dict:
+        """1. Check inputs and prepare the conditioning: one class label per sample, or None, and the codes a
+        prompt fixes. Without `num_samples`, one sample per label given as a list, else `DEFAULT_NUM_SAMPLES`.
+        (`inputs` is always None: `__call__` passes positional labels on as `class_labels`.)"""
+        prompt_codes = None
+        if prompt is not None or prompt_fraction != 0.5:
+            if prompt is None:
+                raise ValueError("prompt_fraction is given without a prompt; pass prompt=... to continue.")
+            prompt_codes = encode_prompt(self.model, prompt, prompt_fraction)
         if num_samples is None:
             num_samples = len(class_labels) if is_label_list(class_labels) else DEFAULT_NUM_SAMPLES
             if num_samples == 0:
@@ -165,7 +194,7 @@ class VQSamplePipeline(Pipeline):
         class_labels = self._label_tensor(class_labels, num_samples)
         # All labels are checked here, before any batch is sampled (generate() sees one batch at a time).
         check_class_labels(class_labels, num_samples, self.prior.config.num_classes)
-        return {"num_samples": int(num_samples), "class_labels": class_labels}
+        return {"num_samples": int(num_samples), "class_labels": class_labels, "prompt_codes": prompt_codes}
 
     def _label_tensor(self, class_labels, num_samples: int) -> torch.LongTensor | None:
         """Class names become ids; one int or name applies to every sample; no labels cycle through a conditional
@@ -219,6 +248,7 @@ class VQSamplePipeline(Pipeline):
         for start in range(0, num_samples, batch_size):
             count = min(batch_size, num_samples - start)
             labels = class_labels[start : start + count].to(self.device) if class_labels is not None else None
+            prompt_codes = model_inputs["prompt_codes"]
             codes = self.prior.generate(
                 count,
                 class_labels=labels,
@@ -227,6 +257,7 @@ class VQSamplePipeline(Pipeline):
                 top_p=top_p,
                 generator=generator,
                 guidance_scale=guidance_scale,
+                prompt_codes=prompt_codes,
                 show_progress_bar=not self._progress_bar_config.get("disable", False),
             )
             decoded.append(self.model.decode(codes).float().clamp(-1, 1))

@@ -231,6 +231,7 @@ class GatedPixelCNNPrior(nn.Module):
         sample_next: Callable[[torch.FloatTensor], torch.LongTensor],
         use_cache: bool = True,
         progress: Callable[[], None] | None = None,
+        prompt: torch.LongTensor | None = None,
     ) -> torch.LongTensor:
         """Generates code grids one code at a time in raster order.
 
@@ -247,6 +248,9 @@ class GatedPixelCNNPrior(nn.Module):
                 reruns the full network on the whole grid for every code (the reference implementation).
             progress (`Callable[[], None]`, *optional*):
                 Called once after each generated code.
+            prompt (`torch.LongTensor` of shape `(batch_size, P)`, *optional*):
+                The first P codes of every grid in raster order, kept as they are (the cached sampler still
+                runs its layers over them, to fill its caches).
 
         Returns:
             `torch.LongTensor` of shape `(batch_size, H, W)`.
@@ -254,10 +258,17 @@ class GatedPixelCNNPrior(nn.Module):
         height, width = self.code_shape
         device = self.embedding.weight.device
         codes = torch.zeros(batch_size, height, width, dtype=torch.long, device=device)
+        first = 0 if prompt is None else prompt.shape[1]
+        if prompt is not None:
+            codes.view(batch_size, -1)[:, :first] = prompt
         class_biases = self._class_biases(class_labels)
         cache = self._empty_cache(batch_size) if use_cache else None
         for row in range(height):
             for column in range(width):
+                if row * width + column < first:
+                    if cache is not None:  # the prompt's position still passes through the cached layers
+                        self._cached_logits(codes, row, column, cache, class_biases)
+                    continue
                 if cache is None:
                     # Later positions still hold zeros, which causality makes irrelevant.
                     logits = self(codes, class_labels)[:, row, column]

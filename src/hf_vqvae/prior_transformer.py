@@ -187,6 +187,7 @@ class TransformerPrior(nn.Module):
         sample_next: Callable[[torch.FloatTensor], torch.LongTensor],
         use_cache: bool = True,
         progress: Callable[[], None] | None = None,
+        prompt: torch.LongTensor | None = None,
     ) -> torch.LongTensor:
         """Generates code grids one code at a time in raster order.
 
@@ -204,6 +205,9 @@ class TransformerPrior(nn.Module):
                 implementation).
             progress (`Callable[[], None]`, *optional*):
                 Called once after each generated code.
+            prompt (`torch.LongTensor` of shape `(batch_size, P)`, *optional*):
+                The first P codes of every grid in raster order, kept as they are; the decoder reads them (and
+                the start token) in one pass before the first generated code.
 
         Returns:
             `torch.LongTensor` of shape `(batch_size, *code_shape)`.
@@ -211,14 +215,19 @@ class TransformerPrior(nn.Module):
         num_codes = prod(self.code_shape)
         start = self._start_tokens(batch_size, class_labels)
         codes = start.new_empty(batch_size, num_codes)
+        first = 0 if prompt is None else prompt.shape[1]
+        if prompt is not None:
+            codes[:, :first] = prompt
         cache = Cache(layers=[PreallocatedKVLayer(num_codes) for _ in self.decoder.h]) if use_cache else None
-        for position in range(num_codes):
+        for position in range(first, num_codes):
             if cache is None:
                 logits = self._last_logits(torch.cat([start, codes[:, :position]], dim=1))
+            elif position == first:
+                # An empty cache: the start token and the prompt, in one pass.
+                logits = self._last_logits(torch.cat([start, codes[:, :position]], dim=1), cache)
             else:
                 # The cache holds positions 0..position-1; feed only the newest input.
-                newest = start if position == 0 else codes[:, position - 1 : position]
-                logits = self._last_logits(newest, cache)
+                logits = self._last_logits(codes[:, position - 1 : position], cache)
             codes[:, position] = sample_next(logits.float())
             if progress is not None:
                 progress()
