@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 
 from hf_vqvae import VQPriorConfig, VQVAEConfig, VQVAEModel
 from hf_vqvae.checkpointing import (
+    check_finite_loss,
     load_checkpoint,
     register_pretrained_hooks,
     resolve_resume_checkpoint,
@@ -680,6 +681,7 @@ def train(
         with accelerator.accumulate(prior):
             codes, augment_labels = training_codes(args, vqvae, batch, generator)
             loss = prior(codes, class_labels=batch.get("class_labels"), augment_labels=augment_labels).loss
+            check_finite_loss(accelerator, loss, global_step + 1, args.output_dir, CHECKPOINT_PREFIX)
             accelerator.backward(loss)
             if accelerator.sync_gradients and args.max_grad_norm:
                 accelerator.clip_grad_norm_(prior.parameters(), args.max_grad_norm)

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from hf_vqvae import VQVAEConfig, VQVAEModel
 from hf_vqvae.checkpointing import (
+    check_finite_loss,
     load_checkpoint,
     register_pretrained_hooks,
     resolve_resume_checkpoint,
@@ -248,6 +249,7 @@ def train(
             break
         with accelerator.accumulate(model):
             outputs = model(batch[input_name])
+            check_finite_loss(accelerator, outputs.loss, global_step + 1, args.output_dir)
             accelerator.backward(outputs.loss)
             if accelerator.sync_gradients and args.max_grad_norm:
                 accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)

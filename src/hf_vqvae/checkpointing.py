@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
+from safetensors.torch import load_file
 from transformers import PreTrainedModel
 
 logger = logging.getLogger(__name__)
@@ -71,14 +72,101 @@ def resolve_resume_checkpoint(
     return path
 
 
+class DamagedCheckpointError(OSError):
+    """A checkpoint file that cannot be read back (truncated by a full disk, a killed copy, ...)."""
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+def damaged_files(checkpoint: Path) -> list[str]:
+    """The files of `checkpoint` (Accelerate's state: safetensors weights, pickled optimizer, scheduler and RNG
+    states) that cannot be read back in full. Called only once loading has failed, to name the culprit."""
+    damaged = []
+    for file in sorted(path for path in checkpoint.iterdir() if path.is_file()):
+        try:
+            if file.suffix == ".safetensors":
+                load_file(file)
+            elif file.suffix in (".bin", ".pkl", ".pt"):
+                torch.load(
+                    file, map_location="cpu", weights_only=False
+                )  # our own checkpoint, as Accelerate reads it
+        except Exception:  # any failure to read the file back marks it as damaged
+            damaged.append(file.name)
+    return damaged
+
+
 def load_checkpoint(accelerator: Accelerator, checkpoint: Path | None, prefix: str = DEFAULT_PREFIX) -> int:
-    """Restore the full training state from `checkpoint` (if any); returns the step to continue from."""
+    """Restore the full training state from `checkpoint` (if any); returns the step to continue from.
+
+    Raises:
+        DamagedCheckpointError: naming the checkpoint's unreadable files and the previous complete checkpoint.
+    """
     if checkpoint is None:
         return 0
-    accelerator.load_state(str(checkpoint))
+    try:
+        accelerator.load_state(str(checkpoint))
+    except Exception as error:
+        damaged = damaged_files(checkpoint)
+        if not damaged:
+            raise
+        earlier = [path for path in list_checkpoints(checkpoint.parent, prefix) if path != checkpoint]
+        fallback = (
+            f"the previous complete checkpoint is {earlier[-1]} (--resume_from_checkpoint {earlier[-1]})"
+            if earlier
+            else "no earlier checkpoint is kept here"
+        )
+        raise DamagedCheckpointError(
+            f"Cannot resume from {checkpoint}: {', '.join(damaged)} cannot be read (damaged or truncated: "
+            f"{type(error).__name__}: {str(error)[:200]}); {fallback}."
+        ) from error
     step = checkpoint_step(checkpoint, prefix)
     logger.info("Resumed from %s at step %d", checkpoint, step)
     return step
+
+
+def check_finite_loss(
+    accelerator: Accelerator,
+    loss: torch.Tensor,
+    step: int,
+    output_dir: str | Path,
+    prefix: str = DEFAULT_PREFIX,
+) -> None:
+    """Stops the run when the loss of any process is NaN or infinite, before the step's update reaches the
+    weights: nothing of the diverged step is saved, and the error names the step and the last checkpoint.
+
+    Raises:
+        NonFiniteLossError
+    """
+    losses = accelerator.gather(loss.detach().float().reshape(1))
+    if torch.isfinite(losses).all():
+        return
+    checkpoints = list_checkpoints(output_dir, prefix)
+    finite = [path for path in checkpoints if has_finite_weights(path)]
+    if finite:
+        last = (
+            f"the last checkpoint with finite weights is {finite[-1]} (--resume_from_checkpoint {finite[-1]})"
+        )
+    else:
+        last = "no checkpoint with finite weights had been saved"
+    if len(finite) < len(checkpoints):
+        spoiled = [path.name for path in checkpoints if path not in finite]
+        last += f"; {', '.join(spoiled)} already hold non-finite weights (the run had diverged before)"
+    raise NonFiniteLossError(
+        f"The training loss became {losses[~torch.isfinite(losses)][0].item()} at step {step}: the run stops before "
+        f"that step changes the weights, and nothing of it is saved; {last}. A smaller --learning_rate, "
+        "--max_grad_norm, or training without --mixed_precision usually helps."
+    )
+
+
+def has_finite_weights(checkpoint: Path) -> bool:
+    """Whether every floating-point tensor of a checkpoint's model weights (`model*.safetensors`) is finite."""
+    for file in checkpoint.glob("model*.safetensors"):
+        for tensor in load_file(file).values():
+            if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+                return False
+    return True
 
 
 def save_checkpoint(

@@ -73,6 +73,11 @@ def check_guidance_scale(guidance_scale: float, config: VQPriorConfig) -> None:
         )
 
 
+def num_guidance_passes(config: VQPriorConfig) -> int:
+    """Rows per sample in guided sampling: 2 with a learned "no label", else one per class."""
+    return 2 if config.null_label_id is not None else config.num_classes
+
+
 def guided_batch(class_labels: torch.LongTensor, guidance_scale: float, config: VQPriorConfig) -> GuidedBatch:
     """The passes that guide the samples of `class_labels` `(batch,)` (valid classes) at `guidance_scale`."""
     batch_size = len(class_labels)
@@ -98,4 +103,4 @@ def guided_batch(class_labels: torch.LongTensor, guidance_scale: float, config: 
     return GuidedBatch(every_class, num_classes, combine_with_class_mixture)
 
 
-__all__ = ["GuidedBatch", "check_guidance_scale", "guided_batch"]
+__all__ = ["GuidedBatch", "check_guidance_scale", "guided_batch", "num_guidance_passes"]

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Protocol
 
+import psutil
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -33,7 +34,7 @@ from transformers.utils.generic import can_return_tuple
 
 from .configuration_prior import VQPriorConfig
 from .eval_mode import eval_mode
-from .guidance import check_guidance_scale, guided_batch
+from .guidance import check_guidance_scale, guided_batch, num_guidance_passes
 from .number_checks import is_real
 from .prior_inputs import (
     ClassLabels,
@@ -41,6 +42,7 @@ from .prior_inputs import (
     check_class_labels,
     check_codes,
     check_sampling_arguments,
+    check_sampling_memory,
     class_labels_as_tensor,
     prompt_as_prefix,
 )
@@ -153,6 +155,13 @@ def sample_codes(
     if generator is not None:
         probabilities = probabilities.to(generator.device)
     return torch.multinomial(probabilities, 1, generator=generator).squeeze(1).to(logits.device)
+
+
+def available_memory(device: torch.device) -> int:
+    """Bytes free for sampling on `device`: the accelerator's free memory, or the machine's available RAM."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    return psutil.virtual_memory().available
 
 
 class VQPriorPreTrainedModel(StrictLoadingMixin, PreTrainedModel):
@@ -340,8 +349,10 @@ class VQPriorModel(VQPriorPreTrainedModel):
         if guidance_scale is None:  # a saved 0 (the unconditional distribution) is a value, not "unset"
             saved = self.generation_config.guidance_scale
             guidance_scale = 1.0 if saved is None else saved
-        check_sampling_arguments(num_samples, temperature, top_k, top_p)
+        check_sampling_arguments(num_samples, temperature, top_k, top_p, generator)
         check_guidance_scale(guidance_scale, self.config)
+        passes = 1 if guidance_scale == 1 else num_guidance_passes(self.config)
+        check_sampling_memory(num_samples * passes, self.config, available_memory(self.device))
         class_labels = class_labels_as_tensor(class_labels, num_samples)
         check_class_labels(class_labels, num_samples, self.config.num_classes)
         if class_labels is not None:

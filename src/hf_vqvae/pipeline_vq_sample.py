@@ -1,6 +1,7 @@
 """The "vq-sample" pipeline: sample code grids from a prior and decode them with the VQ-VAE into images, audio or
 video."""
 
+import inspect
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -118,6 +119,7 @@ class VQSamplePipeline(Pipeline):
                 )
             kwargs["class_labels"] = inputs
         batch_size = int(batch_size) if batch_size is not None else None
+        check_call_arguments(kwargs)
         return super().__call__(None, sampling_batch_size=batch_size, **kwargs)
 
     def _sanitize_parameters(
@@ -266,6 +268,20 @@ class VQSamplePipeline(Pipeline):
     def postprocess(self, model_outputs: dict, output_type: str = "pil") -> list:
         """4. Convert [-1, 1] tensors to the modality's output type."""
         return postprocess_samples(model_outputs["samples"], self.model.config, output_type)
+
+
+def check_call_arguments(kwargs: dict) -> None:
+    """Raises a `TypeError` naming the arguments that `pipe(...)` does not take, and those it takes."""
+    accepted = set(inspect.signature(VQSamplePipeline._sanitize_parameters).parameters) - {"self"}
+    accepted = (accepted - {"sampling_batch_size"}) | {"batch_size"}
+    unknown = sorted(set(kwargs) - accepted)
+    if unknown:
+        hint = (
+            " An autoregressive prior has no denoising steps: it draws one code per position."
+            if "num_inference_steps" in unknown
+            else ""
+        )
+        raise TypeError(f"vq-sample got unexpected argument(s) {unknown}; it takes {sorted(accepted)}.{hint}")
 
 
 def is_positive_int(value) -> bool:

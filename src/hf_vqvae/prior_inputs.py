@@ -120,9 +120,19 @@ def prompt_as_prefix(prompt_codes: torch.Tensor, num_samples: int, config: VQPri
 
 
 def check_sampling_arguments(
-    num_samples: int, temperature: float, top_k: int | None, top_p: float | None
+    num_samples: int,
+    temperature: float,
+    top_k: int | None,
+    top_p: float | None,
+    generator: torch.Generator | None = None,
 ) -> None:
-    """Raises a `ValueError` naming the first argument of [`VQPriorModel.generate`] that is out of range."""
+    """Raises a `ValueError`/`TypeError` naming the first argument of [`VQPriorModel.generate`] that is out of
+    range or of the wrong type."""
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(
+            f"generator must be a torch.Generator (e.g. torch.Generator().manual_seed(1234)) or None, got "
+            f"{type(generator).__name__} {generator!r}."
+        )
     if not is_int(num_samples) or num_samples < 1:
         raise ValueError(f"num_samples must be an integer >= 1, got {num_samples!r}.")
     if not is_real(temperature) or not 0 < temperature < float("inf"):
@@ -133,6 +143,24 @@ def check_sampling_arguments(
         raise ValueError(f"top_k must be None or an integer >= 1, got {top_k!r}.")
     if top_p is not None and (not is_real(top_p) or not 0 < top_p <= 1):
         raise ValueError(f"top_p must be None or in (0, 1], got {top_p!r}.")
+
+
+def check_sampling_memory(rows: int, config: VQPriorConfig, available_bytes: int) -> None:
+    """Raises a `ValueError` when sampling `rows` grids at once (samples times guidance passes) would need more
+    memory than `available_bytes`: a rough lower bound on the working set (the transformer's key/value cache or the
+    PixelCNN's row caches, and the logits), so that an impossible request fails at once with a way out instead of
+    as an allocation error deep in the backbone."""
+    if config.prior_type == "transformer":
+        per_row = 2 * config.num_layers * config.num_codes * config.hidden_size
+    else:
+        per_row = config.num_layers * (config.kernel_size + 3) * config.code_shape[-1] * config.hidden_size
+    needed = 4 * rows * (per_row + 4 * config.codebook_size + config.num_codes)
+    if needed > available_bytes:
+        raise ValueError(
+            f"Sampling {rows} code grids at once needs at least {needed / 2**30:.1f} GiB, more than the "
+            f"{available_bytes / 2**30:.1f} GiB available: draw fewer samples per call (the pipeline's "
+            "batch_size samples in batches)."
+        )
 
 
 def class_labels_as_tensor(class_labels: ClassLabels | None, num_samples: int) -> torch.Tensor | None:
