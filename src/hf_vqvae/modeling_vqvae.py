@@ -8,13 +8,18 @@ from torch import nn
 from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.modeling_layers import GradientCheckpointingLayer
-from transformers.utils import ModelOutput
+from transformers.utils import ModelOutput, logging
 from transformers.utils.generic import can_return_tuple
 
 from .configuration_vqvae import VQVAEConfig, stride_plan
 from .number_checks import is_integer_tensor
 from .quantization import VectorQuantizer
 from .strict_loading import StrictLoadingMixin
+
+logger = logging.get_logger(__name__)
+
+# Inputs are documented to lie in [-1, 1]; beyond this magnitude they were almost surely not scaled.
+FAR_OUTSIDE_RANGE = 2.0
 
 CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
 CONV_TRANSPOSE = {1: nn.ConvTranspose1d, 2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d}
@@ -329,6 +334,13 @@ class VQVAEModel(VQVAEPreTrainedModel):
             )
         if not torch.isfinite(inputs).all():
             raise ValueError("Inputs contain NaN or infinite values.")
+        if inputs.detach().abs().max().item() > FAR_OUTSIDE_RANGE:
+            # One message text, so that transformers' `warning_once` shows it once per process.
+            logger.warning_once(
+                f"Inputs reach magnitudes above {FAR_OUTSIDE_RANGE}, far outside the [-1, 1] the model was trained "
+                "on (e.g. pixels in [0, 255]): scale them first, e.g. `x / 127.5 - 1` for 8-bit pixels. "
+                "Reconstructions and codes of such inputs are meaningless."
+            )
 
     def _missing_axis_hint(self, inputs: torch.Tensor, channel_axis: int) -> str:
         """For an input one axis short: which axis to add, judged by where its channels are."""

@@ -80,7 +80,28 @@ def _encoded_source(value: Any) -> bytes | str | os.PathLike:
     return value
 
 
+def _check_complete_wav(source: bytes | str | os.PathLike) -> None:
+    """Raises `BadExampleError` for a RIFF/WAVE file that is shorter than its header says (a copy or download cut
+    short), which libsndfile would read as far as it goes without a word. Files written with an unknown length
+    (a declared size of 0 or 0xFFFFFFFF, as streaming writers leave it) are not judged."""
+    if isinstance(source, (bytes, bytearray)):
+        header, size = bytes(source[:12]), len(source)
+    else:
+        with open(source, "rb") as file:
+            header = file.read(12)
+        size = os.path.getsize(source)
+    if len(header) < 12 or header[:4] != b"RIFF" or header[8:12] != b"WAVE":
+        return
+    declared = int.from_bytes(header[4:8], "little") + 8
+    if declared - 8 not in (0, 0xFFFFFFFF) and declared > size + 1:  # + 1: a missing pad byte is harmless
+        raise BadExampleError(
+            f"WAV file is truncated: its header declares {declared} bytes but only {size} are present"
+        )
+
+
 def _read_encoded(source: bytes | str | os.PathLike) -> tuple[np.ndarray, int]:
+    _check_complete_wav(source)
+
     def reopen():  # each reader needs a fresh stream: a failed read leaves a BytesIO mid-way
         return io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source
 

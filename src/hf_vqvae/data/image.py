@@ -19,6 +19,16 @@ from .robustness import BadExampleError
 CHANNEL_MODES = {1: "L", 3: "RGB"}
 
 
+def _flattened(image: PIL.Image.Image) -> PIL.Image.Image:
+    """An image with transparency composited on white, as it shows on a page: converting it to RGB or L directly
+    would keep the colours hidden under transparent pixels."""
+    has_alpha = image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info
+    if not has_alpha:
+        return image
+    rgba = image.convert("RGBA")
+    return PIL.Image.alpha_composite(PIL.Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
+
+
 def decode_image(value: Any, mode: str | None = None) -> PIL.Image.Image:
     """
     Decodes one image and converts it to `mode`.
@@ -27,7 +37,8 @@ def decode_image(value: Any, mode: str | None = None) -> PIL.Image.Image:
         value: A `PIL.Image.Image`; an undecoded `datasets.Image` value `{"bytes", "path"}`; encoded bytes; a
             file path; or an integer array (or nested list / tensor) of shape (H, W) or (H, W, C), C in 1, 3,
             4, with values in [0, 255].
-        mode (`str`, *optional*): PIL mode to convert to, e.g. `"RGB"` or `"L"`.
+        mode (`str`, *optional*): PIL mode to convert to, e.g. `"RGB"` or `"L"`; an image with transparency is
+            composited on white first when `mode` has no alpha channel.
 
     Returns:
         `PIL.Image.Image`, fully loaded.
@@ -41,6 +52,7 @@ def decode_image(value: Any, mode: str | None = None) -> PIL.Image.Image:
         # As `datasets`' own decoder does: a photo's EXIF orientation says which way is up.
         image = PIL.ImageOps.exif_transpose(image)
         image = _to_8_bit(image)
+        image = _flattened(image) if mode is not None and "A" not in mode else image
         image = image.convert(mode) if mode is not None and image.mode != mode else image
     except (OSError, ValueError, TypeError, PIL.Image.DecompressionBombError) as error:
         raise BadExampleError(f"cannot decode image: {error}") from error
