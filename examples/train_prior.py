@@ -39,6 +39,7 @@ from hf_vqvae.checkpointing import (
     resumable_batches,
     save_checkpoint,
     state_dict_fingerprint,
+    training_loader,
 )
 from hf_vqvae.code_datasets import codes_fingerprint, encode_batches, load_or_encode_codes
 from hf_vqvae.config_overrides import (
@@ -591,7 +592,7 @@ def main(argv: list[str] | None = None) -> None:
         " (encoded afresh at every step)" if args.online_augmentation else "",
     )
 
-    train_loader = DataLoader(
+    train_loader = training_loader(
         train_examples,
         batch_size=args.train_batch_size,
         shuffle=True,
@@ -599,7 +600,9 @@ def main(argv: list[str] | None = None) -> None:
         collate_fn=collate_examples if args.online_augmentation else None,
     )
     eval_loader = (
-        DataLoader(codes["validation"], batch_size=args.eval_batch_size) if "validation" in codes else None
+        training_loader(codes["validation"], batch_size=args.eval_batch_size)
+        if "validation" in codes
+        else None
     )
     optimizer = torch.optim.AdamW(
         prior.parameters(), lr=args.learning_rate, weight_decay=args.adam_weight_decay

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
-from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from hf_vqvae import VQVAEConfig, VQVAEModel
@@ -28,6 +27,7 @@ from hf_vqvae.checkpointing import (
     resumable_batches,
     save_checkpoint,
     state_dict_fingerprint,
+    training_loader,
 )
 from hf_vqvae.config_overrides import (
     apply_config_overrides,
@@ -40,6 +40,7 @@ from hf_vqvae.data import (
     collate_examples,
     prepare_dataset,
 )
+from hf_vqvae.data.seeding import ExampleSeededDataset
 from hf_vqvae.evaluation import evaluate_reconstruction
 from hf_vqvae.exporting import save_reconstructions
 from hf_vqvae.hub import push_output_dir
@@ -137,15 +138,22 @@ def build_dataloaders(args, config: VQVAEConfig, accelerator: Accelerator):
     raw_train, raw_eval, label_names = load_raw_splits(args, config.modality)
     column = data_column(args, config.modality)
     tracker = BadExampleTracker(max_bad_fraction=args.max_bad_fraction)
+    # Map-style data draws its random crops per example from (seed, epoch, index), which a resumed run repeats.
+    generator = None if args.streaming else torch.Generator()
     train = prepare_dataset(
-        raw_train, build_preprocessor(config, train=True), column, args.label_column, tracker=tracker
+        raw_train,
+        build_preprocessor(config, train=True, generator=generator),
+        column,
+        args.label_column,
+        tracker=tracker,
     )
     if args.streaming:
         # Reshuffled at every epoch by `set_epoch`, from the seed: a resumed run draws the same order.
         train = train.shuffle(seed=args.seed, buffer_size=args.shuffle_buffer_size)
     else:
         check_full_batch(len(train) // accelerator.num_processes, args)
-    train_loader = DataLoader(
+        train = ExampleSeededDataset(train, generator, args.seed)
+    train_loader = training_loader(
         train,
         batch_size=args.train_batch_size,
         shuffle=not args.streaming,
@@ -157,7 +165,9 @@ def build_dataloaders(args, config: VQVAEConfig, accelerator: Accelerator):
         evaluation = prepare_dataset(
             raw_eval, build_preprocessor(config, train=False), column, args.label_column, tracker=tracker
         )
-        eval_loader = DataLoader(evaluation, batch_size=args.eval_batch_size, collate_fn=collate_examples)
+        eval_loader = training_loader(
+            evaluation, batch_size=args.eval_batch_size, collate_fn=collate_examples
+        )
     return train_loader, eval_loader, label_names
 
 

@@ -20,7 +20,10 @@ from pathlib import Path
 import torch
 from accelerate import Accelerator
 from safetensors.torch import load_file
+from torch.utils.data import DataLoader
 from transformers import PreTrainedModel
+
+from .data.seeding import ExampleSeededDataset
 
 logger = logging.getLogger(__name__)
 
@@ -307,6 +310,26 @@ def register_pretrained_hooks(
     accelerator.register_load_state_pre_hook(load_hook)
 
 
+def training_loader(dataset, **kwargs) -> DataLoader:
+    """A `DataLoader` (same arguments) whose iteration never draws from torch's global RNG.
+
+    Starting an epoch draws the workers' base seed from the loader's generator, the global RNG when it has none. A
+    run resumed mid-epoch restores the checkpoint's RNG state and then starts its partial epoch, drawing that seed
+    again, while the interrupted run drew it before the checkpoint: every later global draw (dead-code restarts,
+    dropout, random crops) would be shifted by one and the runs would part. A generator of the loader's own takes
+    that draw; with the seedable sampler the data order still depends only on (seed, epoch).
+    """
+    return DataLoader(dataset, generator=torch.Generator(), **kwargs)
+
+
+def set_dataset_epoch(loader, epoch: int) -> None:
+    """Tells an `ExampleSeededDataset` which epoch it serves: Accelerate's loader calls a dataset's `set_epoch` only
+    when its sampler has none of its own."""
+    dataset = getattr(loader, "dataset", None)
+    if isinstance(dataset, ExampleSeededDataset):
+        dataset.set_epoch(epoch)
+
+
 def resumable_batches(
     train_loader, accelerator: Accelerator, global_step: int, gradient_accumulation_steps: int
 ) -> Iterator[tuple[int, int, dict]]:
@@ -328,6 +351,7 @@ def resumable_batches(
     batch_number = epoch * batches_per_epoch + skip
     while True:
         train_loader.set_epoch(epoch)
+        set_dataset_epoch(train_loader, epoch)
         loader = accelerator.skip_first_batches(train_loader, skip) if skip else train_loader
         for batch in loader:
             yield epoch, batch_number, batch
