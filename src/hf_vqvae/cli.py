@@ -378,7 +378,12 @@ def load_codes(path: Path) -> tuple[torch.LongTensor, list[str] | None, str | No
     if not path.is_file():
         raise CommandError(f"no such file: {str(path)!r}.")
     if path.suffix == ".safetensors":
-        tensors = load_file(path)
+        try:
+            tensors = load_file(path)
+        except SafetensorError as error:
+            raise CommandError(
+                f"{str(path)!r} is damaged or truncated and cannot be read ({error}); encode the files again."
+            ) from error
         if CODES_KEY not in tensors:
             raise CommandError(f"{str(path)!r} holds no {CODES_KEY!r} tensor (it has {sorted(tensors)}).")
         codes = tensors[CODES_KEY]
@@ -386,7 +391,12 @@ def load_codes(path: Path) -> tuple[torch.LongTensor, list[str] | None, str | No
             metadata = file.metadata() or {}
         names = json.loads(metadata["file_names"]) if "file_names" in metadata else None
     else:
-        codes = torch.from_numpy(np.load(path, allow_pickle=False))
+        try:
+            codes = torch.from_numpy(np.load(path, allow_pickle=False))
+        except (ValueError, EOFError) as error:  # numpy's errors for a cut or garbled .npy
+            raise CommandError(
+                f"{str(path)!r} is damaged or truncated and cannot be read ({error}); encode the files again."
+            ) from error
         names_file = next((f for f in (_names_file(path), path.with_suffix(".json")) if f.is_file()), None)
         metadata = json.loads(names_file.read_text()) if names_file is not None else {}
         names = metadata.get("file_names") if isinstance(metadata, dict) else None
