@@ -61,6 +61,8 @@ class VQPriorConfig(PreTrainedConfig):
     """
 
     model_type = "hf_vqvae_prior"
+    # transformers' common names, for code (and tests) that read them from any config.
+    attribute_map = {"num_hidden_layers": "num_layers", "num_attention_heads": "num_heads"}
 
     prior_type: str = "transformer"
     codebook_size: int = 512

@@ -170,6 +170,9 @@ class VQPriorPreTrainedModel(StrictLoadingMixin, PreTrainedModel):
     config: VQPriorConfig
     base_model_prefix = "prior"
     main_input_name = "codes"
+    supports_gradient_checkpointing = True
+    # The transformer prior's GPT-2 decoder runs eager or SDPA attention (the PixelCNN has none to switch).
+    _supports_sdpa = True
 
     @classmethod
     def can_generate(cls) -> bool:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+from transformers.modeling_layers import GradientCheckpointingLayer
 
 from .configuration_prior import VQPriorConfig
 
@@ -72,7 +73,7 @@ class GatedLayerCache:
     vertical_to_horizontal: torch.Tensor
 
 
-class GatedPixelCNNLayer(nn.Module):
+class GatedPixelCNNLayer(GradientCheckpointingLayer):
     """One gated layer of both stacks (the paper's Figure 2), without masks thanks to the shifted inputs.
 
     The vertical and horizontal halves are separate methods so that the full-grid forward and the cached

@@ -18,12 +18,14 @@ decoder, sampling a 32x32 grid on one CPU thread runs 1.35x as fast as `GPT2LMHe
 (benchmarks/benchmark_prior_sampling.py).
 """
 
+import math
 from collections.abc import Callable
 from math import prod
 
 import torch
 from torch import nn
 from transformers import GPT2Config, GPT2Model
+from transformers import initialization as init
 from transformers.cache_utils import Cache, CacheLayerMixin
 
 from .configuration_prior import VQPriorConfig
@@ -50,7 +52,28 @@ def decoder_config(config: VQPriorConfig) -> GPT2Config:
         # No text tokens here; GPT-2's defaults (50256) would point outside this vocabulary.
         bos_token_id=None,
         eos_token_id=None,
+        # The prior's attention implementation (resolved by transformers from `attn_implementation=`).
+        attn_implementation=config._attn_implementation,
     )
+
+
+class PriorDecoder(GPT2Model):
+    """transformers' `GPT2Model`, whose residual output projections keep GPT-2's scaled initialisation (std
+    initializer_range / sqrt(2 * layers)) however they are initialised.
+
+    GPT-2 scales them from its attention and MLP modules, after the projection itself was initialised at the plain
+    std; when transformers initialises missing weights of a checkpoint (loading through the meta device), the
+    projection's first initialisation marks it as done and the scaling is skipped. Here a projection is
+    recognised as one and initialised scaled directly.
+    """
+
+    def _init_weights(self, module: nn.Module) -> None:
+        if any(module is block.attn.c_proj or module is block.mlp.c_proj for block in self.h):
+            std = self.config.initializer_range / math.sqrt(2 * self.config.n_layer)
+            init.normal_(module.weight, mean=0.0, std=std)
+            init.zeros_(module.bias)
+            return
+        super()._init_weights(module)
 
 
 class PreallocatedKVLayer(CacheLayerMixin):
@@ -144,7 +167,7 @@ class TransformerPrior(nn.Module):
         self.codebook_size = config.codebook_size
         self.code_shape = tuple(config.code_shape)
         self.is_conditional = config.num_classes > 0
-        self.decoder = GPT2Model(decoder_config(config))
+        self.decoder = PriorDecoder(decoder_config(config))
         self.head = nn.Linear(config.hidden_size, config.codebook_size)
         if config.augment_dim:
             self.augment_embedding = AugmentLabelEmbedding(config.augment_dim, config.hidden_size)
