@@ -10,6 +10,7 @@ killed after it)."""
 import io
 import json
 import logging
+import re
 import shutil
 import subprocess
 import time
@@ -270,7 +271,7 @@ def test_a_diverging_run_exits_non_zero(tmp_path):
     command = script_command(TRAIN_VQVAE, vqvae_argv(output_dir, *DIVERGING))
     result = subprocess.run(command, env=script_env(), capture_output=True, text=True, timeout=300)
     assert result.returncode != 0
-    assert "NonFiniteLossError: The training loss became nan at step 2" in result.stderr
+    assert re.search(r"NonFiniteLossError: The training loss became -?(nan|inf) at step 2\b", result.stderr)
     assert not (output_dir / "model.safetensors").exists()
 
 
@@ -350,22 +351,32 @@ def vqvae_resumed(tmp_path_factory) -> tuple[Path, Path]:
     )
 
 
+def assert_same_weights_file(resumed: Path, reference: Path) -> None:
+    """The two weights files are byte for byte the same (naming the tensors that differ when they are not)."""
+    resumed_tensors, reference_tensors = load_file(resumed), load_file(reference)
+    differing = [
+        name for name in reference_tensors if not torch.equal(resumed_tensors[name], reference_tensors[name])
+    ]
+    assert not differing, (
+        f"the resumed run ended with other values in {len(differing)} tensors: {differing[:4]}"
+    )
+    assert resumed.read_bytes() == reference.read_bytes()
+
+
 def num_restarts(folder: Path) -> int:
     return int(load_file(folder / "model.safetensors")["quantizer.num_restarts"])
 
 
-@pytest.mark.slow
 def test_a_vqvae_run_resumed_mid_epoch_ends_with_the_same_weights(vqvae_resumed):
     reference, resumed = vqvae_resumed
     history = read_history(reference / "training_history.jsonl")
     assert {record["epoch"] for record in history if "epoch" in record} == {0, 1}
     assert num_restarts(reference) > num_restarts(reference / "checkpoint-10") > 0  # restarts after it, too
-    assert (resumed / "model.safetensors").read_bytes() == (reference / "model.safetensors").read_bytes()
+    assert_same_weights_file(resumed / "model.safetensors", reference / "model.safetensors")
     resumed_history = read_history(resumed / "training_history.jsonl")
     assert resumed_history == [record for record in history if record["step"] > 10]
 
 
-@pytest.mark.slow
 def test_a_prior_run_with_dropout_resumed_mid_epoch_ends_with_the_same_weights(vqvae_resumed, tmp_path):
     vqvae_dir, _ = vqvae_resumed
     codes = tmp_path / "codes"  # encoded by the first run, reused by the resumed one
@@ -396,8 +407,9 @@ def test_a_prior_run_with_dropout_resumed_mid_epoch_ends_with_the_same_weights(v
     )
     history = read_history(reference / "prior_training_history.jsonl")
     assert {record["epoch"] for record in history if "epoch" in record} == {0, 1}
-    weights = "prior/model.safetensors"
-    assert (resumed / weights).read_bytes() == (reference / weights).read_bytes()
+    assert_same_weights_file(
+        resumed / "prior" / "model.safetensors", reference / "prior" / "model.safetensors"
+    )
 
 
 def shifted_gradients(num_images: int = 6) -> Dataset:

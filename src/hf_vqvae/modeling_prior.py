@@ -255,8 +255,8 @@ class VQPriorModel(VQPriorPreTrainedModel):
             `(batch, *code_shape, codebook_size)`.
         """
         check_codes(codes, self.config)
-        check_class_labels(class_labels, len(codes), self.config.num_classes, self.config.null_label_id)
-        check_augment_labels(augment_labels, len(codes), self.config.augment_dim)
+        check_class_labels(class_labels, codes.shape[0], self.config.num_classes, self.config.null_label_id)
+        check_augment_labels(augment_labels, codes.shape[0], self.config.augment_dim)
         codes = codes.long()
         if class_labels is not None:
             class_labels = self._dropped_class_labels(class_labels.long())

@@ -15,6 +15,7 @@ from .configuration_vqvae import VQVAEConfig, stride_plan
 from .number_checks import is_integer_tensor
 from .quantization import VectorQuantizer
 from .strict_loading import StrictLoadingMixin
+from .tracing import is_tracing
 
 logger = logging.get_logger(__name__)
 
@@ -332,6 +333,8 @@ class VQVAEModel(VQVAEPreTrainedModel):
                 f"Input sizes {sizes} of shape {tuple(inputs.shape)} are not divisible by downsample_factors "
                 f"{config.downsample_factors}; nearest valid sizes per axis: {nearest}."
             )
+        if is_tracing():  # the value checks below would break a compiled or exported graph
+            return
         if not torch.isfinite(inputs).all():
             raise ValueError("Inputs contain NaN or infinite values.")
         if inputs.detach().abs().max().item() > FAR_OUTSIDE_RANGE:
@@ -365,6 +368,8 @@ class VQVAEModel(VQVAEPreTrainedModel):
                 f"codes must have shape (batch, *code_grid) with a {config.num_axes}-D code grid (e.g. "
                 f"(batch, {grid}) for sample_size {config.sample_size}), got shape {tuple(codes.shape)}."
             )
+        if is_tracing():
+            return
         if codes.min() < 0 or codes.max() >= config.codebook_size:
             raise ValueError(
                 f"codes must lie in [0, {config.codebook_size}), got values in [{int(codes.min())}, "

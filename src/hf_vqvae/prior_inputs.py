@@ -8,6 +8,7 @@ import torch
 
 from .configuration_prior import VQPriorConfig
 from .number_checks import is_int, is_integer_tensor, is_real
+from .tracing import is_tracing
 
 ClassLabels = int | Sequence[int] | torch.LongTensor
 
@@ -20,11 +21,13 @@ def check_codes(codes: torch.Tensor, config: VQPriorConfig) -> None:
         raise TypeError(f"codes must be a torch.LongTensor of shape {expected}, got {type(codes).__name__}.")
     if not is_integer_tensor(codes):
         raise TypeError(f"codes must hold integer code indices (torch.long), got dtype {codes.dtype}.")
-    if list(codes.shape[1:]) != list(config.code_shape) or len(codes) == 0:
+    if list(codes.shape[1:]) != list(config.code_shape) or codes.shape[0] == 0:
         raise ValueError(
             f"codes must have shape {expected} with batch >= 1 (config.code_shape={config.code_shape}), "
             f"got {tuple(codes.shape)}."
         )
+    if is_tracing():  # value checks would break a compiled or exported graph
+        return
     low, high = codes.min().item(), codes.max().item()
     if low < 0 or high >= config.codebook_size:
         raise ValueError(
@@ -54,6 +57,8 @@ def check_class_labels(
         raise ValueError(
             f"class_labels must have shape ({batch_size},), one per sample, got {tuple(class_labels.shape)}."
         )
+    if is_tracing():
+        return
     high_allowed = num_classes if null_label_id is None else null_label_id + 1
     low, high = class_labels.min().item(), class_labels.max().item()
     if low < 0 or high >= high_allowed:

@@ -15,7 +15,6 @@ from torch import nn
 from transformers.utils import ModelOutput
 
 from .configuration_vqvae import VQVAEConfig
-from .metrics import codebook_perplexity
 
 # A code is dead when its usage per step falls under `dead_code_threshold` or under the average code's usage
 # divided by this, whichever is lower (see `VectorQuantizer._restart_dead_codes`).
@@ -109,6 +108,13 @@ def sum_by_code(vectors: torch.Tensor, codes: torch.Tensor, codebook_size: int) 
     return sums.index_put_((codes,), vectors, accumulate=True)
 
 
+def batch_perplexity(counts: torch.Tensor) -> torch.Tensor:
+    """exp(entropy) of one batch's code counts `(K,)` (see `metrics.codebook_perplexity`), computed without that
+    function's input checks, whose branches on values would break a compiled or exported graph."""
+    probabilities = counts.double() / counts.sum()
+    return torch.exp(-torch.special.xlogy(probabilities, probabilities).sum()).float()
+
+
 class VectorQuantizer(nn.Module):
     """Maps encoder outputs to their nearest codebook vectors (van den Oord et al., 2017), and learns the codebook.
 
@@ -182,7 +188,7 @@ class VectorQuantizer(nn.Module):
             codes=codes.view(latents.shape[0], *grid),
             codebook_loss=codebook_loss,
             commitment_loss=commitment_loss,
-            perplexity=codebook_perplexity(counts),
+            perplexity=batch_perplexity(counts),
         )
 
     def lookup(self, codes: torch.LongTensor) -> torch.Tensor:
