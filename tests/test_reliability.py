@@ -284,7 +284,7 @@ def two_checkpoints(tmp_path_factory) -> Path:
     return output_dir
 
 
-@pytest.mark.parametrize("damaged", ["optimizer.bin", "model.safetensors"])
+@pytest.mark.parametrize("damaged", ["optimizer.bin", "model.safetensors", "random_states_0.pkl"])
 def test_resuming_from_a_damaged_checkpoint_names_the_file_and_the_previous_checkpoint(
     two_checkpoints, tmp_path, damaged
 ):

@@ -109,6 +109,9 @@ def load_checkpoint(accelerator: Accelerator, checkpoint: Path | None, prefix: s
     if checkpoint is None:
         return 0
     try:
+        # Accelerate only logs (at INFO) RNG states it cannot read and goes on inexactly: read them first.
+        for rng_states in checkpoint.glob("random_states_*.pkl"):
+            torch.load(rng_states, map_location="cpu", weights_only=False)
         accelerator.load_state(str(checkpoint))
     except Exception as error:
         damaged = damaged_files(checkpoint)
