@@ -159,6 +159,20 @@ def snr_db(reconstruction: torch.Tensor, target: torch.Tensor, eps: float = 1e-8
     return (10 * torch.log10((signal_energy + eps) / (error_energy + eps))).mean().float()
 
 
+def slaney_mel_filters(fft_length: int, num_mel_filters: int, sampling_rate: int) -> np.ndarray:
+    """A Slaney mel filter bank `(fft_length // 2 + 1, num_mel_filters)` from 0 Hz to Nyquist
+    (`transformers.audio_utils`), as librosa's defaults build it."""
+    return mel_filter_bank(
+        num_frequency_bins=fft_length // 2 + 1,
+        num_mel_filters=num_mel_filters,
+        min_frequency=0.0,
+        max_frequency=sampling_rate / 2,
+        sampling_rate=sampling_rate,
+        norm="slaney",
+        mel_scale="slaney",
+    )
+
+
 def log_mel_distance(
     reconstruction: torch.Tensor,
     target: torch.Tensor,
@@ -191,15 +205,7 @@ def log_mel_distance(
     _check_pair(reconstruction, target)
     if target.ndim != 3:
         raise ValueError(f"log_mel_distance expects waveforms (B, C, T), got shape {tuple(target.shape)}.")
-    mel_filters = mel_filter_bank(
-        num_frequency_bins=fft_length // 2 + 1,
-        num_mel_filters=num_mel_filters,
-        min_frequency=0.0,
-        max_frequency=sampling_rate / 2,
-        sampling_rate=sampling_rate,
-        norm="slaney",
-        mel_scale="slaney",
-    )
+    mel_filters = slaney_mel_filters(fft_length, num_mel_filters, sampling_rate)
     window = window_function(fft_length, "hann")
 
     def log_mel(waveforms: torch.Tensor) -> np.ndarray:

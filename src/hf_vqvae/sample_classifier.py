@@ -16,7 +16,8 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm.auto import tqdm
-from transformers.audio_utils import mel_filter_bank
+
+from .metrics import slaney_mel_filters
 
 CLASSIFIER_WEIGHTS = "classifier.safetensors"
 CLASSIFIER_CONFIG = "classifier.json"
@@ -31,15 +32,7 @@ class LogMelFrontEnd(nn.Module):
     ):
         super().__init__()
         self.fft_length, self.hop_length = fft_length, hop_length
-        filters = mel_filter_bank(
-            num_frequency_bins=fft_length // 2 + 1,
-            num_mel_filters=num_mel_bins,
-            min_frequency=0.0,
-            max_frequency=sampling_rate / 2,
-            sampling_rate=sampling_rate,
-            norm="slaney",
-            mel_scale="slaney",
-        )
+        filters = slaney_mel_filters(fft_length, num_mel_bins, sampling_rate)
         self.register_buffer("mel_filters", torch.tensor(filters, dtype=torch.float32).T, persistent=False)
         self.register_buffer("window", torch.hann_window(fft_length), persistent=False)
 
