@@ -58,6 +58,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if not args.label_column:
         parser.error("--label_column is required: fidelity is measured against the classes of the data.")
+    for flag in ("--classifier_dir", "--output_dir"):  # before the classifier is trained and the sweep runs
+        folder = getattr(args, flag[2:])
+        if Path(folder).exists() and not Path(folder).is_dir():
+            parser.error(f"{flag} {folder!r} is a file; give a folder to write to.")
     return args
 
 
@@ -78,10 +82,27 @@ def load_examples(args, vqvae: VQVAEModel, raw_split, name: str) -> tuple[torch.
 
 def trained_classifier(args, vqvae: VQVAEModel, raw_train, eval_inputs, eval_labels, num_classes: int):
     """The classifier in --classifier_dir, or a new one trained on the training split and saved there."""
-    if (Path(args.classifier_dir) / "classifier.json").is_file():
-        return SampleClassifier.load(args.classifier_dir)
     config = vqvae.config
     sampling_rate = config.sampling_rate if config.modality == "audio" else None
+    if (Path(args.classifier_dir) / "classifier.json").is_file():
+        classifier, accuracy = SampleClassifier.load(args.classifier_dir)
+        wanted = {
+            "modality": config.modality,
+            "in_channels": config.in_channels,
+            "num_classes": num_classes,
+            "sampling_rate": sampling_rate,
+        }
+        differing = {
+            name: classifier.settings[name] for name in wanted if classifier.settings[name] != wanted[name]
+        }
+        if differing:
+            needed = {name: wanted[name] for name in differing}
+            raise ValueError(
+                f"--classifier_dir {args.classifier_dir}: its classifier was trained for {differing}, but this model "
+                f"and data need {needed}. Give another --classifier_dir (a new classifier is trained there) or "
+                "remove this one."
+            )
+        return classifier, accuracy
     classifier = SampleClassifier(config.modality, config.in_channels, num_classes, sampling_rate)
     train_inputs, train_labels = load_examples(args, vqvae, raw_train, "train")
     torch.manual_seed(args.seed)
@@ -89,6 +110,25 @@ def trained_classifier(args, vqvae: VQVAEModel, raw_train, eval_inputs, eval_lab
     accuracy = (classify(classifier, eval_inputs)[0] == eval_labels).float().mean().item()
     classifier.save(args.classifier_dir, accuracy)
     return classifier, accuracy
+
+
+def check_prior_classes(args, prior: VQPriorModel, label_names: list[str] | None) -> list[str]:
+    """Fidelity needs a class-conditional prior with as many classes as --label_column; returns the class names
+    (the prior's own for a plain integer column, which names none)."""
+    num_classes = prior.config.num_classes
+    if num_classes == 0:
+        raise ValueError(
+            f"{args.model_name_or_path}: the prior is unconditional (num_classes=0); class fidelity and guidance "
+            "need a class-conditional prior (train_prior.py --label_column ... --condition_dropout 0.1)."
+        )
+    if label_names is None:
+        return [str(prior.config.id2label.get(index, index)) for index in range(num_classes)]
+    if num_classes != len(label_names):
+        raise ValueError(
+            f"The prior is conditioned on {num_classes} classes, but --label_column {args.label_column!r} gives "
+            f"{len(label_names)} ({label_names}). Give the data the prior was trained on."
+        )
+    return label_names
 
 
 @torch.no_grad()
@@ -106,6 +146,7 @@ def main(argv: list[str] | None = None) -> None:
     vqvae = VQVAEModel.from_pretrained(args.model_name_or_path).eval()
     prior = VQPriorModel.from_pretrained(args.model_name_or_path, subfolder="prior").eval()
     raw_train, raw_eval, label_names = load_raw_splits(args, vqvae.config.modality)
+    label_names = check_prior_classes(args, prior, label_names)  # before the classifier is trained
     eval_inputs, eval_labels = load_examples(args, vqvae, raw_eval, "validation")
     classifier, accuracy = trained_classifier(
         args, vqvae, raw_train, eval_inputs, eval_labels, len(label_names)

@@ -171,6 +171,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             f"{', '.join(given)} set the architecture of a new prior; --model_name_or_path trains on one with its "
             "own. Drop them (--config_overrides changes fields that keep the weights' shapes, e.g. dropout)."
         )
+    if args.condition_dropout and not args.label_column:
+        parser.error(
+            f"--condition_dropout {args.condition_dropout} drops class labels, but no --label_column gives any: "
+            "give the column of class ids, or leave --condition_dropout out for an unconditional prior."
+        )
     for name, default in NEW_PRIOR_DEFAULTS.items():
         if getattr(args, name) is None:
             setattr(args, name, default)

@@ -119,7 +119,8 @@ def _add_subparser(
 
 
 def add_demo_parser(subparsers) -> argparse.ArgumentParser:
-    """`hf-vqvae demo`. Only a missing checkout counts as a user error: a failing run shows its traceback."""
+    """`hf-vqvae demo`. Only a missing checkout or an unusable --output_dir counts as a user error: a failing run
+    shows its traceback."""
     parser = _add_subparser(
         subparsers,
         "demo",
@@ -144,17 +145,18 @@ def add_demo_parser(subparsers) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--num_threads",
-        type=int,
+        type=positive_int,
         default=1,
         help="Torch CPU threads (default 1: these models are too small to gain much from more, and "
         "threads that wait on each other slow to a crawl when other programs share the CPU).",
     )
-    parser.set_defaults(run=run_demo, user_errors=(demo.DemoUnavailableError,))
+    parser.set_defaults(run=run_demo, user_errors=(demo.DemoUnavailableError, CommandError))
     return parser
 
 
 def run_demo(args: argparse.Namespace) -> None:
     """Train the demo models, then print a summary table."""
+    check_output_dir(args.output_dir)  # before training, not after
     start = time.perf_counter()
     results = demo.run_demo(args.output_dir, args.modalities, quick=args.quick, num_threads=args.num_threads)
     print(f"\nhf-vqvae demo finished in {format_duration(time.perf_counter() - start)}:\n")
@@ -246,6 +248,7 @@ def add_sample_parser(subparsers) -> argparse.ArgumentParser:
 
 def run_sample(args: argparse.Namespace) -> None:
     """Sample with the `vq-sample` pipeline and write the sample set."""
+    check_output_dir(args.output_dir)  # before sampling, not after
     vqvae = load_vqvae(args.model, args.device)
     pipe = pipeline("vq-sample", model=vqvae, device=args.device)
     outputs = pipe(
@@ -325,6 +328,7 @@ def run_encode(args: argparse.Namespace) -> None:
     output = Path(args.output)
     if output.suffix not in CODES_FORMATS:
         raise CommandError(f"--output must end with one of {CODES_FORMATS}, got {args.output!r}.")
+    check_output_file(args.output, "--output")
     model = load_vqvae(args.model, args.device)
     inputs = read_inputs(args.inputs, model.config)
     with torch.no_grad():
@@ -433,6 +437,7 @@ def add_decode_parser(subparsers) -> argparse.ArgumentParser:
 
 def run_decode(args: argparse.Namespace) -> None:
     """Decode saved code grids to one file each."""
+    check_output_dir(args.output_dir)
     model = load_vqvae(args.model, args.device)
     codes, names, encoded_with = load_codes(Path(args.codes))
     if encoded_with is not None and not same_model(encoded_with, args.model):
@@ -539,6 +544,8 @@ def run_evaluate(args: argparse.Namespace) -> None:
     from .evaluation import evaluate_split  # needs accelerate (train extras)
 
     source = data_source(args.data)
+    if args.output_json:
+        check_output_file(args.output_json, "--output_json")  # before the whole evaluation, not after
     model = load_vqvae(args.model, args.device)
     raw = evaluation_split(source, args, model.config)
     results = evaluate_split(model, raw, args.column, args.batch_size, show_progress_bar=True)
@@ -614,6 +621,24 @@ def load_vqvae(name_or_path: str, device: str = "cpu") -> VQVAEModel:
             "the VQ-VAE at its root (its prior lives in prior/)."
         )
     return VQVAEModel.from_pretrained(name_or_path, config=config).to(device).eval()
+
+
+def check_output_dir(path: str, flag: str = "--output_dir") -> None:
+    """An output folder must be a folder, or not exist yet below folders: say so before any work is done."""
+    blocking = next((p for p in (Path(path), *Path(path).parents) if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise CommandError(
+            f"{flag} {path!r}: {str(blocking)!r} is a file, not a folder; give a folder to write to."
+        )
+
+
+def check_output_file(path: str, flag: str) -> None:
+    """An output file must not be a folder, nor lie below a file: say so before any work is done."""
+    if Path(path).is_dir():
+        raise CommandError(f"{flag} {path!r} is a folder; give the path of a file to write.")
+    blocking = next((p for p in Path(path).parents if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise CommandError(f"{flag} {path!r}: {str(blocking)!r} is a file, not a folder.")
 
 
 def format_table(header: list[str], rows: list[list[str]]) -> str:

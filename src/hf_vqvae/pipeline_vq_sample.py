@@ -96,6 +96,11 @@ class VQSamplePipeline(Pipeline):
         `save_pretrained(..., push_to_hub=True)` uploads the whole folder once (each model pushing its own would
         put the prior over the VQ-VAE at the repo's root).
         """
+        if Path(save_directory).exists() and not Path(save_directory).is_dir():
+            # transformers only logs this and returns, and the prior then fails on the path `<file>/prior`.
+            raise NotADirectoryError(
+                f"save_directory {str(save_directory)!r} is a file; give a folder to write the pipeline to."
+            )
         push_to_hub = kwargs.pop("push_to_hub", False)
         repo_id = kwargs.pop("repo_id", Path(save_directory).name)
         token = kwargs.pop("token", None)
