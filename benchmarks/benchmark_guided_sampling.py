@@ -12,6 +12,7 @@ CPU, which differs from run to run.
 import argparse
 import math
 import time
+from copy import deepcopy
 
 import torch
 from machine import set_threads
@@ -45,7 +46,7 @@ def build_priors(args: argparse.Namespace) -> tuple[VQPriorModel, VQPriorModel]:
         num_layers=args.num_layers,
     )
     without_null_label = VQPriorModel(config).eval()
-    with_null_label = VQPriorModel(config).eval()
+    with_null_label = VQPriorModel(deepcopy(config)).eval()  # add_null_label changes its model's config
     with_null_label.load_state_dict(without_null_label.state_dict())
     with_null_label.add_null_label(0.1)
     return with_null_label, without_null_label
