@@ -623,7 +623,7 @@ def main(argv: list[str] | None = None) -> None:
             config={k: v for k, v in vars(args).items() if isinstance(v, int | float | str | bool)},
         )
 
-    global_step = load_checkpoint(accelerator, resume_checkpoint, CHECKPOINT_PREFIX)
+    global_step = load_checkpoint(accelerator, resume_checkpoint, CHECKPOINT_PREFIX, max_train_steps)
     history = TrainingHistory(
         output_dir / "prior_training_history.jsonl", accelerator, resume_step=global_step
     )

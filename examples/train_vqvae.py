@@ -204,7 +204,7 @@ def main(argv: list[str] | None = None) -> None:
             config={k: v for k, v in vars(args).items() if isinstance(v, int | float | str | bool)},
         )
 
-    global_step = load_checkpoint(accelerator, resume_checkpoint)
+    global_step = load_checkpoint(accelerator, resume_checkpoint, max_train_steps=max_train_steps)
     history = TrainingHistory(output_dir / "training_history.jsonl", accelerator, resume_step=global_step)
 
     start = time.perf_counter()

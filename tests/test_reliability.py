@@ -302,6 +302,16 @@ def test_resuming_from_a_damaged_checkpoint_names_the_file_and_the_previous_chec
     assert not (output_dir / "training_history.jsonl").exists()  # no step was taken
 
 
+def test_resuming_a_checkpoint_past_max_train_steps_is_refused(two_checkpoints, tmp_path):
+    """Another, longer run's checkpoint in the folder: resuming it would end at once with that run's weights."""
+    output_dir = tmp_path / "out"
+    shutil.copytree(two_checkpoints / "checkpoint-2", output_dir / "checkpoint-2")
+    argv = vqvae_argv(output_dir, "--max_train_steps", "1", "--resume_from_checkpoint", "latest")
+    with pytest.raises(ValueError, match=r"checkpoint-2 is at step 2, past --max_train_steps 1"):
+        load_script(TRAIN_VQVAE).main(argv)
+    assert not (output_dir / "model.safetensors").exists()
+
+
 # ------------------------------------------------------------------------------------------- 5. exact resume
 
 # 256 shapes: 243 for training, 15 batches of 16 an epoch. A checkpoint at step 10 is mid-epoch; with the fast

@@ -100,14 +100,27 @@ def damaged_files(checkpoint: Path) -> list[str]:
     return damaged
 
 
-def load_checkpoint(accelerator: Accelerator, checkpoint: Path | None, prefix: str = DEFAULT_PREFIX) -> int:
+def load_checkpoint(
+    accelerator: Accelerator,
+    checkpoint: Path | None,
+    prefix: str = DEFAULT_PREFIX,
+    max_train_steps: int | None = None,
+) -> int:
     """Restore the full training state from `checkpoint` (if any); returns the step to continue from.
 
     Raises:
+        ValueError: for a checkpoint past `max_train_steps`, left by a longer run in the same folder (resuming it
+            would end at once and save that run's weights as this one's).
         DamagedCheckpointError: naming the checkpoint's unreadable files and the previous complete checkpoint.
     """
     if checkpoint is None:
         return 0
+    if max_train_steps is not None and checkpoint_step(checkpoint, prefix) > max_train_steps:
+        raise ValueError(
+            f"{checkpoint} is at step {checkpoint_step(checkpoint, prefix)}, past --max_train_steps "
+            f"{max_train_steps}: a longer run left it in this folder. Resume with --max_train_steps >= its step, "
+            "name an earlier checkpoint with --resume_from_checkpoint PATH, or train into another --output_dir."
+        )
     try:
         # Accelerate only logs (at INFO) RNG states it cannot read and goes on inexactly: read them first.
         for rng_states in checkpoint.glob("random_states_*.pkl"):
@@ -201,7 +214,7 @@ def save_checkpoint(
         ]
         if stale:
             logger.warning(
-                "%s hold(s) steps past this run's step %d, from a run this one resumed before: "
+                "%s hold(s) steps past this run's step %d, from an earlier run in this folder: "
                 "`--resume_from_checkpoint latest` would pick them. Remove them, or pass --checkpoints_total_limit.",
                 stale,
                 step,
