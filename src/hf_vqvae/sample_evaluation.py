@@ -42,7 +42,9 @@ def harmonicity(
     """
     How voiced each recording is: the mean, over its frames whose energy is at least `energy_fraction` of its
     loudest frame's, of the peak normalised autocorrelation at lags of `min_frequency`..`max_frequency` (pitch
-    periods). About 0.6 for real FSDD takes, 0.3 for breathy noise.
+    periods). Each lag's correlation is normalised by the energies of the two overlapping parts of the frame, so a
+    steady tone scores 1 at its period whatever the lag; normalising by the whole frame's energy instead (r(lag) /
+    r(0)) scores lower. About 0.82 for held-out FSDD takes with this normalisation.
 
     Args:
         waveforms (`torch.Tensor` of shape `(batch, channels, samples)`): recordings (channels are mixed to mono).

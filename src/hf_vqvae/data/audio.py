@@ -86,6 +86,8 @@ def _check_complete_wav(source: bytes | str | os.PathLike) -> None:
     (a declared size of 0 or 0xFFFFFFFF, as streaming writers leave it) are not judged."""
     if isinstance(source, (bytes, bytearray)):
         header, size = bytes(source[:12]), len(source)
+    elif not os.path.isfile(source):  # the decoders report what is missing
+        return
     else:
         with open(source, "rb") as file:
             header = file.read(12)
