@@ -125,3 +125,22 @@ def test_eager_mode_keeps_the_value_checks():
         prior(torch.full((1, 4, 4), 99), torch.tensor([0]))
     with pytest.raises(ValueError, match="class_labels must lie"):
         prior(torch.zeros(1, 4, 4, dtype=torch.long), torch.tensor([7]))
+
+
+def test_from_config_in_bfloat16_keeps_the_quantizer_in_float32_as_from_pretrained_does(tmp_path):
+    from transformers import AutoModel
+
+    config = VQVAEConfig(
+        hidden_channels=16, residual_channels=8, num_residual_layers=1, embedding_dim=8, codebook_size=16
+    )
+    built = AutoModel.from_config(config, dtype=torch.bfloat16)
+    assert built.encoder.downsample[0].weight.dtype == torch.bfloat16
+    assert {buffer.dtype for buffer in built.quantizer.buffers() if buffer.is_floating_point()} == {
+        torch.float32
+    }
+    built.save_pretrained(tmp_path)
+    loaded = AutoModel.from_pretrained(tmp_path, dtype=torch.bfloat16)
+    assert loaded.quantizer.codebook.dtype == built.quantizer.codebook.dtype == torch.float32
+    built.train()(
+        torch.rand(2, 3, 32, 32, dtype=torch.bfloat16) * 2 - 1
+    ).loss.backward()  # trains, as loaded ones do

@@ -207,6 +207,9 @@ class VQVAEModel(VQVAEPreTrainedModel):
         self.quantizer = VectorQuantizer(config)
         self.decoder = VQVAEDecoder(config)
         self.post_init()
+        # Built under another default dtype (`from_config(..., dtype=torch.bfloat16)`), the quantizer still keeps
+        # fp32 state, as `from_pretrained(..., dtype=...)` keeps it (`_keep_in_fp32_modules_strict`).
+        self.quantizer.float()
 
     @can_return_tuple
     def forward(
