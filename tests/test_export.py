@@ -3,6 +3,7 @@ input checks that look at values stay in eager mode (they would break a graph) w
 
 import pytest
 import torch
+from conftest import tiny_config
 
 from hf_vqvae import VQPriorConfig, VQVAEConfig, VQVAEModel
 from hf_vqvae.modeling_prior import VQPriorModel
@@ -29,19 +30,8 @@ class Decode(torch.nn.Module):
 
 
 def tiny_vqvae(modality: str) -> VQVAEModel:
-    sizes = {"image": {"sample_size": [16, 16]}, "audio": {"sample_size": [64], "downsample_factors": [4]}}
-    config = VQVAEConfig(
-        modality=modality,
-        hidden_channels=16,
-        residual_channels=8,
-        num_residual_layers=1,
-        embedding_dim=8,
-        codebook_size=16,
-        in_channels=1 if modality == "audio" else 3,
-        **sizes[modality],
-    )
     torch.manual_seed(0)
-    return VQVAEModel(config).eval()
+    return VQVAEModel(tiny_config(modality)).eval()
 
 
 def tiny_prior(prior_type: str) -> VQPriorModel:
