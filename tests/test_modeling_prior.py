@@ -372,3 +372,21 @@ def test_forward_returns_a_tuple_when_asked():
     loss, logits = prior(codes, return_dict=False)
     torch.testing.assert_close(loss, prior(codes).loss)
     assert logits.shape == (2, 4, 4, K)
+
+
+@pytest.mark.parametrize("prior_type", ["transformer", "pixelcnn"])
+def test_output_hidden_states_returns_the_input_and_every_layer(prior_type):
+    config = VQPriorConfig(
+        prior_type=prior_type, hidden_size=32, num_layers=2, num_heads=2, code_shape=[4, 4], codebook_size=16
+    )
+    prior = VQPriorModel(config).eval()
+    codes = torch.randint(0, 16, (3, 4, 4))
+    plain, with_states = prior(codes), prior(codes, output_hidden_states=True)
+    assert plain.hidden_states is None
+    assert torch.equal(plain.logits, with_states.logits)
+    assert len(with_states.hidden_states) == config.num_layers + 1
+    expected = (3, 16, 32) if prior_type == "transformer" else (3, 32, 4, 4)
+    assert all(tuple(state.shape) == expected for state in with_states.hidden_states)
+    # From the config, as transformers' models read it, and in the tuple output.
+    prior.config.output_hidden_states = True
+    assert len(prior(codes, return_dict=False)) == 3

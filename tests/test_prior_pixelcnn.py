@@ -65,7 +65,7 @@ def measured_dependencies(prior: GatedPixelCNNPrior, codes: torch.LongTensor) ->
     at (r2, c2) is non-zero. Exact: positions outside the convolutions' supports get exactly zero gradient."""
     embedded = {}
     handle = prior.embedding.register_forward_hook(lambda module, args, out: embedded.setdefault("out", out))
-    logits = prior(codes)[0]  # (H, W, K)
+    logits = prior(codes)[0][0]  # the first grid's (H, W, K)
     handle.remove()
     height, width = codes.shape[1:]
     depends = torch.zeros(height, width, height, width, dtype=torch.bool)
@@ -79,7 +79,7 @@ def measured_dependencies(prior: GatedPixelCNNPrior, codes: torch.LongTensor) ->
 @pytest.mark.parametrize("code_shape", GRIDS)
 def test_forward_shapes(code_shape):
     prior = tiny_prior(code_shape)
-    logits = prior(random_codes(3, code_shape))
+    logits, _ = prior(random_codes(3, code_shape))
     assert logits.shape == (3, *code_shape, CODEBOOK_SIZE)
     assert logits.dtype == torch.float32
     assert torch.isfinite(logits).all()
@@ -96,7 +96,7 @@ def test_logits_ignore_the_current_and_later_codes(code_shape):
     later = (positions[None, :] >= positions[:, None]).view(num_codes, height, width)
     offsets = torch.randint(1, CODEBOOK_SIZE, codes.shape, generator=torch.Generator().manual_seed(1))
     changed = torch.where(later, (codes + offsets) % CODEBOOK_SIZE, codes)
-    logits, changed_logits = prior(codes), prior(changed)
+    logits, changed_logits = prior(codes)[0], prior(changed)[0]
     rows, columns = positions // width, positions % width
     torch.testing.assert_close(changed_logits[positions, rows, columns], logits[positions, rows, columns])
 
@@ -129,7 +129,7 @@ def test_no_blind_spot_above_right():
 def test_class_conditioning_changes_logits():
     prior = tiny_prior(num_classes=3)
     codes = random_codes(1, (5, 5)).expand(3, -1, -1)
-    logits = prior(codes, torch.tensor([0, 1, 1]))
+    logits, _ = prior(codes, torch.tensor([0, 1, 1]))
     torch.testing.assert_close(logits[1], logits[2])
     assert (logits[0] - logits[1]).abs().amax() > 1e-3
     # Even the first position, which sees no code, has class-dependent logits.
@@ -139,7 +139,7 @@ def test_class_conditioning_changes_logits():
 def test_unconditional_prior_takes_no_labels():
     prior = tiny_prior(num_classes=0)
     codes = random_codes(2, (5, 5))
-    assert prior(codes, None).shape == (2, 5, 5, CODEBOOK_SIZE)
+    assert prior(codes, None)[0].shape == (2, 5, 5, CODEBOOK_SIZE)
     assert sum(name.endswith("class_bias.weight") for name, _ in prior.named_parameters()) == 0
     with pytest.raises(ValueError, match="unconditional"):
         prior(codes, torch.tensor([0, 1]))
@@ -150,9 +150,9 @@ def test_unconditional_prior_takes_no_labels():
 def test_dropout_only_in_training():
     prior = tiny_prior(dropout=0.5)
     codes = random_codes(2, (5, 5))
-    torch.testing.assert_close(prior(codes), prior(codes))
+    torch.testing.assert_close(prior(codes)[0], prior(codes)[0])
     prior.train()
-    assert not torch.allclose(prior(codes), prior(codes))
+    assert not torch.allclose(prior(codes)[0], prior(codes)[0])
 
 
 @pytest.mark.parametrize("num_classes", [0, 3])
@@ -168,7 +168,7 @@ def test_cached_sampling_matches_naive(code_shape, num_classes):
     torch.testing.assert_close(torch.stack(cached_logits), torch.stack(naive_logits), rtol=1e-5, atol=1e-5)
     assert torch.equal(cached, naive)
     # The step-by-step logits are the teacher-forced logits of the grid that was sampled.
-    teacher_forced = prior(cached, class_labels).flatten(1, 2).transpose(0, 1)
+    teacher_forced = prior(cached, class_labels)[0].flatten(1, 2).transpose(0, 1)
     torch.testing.assert_close(torch.stack(cached_logits), teacher_forced, rtol=1e-5, atol=1e-5)
 
 

@@ -69,6 +69,7 @@ class VQPriorOutput(ModelOutput):
 
     loss: torch.FloatTensor | None = None
     logits: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
 
 
 class PriorBackbone(Protocol):
@@ -79,15 +80,22 @@ class PriorBackbone(Protocol):
     `augment_labels` `(batch, augment_dim)` as a third argument of `forward`; the others are never given it.
     """
 
-    def forward(self, codes: torch.LongTensor, class_labels: torch.LongTensor | None) -> torch.FloatTensor:
+    def forward(
+        self,
+        codes: torch.LongTensor,
+        class_labels: torch.LongTensor | None,
+        output_hidden_states: bool = False,
+    ) -> tuple[torch.FloatTensor, tuple[torch.FloatTensor, ...] | None]:
         """
         Args:
             codes (`torch.LongTensor` of shape `(batch, *code_shape)`): the code grids.
             class_labels (`torch.LongTensor` of shape `(batch,)`, *optional*): their classes.
+            output_hidden_states (`bool`): also return the backbone's hidden states.
 
         Returns:
-            `torch.FloatTensor` of shape `(batch, *code_shape, codebook_size)`: logits at each position that
-            depend only on the codes before it in raster order and on the class.
+            `(logits, hidden_states)`: logits `(batch, *code_shape, codebook_size)` at each position that depend
+            only on the codes before it in raster order and on the class, and the input and each layer's output
+            (`None` unless asked for).
         """
 
     def sample(
@@ -236,6 +244,7 @@ class VQPriorModel(VQPriorPreTrainedModel):
         codes: torch.LongTensor,
         class_labels: torch.LongTensor | None = None,
         augment_labels: torch.FloatTensor | None = None,
+        output_hidden_states: bool | None = None,
     ) -> VQPriorOutput:
         """
         Args:
@@ -249,10 +258,14 @@ class VQPriorModel(VQPriorPreTrainedModel):
             augment_labels (`torch.FloatTensor` of shape `(batch, augment_dim)`, *optional*):
                 How each grid was augmented, for training with `config.augment_dim > 0`; `None` (or zeros) for
                 unaugmented grids, which is what likelihoods and samples are of.
+            output_hidden_states (`bool`, *optional*):
+                Also return the backbone's hidden states (defaults to `config.output_hidden_states`).
 
         Returns:
-            [`VQPriorOutput`]: `loss` (mean NLL in nats per code) and `logits`
-            `(batch, *code_shape, codebook_size)`.
+            [`VQPriorOutput`]: `loss` (mean NLL in nats per code), `logits` `(batch, *code_shape, codebook_size)`
+            and, when asked for, `hidden_states`: the transformer's input embeddings and each block's output
+            `(batch, num_codes, hidden_size)`, or the PixelCNN's horizontal stack before and after each layer
+            `(batch, hidden_size, H, W)`.
         """
         check_codes(codes, self.config)
         check_class_labels(class_labels, codes.shape[0], self.config.num_classes, self.config.null_label_id)
@@ -260,13 +273,15 @@ class VQPriorModel(VQPriorPreTrainedModel):
         codes = codes.long()
         if class_labels is not None:
             class_labels = self._dropped_class_labels(class_labels.long())
-        if augment_labels is None:
-            logits = self.backbone(codes, class_labels)
-        else:
-            logits = self.backbone(codes, class_labels, augment_labels)
+        if output_hidden_states is None:
+            output_hidden_states = self.config.output_hidden_states
+        extra = {} if augment_labels is None else {"augment_labels": augment_labels}
+        logits, hidden_states = self.backbone(
+            codes, class_labels, output_hidden_states=output_hidden_states, **extra
+        )
         # fp32 so that a bf16 model still reports a precise likelihood.
         loss = F.cross_entropy(logits.flatten(0, -2).float(), codes.flatten())
-        return VQPriorOutput(loss=loss, logits=logits)
+        return VQPriorOutput(loss=loss, logits=logits, hidden_states=hidden_states)
 
     def _dropped_class_labels(self, class_labels: torch.LongTensor) -> torch.LongTensor:
         """In training mode, each label replaced by the "no label" with probability `config.condition_dropout`

@@ -204,25 +204,34 @@ class GatedPixelCNNPrior(nn.Module):
         )
 
     def forward(
-        self, codes: torch.LongTensor, class_labels: torch.LongTensor | None = None
-    ) -> torch.FloatTensor:
+        self,
+        codes: torch.LongTensor,
+        class_labels: torch.LongTensor | None = None,
+        output_hidden_states: bool = False,
+    ) -> tuple[torch.FloatTensor, tuple[torch.FloatTensor, ...] | None]:
         """
         Args:
             codes (`torch.LongTensor` of shape `(batch, H, W)`):
                 Code grids, in [0, codebook_size).
             class_labels (`torch.LongTensor` of shape `(batch,)`, *optional*):
                 Classes of the samples; required if and only if the prior is class-conditional.
+            output_hidden_states (`bool`, defaults to `False`):
+                Also return the horizontal stack's input and its output after each layer.
 
         Returns:
-            `torch.FloatTensor` of shape `(batch, H, W, codebook_size)`: the logits at (r, c) depend only on
-            the codes before (r, c) in raster order and on the class.
+            `(logits, hidden_states)`: the logits `(batch, H, W, codebook_size)` at (r, c) depend only on the codes
+            before (r, c) in raster order and on the class; `hidden_states` holds `num_layers + 1` tensors
+            `(batch, hidden_size, H, W)` when asked for, else `None`.
         """
         class_biases = self._class_biases(class_labels)
         embedded = self._embed(codes)
         vertical, horizontal = shift_down(embedded), shift_right(embedded)
+        hidden_states = [horizontal]
         for layer, biases in zip(self.layers, class_biases, strict=True):
             vertical, horizontal = layer(vertical, horizontal, biases)
-        return self.head(horizontal).permute(0, 2, 3, 1).contiguous()
+            hidden_states.append(horizontal)
+        logits = self.head(horizontal).permute(0, 2, 3, 1).contiguous()
+        return logits, tuple(hidden_states) if output_hidden_states else None
 
     @torch.no_grad()
     def sample(
@@ -272,7 +281,7 @@ class GatedPixelCNNPrior(nn.Module):
                     continue
                 if cache is None:
                     # Later positions still hold zeros, which causality makes irrelevant.
-                    logits = self(codes, class_labels)[:, row, column]
+                    logits = self(codes, class_labels)[0][:, row, column]
                 else:
                     logits = self._cached_logits(codes, row, column, cache, class_biases)
                 codes[:, row, column] = sample_next(logits.float())

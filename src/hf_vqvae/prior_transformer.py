@@ -177,7 +177,8 @@ class TransformerPrior(nn.Module):
         codes: torch.LongTensor,
         class_labels: torch.LongTensor | None = None,
         augment_labels: torch.FloatTensor | None = None,
-    ) -> torch.FloatTensor:
+        output_hidden_states: bool = False,
+    ) -> tuple[torch.FloatTensor, tuple[torch.FloatTensor, ...] | None]:
         """
         Args:
             codes (`torch.LongTensor` of shape `(batch, *code_shape)`):
@@ -187,10 +188,14 @@ class TransformerPrior(nn.Module):
             augment_labels (`torch.FloatTensor` of shape `(batch, augment_dim)`, *optional*):
                 How each grid was augmented (zeros: not at all, the same as `None`); only for a prior with
                 `config.augment_dim > 0`.
+            output_hidden_states (`bool`, defaults to `False`):
+                Also return the decoder's hidden states.
 
         Returns:
-            `torch.FloatTensor` of shape `(batch, *code_shape, codebook_size)`: the logits at a position
-            depend only on the codes before it in raster order and on the class.
+            `(logits, hidden_states)`: the logits `(batch, *code_shape, codebook_size)` at a position depend only
+            on the codes before it in raster order and on the class; `hidden_states` is GPT-2's tuple (the input
+            embeddings and each block's output, `(batch, num_codes, hidden_size)` each) when asked for, else
+            `None`.
         """
         batch_size = codes.shape[0]
         # Teacher forcing: position i reads the start token and codes 0..i-1.
@@ -199,8 +204,11 @@ class TransformerPrior(nn.Module):
         embeddings = self.decoder.wte(inputs)
         if augment_labels is not None:
             embeddings = embeddings + self.augment_embedding(augment_labels)[:, None]
-        hidden_states = self.decoder(inputs_embeds=embeddings, use_cache=False).last_hidden_state
-        return self.head(hidden_states).view(*codes.shape, self.codebook_size)
+        outputs = self.decoder(
+            inputs_embeds=embeddings, use_cache=False, output_hidden_states=output_hidden_states
+        )
+        logits = self.head(outputs.last_hidden_state).view(*codes.shape, self.codebook_size)
+        return logits, outputs.hidden_states if output_hidden_states else None
 
     @torch.no_grad()
     def sample(
