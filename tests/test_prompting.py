@@ -579,8 +579,9 @@ def test_the_pipeline_refuses_a_bad_prompt_fraction(pipes, fraction, monkeypatch
 def test_the_pipeline_refuses_a_prompt_fraction_without_a_prompt(pipes, monkeypatch):
     pipe = pipes("image")
     prompts = record_prompts(pipe, monkeypatch)
-    with pytest.raises(ValueError, match=r"prompt_fraction is given without a prompt; pass prompt="):
-        pipe(prompt_fraction=0.25, num_samples=2, seed=0)
+    for fraction in (0.25, 0.5):  # 0.5, the default, too: a prompt_fraction says a prompt was meant
+        with pytest.raises(ValueError, match=r"prompt_fraction is given without a prompt; pass prompt="):
+            pipe(prompt_fraction=fraction, num_samples=2, seed=0)
     assert prompts == []
 
 

@@ -236,7 +236,6 @@ def add_sample_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument(
         "--prompt_fraction",
         type=float,
-        default=0.5,
         help="Share of the code grid's first axis that --prompt fixes (default 0.5).",
     )
     parser.add_argument("--batch_size", type=positive_int, help="Samples generated at once (default: all).")

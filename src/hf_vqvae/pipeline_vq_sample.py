@@ -182,16 +182,18 @@ class VQSamplePipeline(Pipeline):
         num_samples: int | None = None,
         class_labels=None,
         prompt=None,
-        prompt_fraction: float = 0.5,
+        prompt_fraction: float | None = None,
     ) -> dict:
         """1. Check inputs and prepare the conditioning: one class label per sample, or None, and the codes a
         prompt fixes. Without `num_samples`, one sample per label given as a list, else `DEFAULT_NUM_SAMPLES`.
         (`inputs` is always None: `__call__` passes positional labels on as `class_labels`.)"""
         prompt_codes = None
-        if prompt is not None or prompt_fraction != 0.5:
-            if prompt is None:
-                raise ValueError("prompt_fraction is given without a prompt; pass prompt=... to continue.")
-            prompt_codes = encode_prompt(self.model, prompt, prompt_fraction)
+        if prompt_fraction is not None and prompt is None:
+            raise ValueError("prompt_fraction is given without a prompt; pass prompt=... to continue.")
+        if prompt is not None:
+            prompt_codes = encode_prompt(
+                self.model, prompt, 0.5 if prompt_fraction is None else prompt_fraction
+            )
         if num_samples is None:
             num_samples = len(class_labels) if is_label_list(class_labels) else DEFAULT_NUM_SAMPLES
             if num_samples == 0:
