@@ -14,11 +14,13 @@ import logging
 import math
 import re
 import shutil
+import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
 from accelerate import Accelerator
+from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch.utils.data import DataLoader
 from transformers import PreTrainedModel
@@ -83,21 +85,40 @@ class NonFiniteLossError(RuntimeError):
     """The training loss became NaN or infinite."""
 
 
+def is_readable(file: Path) -> bool:
+    """Whether a checkpoint file reads back in full, checked without unpickling anything: safetensors weights by
+    loading them, torch's zip archives (optimizer, scheduler, RNG states) by the CRCs of their members."""
+    try:
+        if file.suffix == ".safetensors":
+            load_file(file)
+        elif file.suffix in (".bin", ".pkl", ".pt"):
+            with zipfile.ZipFile(file) as archive:
+                return archive.testzip() is None
+    except (OSError, EOFError, zipfile.BadZipFile, SafetensorError):
+        return False
+    return True
+
+
 def damaged_files(checkpoint: Path) -> list[str]:
-    """The files of `checkpoint` (Accelerate's state: safetensors weights, pickled optimizer, scheduler and RNG
-    states) that cannot be read back in full. Called only once loading has failed, to name the culprit."""
-    damaged = []
-    for file in sorted(path for path in checkpoint.iterdir() if path.is_file()):
-        try:
-            if file.suffix == ".safetensors":
-                load_file(file)
-            elif file.suffix in (".bin", ".pkl", ".pt"):
-                torch.load(
-                    file, map_location="cpu", weights_only=False
-                )  # our own checkpoint, as Accelerate reads it
-        except Exception:  # any failure to read the file back marks it as damaged
-            damaged.append(file.name)
-    return damaged
+    """The files of `checkpoint` that cannot be read back in full. Called once loading has failed, to name the
+    culprit."""
+    return [path.name for path in sorted(checkpoint.iterdir()) if path.is_file() and not is_readable(path)]
+
+
+def damaged_checkpoint_error(
+    checkpoint: Path, damaged: list[str], prefix: str, detail: str
+) -> DamagedCheckpointError:
+    """The error naming a checkpoint's unreadable files and the previous complete checkpoint to resume from."""
+    earlier = [path for path in list_checkpoints(checkpoint.parent, prefix) if path != checkpoint]
+    fallback = (
+        f"the previous complete checkpoint is {earlier[-1]} (--resume_from_checkpoint {earlier[-1]})"
+        if earlier
+        else "no earlier checkpoint is kept here"
+    )
+    return DamagedCheckpointError(
+        f"Cannot resume from {checkpoint}: {', '.join(damaged)} cannot be read (damaged or truncated: {detail}); "
+        f"{fallback}."
+    )
 
 
 def load_checkpoint(
@@ -121,25 +142,20 @@ def load_checkpoint(
             f"{max_train_steps}: a longer run left it in this folder. Resume with --max_train_steps >= its step, "
             "name an earlier checkpoint with --resume_from_checkpoint PATH, or train into another --output_dir."
         )
+    # Accelerate only logs (at INFO) RNG states it cannot read and goes on inexactly: check them first.
+    unreadable = [
+        path.name for path in sorted(checkpoint.glob("random_states_*.pkl")) if not is_readable(path)
+    ]
+    if unreadable:
+        raise damaged_checkpoint_error(checkpoint, unreadable, prefix, "not a complete archive")
     try:
-        # Accelerate only logs (at INFO) RNG states it cannot read and goes on inexactly: read them first.
-        for rng_states in checkpoint.glob("random_states_*.pkl"):
-            torch.load(rng_states, map_location="cpu", weights_only=False)
         accelerator.load_state(str(checkpoint))
     except Exception as error:
         damaged = damaged_files(checkpoint)
         if not damaged:
             raise
-        earlier = [path for path in list_checkpoints(checkpoint.parent, prefix) if path != checkpoint]
-        fallback = (
-            f"the previous complete checkpoint is {earlier[-1]} (--resume_from_checkpoint {earlier[-1]})"
-            if earlier
-            else "no earlier checkpoint is kept here"
-        )
-        raise DamagedCheckpointError(
-            f"Cannot resume from {checkpoint}: {', '.join(damaged)} cannot be read (damaged or truncated: "
-            f"{type(error).__name__}: {str(error)[:200]}); {fallback}."
-        ) from error
+        detail = f"{type(error).__name__}: {str(error)[:200]}"
+        raise damaged_checkpoint_error(checkpoint, damaged, prefix, detail) from error
     step = checkpoint_step(checkpoint, prefix)
     logger.info("Resumed from %s at step %d", checkpoint, step)
     return step

@@ -103,4 +103,20 @@ def guided_batch(class_labels: torch.LongTensor, guidance_scale: float, config: 
     return GuidedBatch(every_class, num_classes, combine_with_class_mixture)
 
 
-__all__ = ["GuidedBatch", "check_guidance_scale", "guided_batch", "num_guidance_passes"]
+def guided_rows(
+    class_labels: torch.LongTensor | None,
+    sample_next: Callable[[torch.FloatTensor], torch.LongTensor],
+    prompt: torch.LongTensor | None,
+    guidance_scale: float,
+    config: VQPriorConfig,
+) -> tuple[torch.LongTensor | None, Callable[[torch.FloatTensor], torch.LongTensor], torch.LongTensor | None]:
+    """The class labels, `sample_next` and prompt `(rows, P)` of every row a backbone samples: the samples
+    themselves at `guidance_scale` 1, else every pass of `guided_batch` (the prompt repeated per pass)."""
+    if guidance_scale == 1:
+        return class_labels, sample_next, prompt
+    guided = guided_batch(class_labels, guidance_scale, config)
+    prompt = prompt.repeat(guided.num_passes, 1) if prompt is not None else None
+    return guided.class_labels, guided.sample_next(sample_next), prompt
+
+
+__all__ = ["GuidedBatch", "check_guidance_scale", "guided_batch", "guided_rows", "num_guidance_passes"]

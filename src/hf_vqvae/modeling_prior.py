@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Protocol
 
-import psutil
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -34,17 +33,18 @@ from transformers.utils.generic import can_return_tuple
 
 from .configuration_prior import VQPriorConfig
 from .eval_mode import eval_mode
-from .guidance import check_guidance_scale, guided_batch, num_guidance_passes
+from .guidance import check_guidance_scale, guided_rows, num_guidance_passes
 from .number_checks import is_real
 from .prior_inputs import (
     ClassLabels,
+    available_memory,
     check_augment_labels,
     check_class_labels,
     check_codes,
     check_sampling_arguments,
     check_sampling_memory,
-    class_labels_as_tensor,
     prompt_as_prefix,
+    sampling_class_labels,
 )
 from .prior_pixelcnn import GatedPixelCNNPrior
 from .prior_transformer import AugmentLabelEmbedding, TransformerPrior
@@ -163,13 +163,6 @@ def sample_codes(
     if generator is not None:
         probabilities = probabilities.to(generator.device)
     return torch.multinomial(probabilities, 1, generator=generator).squeeze(1).to(logits.device)
-
-
-def available_memory(device: torch.device) -> int:
-    """Bytes free for sampling on `device`: the accelerator's free memory, or the machine's available RAM."""
-    if device.type == "cuda":
-        return torch.cuda.mem_get_info(device)[0]
-    return psutil.virtual_memory().available
 
 
 class VQPriorPreTrainedModel(StrictLoadingMixin, PreTrainedModel):
@@ -349,48 +342,54 @@ class VQPriorModel(VQPriorPreTrainedModel):
             show_progress_bar (`bool`, defaults to `False`):
                 Show a tqdm bar over the codes of the grid.
             guidance_scale (`float`, *optional*):
-                Classifier-free guidance: each code is drawn from `uncond + guidance_scale * (cond - uncond)`
-                of the logits (before temperature, top-k and top-p). 1 is no guidance (the same samples as
-                unguided sampling), above 1 samples that look more like their class, 0 the unconditional
-                distribution. The unconditional logits come from the "no label" of a prior trained with
-                condition dropout (2 passes per step, batched), otherwise from the mixture of the classes (C
-                passes). Defaults to `generation_config.guidance_scale` (saved with a released prior), else 1.
+                Classifier-free guidance (`hf_vqvae.guidance`): 1 is none, above 1 clearer classes, 0 the
+                unconditional distribution. Defaults to `default_guidance_scale`.
             prompt_codes (`torch.LongTensor`, *optional*):
-                Complete a given start: the first codes of every grid in raster order, kept exactly; the prior
-                samples the rest. Shape `(num_samples or 1, P)` (a flat prefix of P codes) or `(num_samples or
-                1, n, *code_shape[1:])` (the first n rows of an image's grid, code slices of a video's first
-                frames, the start of a recording's codes), e.g. from [`VQVAEModel.encode`].
+                The first codes of every grid, kept exactly while the prior samples the rest: `(num_samples or 1,
+                P)` in raster order, or the first slices of the grid's first axis (see `prompt_as_prefix`).
 
         Returns:
             `torch.LongTensor` of shape `(num_samples, *code_shape)` with values in [0, codebook_size).
         """
-        if guidance_scale is None:  # a saved 0 (the unconditional distribution) is a value, not "unset"
-            saved = self.generation_config.guidance_scale
-            guidance_scale = 1.0 if saved is None else saved
+        guidance_scale = self.default_guidance_scale if guidance_scale is None else guidance_scale
         check_sampling_arguments(num_samples, temperature, top_k, top_p, generator)
         check_guidance_scale(guidance_scale, self.config)
         passes = 1 if guidance_scale == 1 else num_guidance_passes(self.config)
         check_sampling_memory(num_samples * passes, self.config, available_memory(self.device))
-        class_labels = class_labels_as_tensor(class_labels, num_samples)
-        check_class_labels(class_labels, num_samples, self.config.num_classes)
-        if class_labels is not None:
-            class_labels = class_labels.to(self.device, torch.long)
-        prompt = None
-        if prompt_codes is not None:
-            prompt = prompt_as_prefix(prompt_codes, num_samples, self.config).to(self.device)
+        class_labels = sampling_class_labels(class_labels, num_samples, self.config.num_classes, self.device)
+        prompt = prompt_as_prefix(prompt_codes, num_samples, self.config, self.device)
         warpers = logits_warpers(temperature, top_k, top_p)
         sample_next = partial(sample_codes, warpers=warpers, generator=generator)
-        batch_size = num_samples
-        if guidance_scale != 1:
-            guided = guided_batch(class_labels, guidance_scale, self.config)
-            class_labels, sample_next = guided.class_labels, guided.sample_next(sample_next)
-            batch_size *= guided.num_passes
-            prompt = prompt.repeat(guided.num_passes, 1) if prompt is not None else None
+        class_labels, sample_next, prompt = guided_rows(
+            class_labels, sample_next, prompt, guidance_scale, self.config
+        )
+        rows = num_samples * passes
+        return self._sample_rows(rows, class_labels, sample_next, use_cache, show_progress_bar, prompt)[
+            :num_samples
+        ]
+
+    def _sample_rows(
+        self,
+        rows: int,
+        class_labels: torch.LongTensor | None,
+        sample_next: Callable[[torch.FloatTensor], torch.LongTensor],
+        use_cache: bool,
+        show_progress_bar: bool,
+        prompt: torch.LongTensor | None,
+    ) -> torch.LongTensor:
+        """The backbone's sampling loop over `rows` grids (every guidance pass of every sample), in eval mode,
+        with a progress bar over the codes it generates (those after the prompt)."""
         to_sample = self.config.num_codes - (prompt.shape[1] if prompt is not None else 0)
         with eval_mode(self), tqdm(total=to_sample, desc="Codes", disable=not show_progress_bar) as bar:
             progress = bar.update if show_progress_bar else None
-            codes = self.backbone.sample(batch_size, class_labels, sample_next, use_cache, progress, prompt)
-        return codes[:num_samples]
+            return self.backbone.sample(rows, class_labels, sample_next, use_cache, progress, prompt)
+
+    @property
+    def default_guidance_scale(self) -> float:
+        """`generation_config.guidance_scale` (a released prior's saved default), else 1 (no guidance). A saved 0,
+        the unconditional distribution, is a value, not "unset"."""
+        saved = self.generation_config.guidance_scale
+        return 1.0 if saved is None else saved
 
 
 __all__ = ["PriorBackbone", "VQPriorModel", "VQPriorOutput", "VQPriorPreTrainedModel", "sample_codes"]

@@ -4,6 +4,7 @@ them trust their inputs."""
 
 from collections.abc import Sequence
 
+import psutil
 import torch
 
 from .configuration_prior import VQPriorConfig
@@ -86,11 +87,15 @@ def check_augment_labels(augment_labels: torch.Tensor | None, batch_size: int, a
         )
 
 
-def prompt_as_prefix(prompt_codes: torch.Tensor, num_samples: int, config: VQPriorConfig) -> torch.LongTensor:
-    """`prompt_codes` as the flat raster-order prefix `(num_samples, P)` the backbones take, after checking it: an
-    integer tensor of shape `(num_samples or 1, P)` with 1 <= P < the grid's codes, or `(num_samples or 1, n,
-    *code_shape[1:])`, the first n slices along the grid's first axis (top rows, first frames, the start of a
-    recording); codes in [0, codebook_size)."""
+def prompt_as_prefix(
+    prompt_codes: torch.Tensor | None, num_samples: int, config: VQPriorConfig, device: torch.device
+) -> torch.LongTensor | None:
+    """`prompt_codes` as the flat raster-order prefix `(num_samples, P)` the backbones take, on `device`, after
+    checking it (`None` stays `None`): an integer tensor of shape `(num_samples or 1, P)` with 1 <= P < the grid's
+    codes, or `(num_samples or 1, n, *code_shape[1:])`, the first n slices along the grid's first axis (top rows,
+    first frames, the start of a recording); codes in [0, codebook_size)."""
+    if prompt_codes is None:
+        return None
     grid = tuple(config.code_shape)
     slice_shape = ", ".join(map(str, grid[1:]))
     accepted = f"(num_samples or 1, P) with 1 <= P < {config.num_codes}"
@@ -121,7 +126,7 @@ def prompt_as_prefix(prompt_codes: torch.Tensor, num_samples: int, config: VQPri
         raise ValueError(
             f"prompt_codes must lie in [0, {config.codebook_size}) (config.codebook_size), got [{low}, {high}]."
         )
-    return prompt_codes.reshape(shape[0], -1).long().expand(num_samples, -1)
+    return prompt_codes.reshape(shape[0], -1).long().expand(num_samples, -1).to(device)
 
 
 def check_sampling_arguments(
@@ -166,6 +171,22 @@ def check_sampling_memory(rows: int, config: VQPriorConfig, available_bytes: int
             f"{available_bytes / 2**30:.1f} GiB available: draw fewer samples per call (the pipeline's "
             "batch_size samples in batches)."
         )
+
+
+def available_memory(device: torch.device) -> int:
+    """Bytes free for sampling on `device`: the accelerator's free memory, or the machine's available RAM."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    return psutil.virtual_memory().available
+
+
+def sampling_class_labels(
+    class_labels: ClassLabels | None, num_samples: int, num_classes: int, device: torch.device
+) -> torch.LongTensor | None:
+    """`generate`'s class labels as a checked `(num_samples,)` LongTensor on `device` (`None` stays `None`)."""
+    class_labels = class_labels_as_tensor(class_labels, num_samples)
+    check_class_labels(class_labels, num_samples, num_classes)
+    return None if class_labels is None else class_labels.to(device, torch.long)
 
 
 def class_labels_as_tensor(class_labels: ClassLabels | None, num_samples: int) -> torch.Tensor | None:
