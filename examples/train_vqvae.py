@@ -35,9 +35,11 @@ from hf_vqvae.config_overrides import (
     parse_config_overrides,
 )
 from hf_vqvae.data import (
+    SPEAKER_KEY,
     BadExampleTracker,
     build_preprocessor,
     collate_examples,
+    encode_speaker_column,
     prepare_dataset,
 )
 from hf_vqvae.data.seeding import ExampleSeededDataset
@@ -86,6 +88,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     add_data_args(parser)
     parser.add_argument(
+        "--speaker_column",
+        help="Column naming each example's speaker (names or a ClassLabel): the decoder learns one vector per "
+        "speaker (config.num_speakers, id2speaker), so that the codes can leave the voice to it. A model being "
+        "fine-tuned without speakers gets them, starting from zero vectors.",
+    )
+    parser.add_argument(
         "--shuffle_buffer_size",
         type=positive_int,
         default=10_000,
@@ -99,6 +107,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.model_name_or_path and (args.config_name or args.modality):
         parser.error(
             "--model_name_or_path fine-tunes an existing model; --config_name/--modality only apply to a new one."
+        )
+    if args.speaker_column and args.streaming:
+        parser.error(
+            "--speaker_column needs a map-style dataset (it lists the speakers first): drop --streaming."
         )
     if args.train_decoder_only and not args.model_name_or_path:
         parser.error("--train_decoder_only fine-tunes a trained model's decoder: give --model_name_or_path.")
@@ -124,6 +136,19 @@ def build_model(args: argparse.Namespace) -> VQVAEModel:
     return VQVAEModel(apply_config_overrides(base, overrides))
 
 
+def with_speakers(model: VQVAEModel, speaker_names: list[str]) -> None:
+    """Give the model the data's speakers (zero vectors, for a new model as for a fine-tuned one), or check that it
+    has them already, in the same order."""
+    if not model.config.num_speakers:
+        model.add_speakers(speaker_names)
+        logger.info("The decoder learns %d speakers: %s", len(speaker_names), speaker_names)
+    elif list(model.config.id2speaker.values()) != speaker_names:
+        raise ValueError(
+            f"The model's speakers {list(model.config.id2speaker.values())} are not the data's {speaker_names} "
+            "(the same names in the same order are needed)."
+        )
+
+
 def set_train_mode(accelerator: Accelerator, model, decoder_only: bool) -> None:
     """Training mode, except a frozen encoder and quantizer stay in eval mode (no EMA updates, no restarts)."""
     model.train()
@@ -133,9 +158,17 @@ def set_train_mode(accelerator: Accelerator, model, decoder_only: bool) -> None:
         unwrapped.quantizer.eval()
 
 
-def build_dataloaders(args, config: VQVAEConfig, accelerator: Accelerator):
-    """Raw dataset -> train/validation split -> lazy per-modality preprocessing -> DataLoaders."""
-    raw_train, raw_eval, label_names = load_raw_splits(args, config.modality)
+def load_splits(args, modality: str):
+    """The raw train and validation splits, the class names and the speaker names (`None` without them)."""
+    raw_train, raw_eval, label_names = load_raw_splits(args, modality)
+    speaker_names = None
+    if args.speaker_column:
+        raw_train, raw_eval, speaker_names = encode_speaker_column(raw_train, raw_eval, args.speaker_column)
+    return raw_train, raw_eval, label_names, speaker_names
+
+
+def build_dataloaders(args, config: VQVAEConfig, accelerator: Accelerator, raw_train, raw_eval):
+    """Train/validation splits -> lazy per-modality preprocessing -> DataLoaders."""
     column = data_column(args, config.modality)
     tracker = BadExampleTracker(max_bad_fraction=args.max_bad_fraction)
     # Map-style data draws its random crops per example from (seed, epoch, index), which a resumed run repeats.
@@ -146,6 +179,7 @@ def build_dataloaders(args, config: VQVAEConfig, accelerator: Accelerator):
         column,
         args.label_column,
         tracker=tracker,
+        speaker_column=args.speaker_column,
     )
     if args.streaming:
         # Reshuffled at every epoch by `set_epoch`, from the seed: a resumed run draws the same order.
@@ -163,12 +197,17 @@ def build_dataloaders(args, config: VQVAEConfig, accelerator: Accelerator):
     eval_loader = None
     if raw_eval is not None:
         evaluation = prepare_dataset(
-            raw_eval, build_preprocessor(config, train=False), column, args.label_column, tracker=tracker
+            raw_eval,
+            build_preprocessor(config, train=False),
+            column,
+            args.label_column,
+            tracker=tracker,
+            speaker_column=args.speaker_column,
         )
         eval_loader = training_loader(
             evaluation, batch_size=args.eval_batch_size, collate_fn=collate_examples
         )
-    return train_loader, eval_loader, label_names
+    return train_loader, eval_loader
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -178,7 +217,10 @@ def main(argv: list[str] | None = None) -> None:
     accelerator = build_accelerator(args)
 
     model = build_model(args)
-    train_loader, eval_loader, label_names = build_dataloaders(args, model.config, accelerator)
+    raw_train, raw_eval, _, speaker_names = load_splits(args, model.config.modality)
+    if speaker_names is not None:
+        with_speakers(model, speaker_names)
+    train_loader, eval_loader = build_dataloaders(args, model.config, accelerator, raw_train, raw_eval)
     effective_batch = args.train_batch_size * accelerator.num_processes * args.gradient_accumulation_steps
     logger.info(
         "processes: %d | batch per process: %d | effective batch size: %d | mixed precision: %s",
@@ -258,7 +300,7 @@ def train(
         if global_step >= max_train_steps:
             break
         with accelerator.accumulate(model):
-            outputs = model(batch[input_name])
+            outputs = model(batch[input_name], speaker_ids=batch.get(SPEAKER_KEY))
             check_finite_loss(accelerator, outputs.loss, global_step + 1, args.output_dir)
             accelerator.backward(outputs.loss)
             if accelerator.sync_gradients and args.max_grad_norm:
@@ -274,6 +316,7 @@ def train(
             "loss": outputs.loss.item(),
             "reconstruction_loss": outputs.reconstruction_loss.item(),
             "commitment_loss": outputs.commitment_loss.item(),
+            **({"spectral_loss": outputs.spectral_loss.item()} if outputs.spectral_loss is not None else {}),
             "batch_perplexity": outputs.perplexity.item(),
             "lr": scheduler.get_last_lr()[0],
             "epoch": epoch,
@@ -309,16 +352,17 @@ def finish(args, accelerator, model, eval_loader, history, training_seconds: flo
         )
     unwrapped = accelerator.unwrap_model(model)
     # On every process: a prepared streaming loader hands out batches from the main process.
-    inputs = next(iter(eval_loader))[unwrapped.main_input_name] if eval_loader is not None else None
+    batch = next(iter(eval_loader)) if eval_loader is not None else None
     accelerator.wait_for_everyone()
     if not accelerator.is_main_process:
         return
     unwrapped.save_pretrained(output_dir)
     sample_files = []
-    if inputs is not None:
-        inputs = inputs[: args.num_validation_samples]
+    if batch is not None:
+        inputs = batch[unwrapped.main_input_name][: args.num_validation_samples]
+        speaker_ids = batch[SPEAKER_KEY][: args.num_validation_samples] if SPEAKER_KEY in batch else None
         with torch.no_grad():
-            reconstruction = unwrapped.eval()(inputs).reconstruction
+            reconstruction = unwrapped.eval()(inputs, speaker_ids=speaker_ids).reconstruction
         sample_files = save_reconstructions(inputs, reconstruction, unwrapped.config, output_dir / "samples")
     sample_files.append(plot_training_curves(history.records, output_dir / "samples" / "training_curves.png"))
     card_metrics = {k: v for k, v in results.items() if k not in ("num_eval_examples",)}

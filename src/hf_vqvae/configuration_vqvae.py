@@ -43,6 +43,7 @@ INT_FIELD_MINIMUMS = {
     "search_chunk_size": 1,
     "sampling_rate": 1,
     "fps": 1,
+    "num_speakers": 0,
 }
 
 
@@ -119,6 +120,21 @@ class VQVAEConfig(PreTrainedConfig):
             reconstructions of a quiet recording are as good as of a loud one. `None` keeps recorded levels.
         fps (`int`, defaults to 8):
             Video frame rate, used when writing samples.
+        num_speakers (`int`, defaults to 0):
+            Conditions the decoder on a global label, the speaker, as the paper's audio model does: each speaker
+            has a learned vector that is added to the decoder's activations before every layer, so the codes
+            can leave the voice to it. 0 (the default) gives a decoder without speakers. The mechanism is the
+            same for every modality (an image decoder can be conditioned on any global label this way).
+        id2speaker (`dict[int, str]`, *optional*):
+            The speakers' names by id; defaults to `"speaker_0"`, `"speaker_1"`, ... With `num_speakers` left
+            at 0, its length sets `num_speakers`.
+        spectral_loss_weight (`float`, defaults to 0.0):
+            Audio only: the weight of a multi-resolution STFT loss (spectral convergence plus log-magnitude
+            distance at `spectral_loss_fft_sizes`, as in Parallel WaveGAN) added to the waveform loss. It
+            rewards the decoder for the harmonics a listener hears even where the waveform's phase is
+            uncertain. 0 disables it.
+        spectral_loss_fft_sizes (`list[int]`, defaults to `[128, 256, 512]`):
+            FFT sizes of that loss (Hann windows of the same size, hop a quarter of it).
     """
 
     model_type = "hf_vqvae"
@@ -150,6 +166,10 @@ class VQVAEConfig(PreTrainedConfig):
     sampling_rate: int = 16000
     audio_peak_level: float | None = None
     fps: int = 8
+    num_speakers: int = 0
+    id2speaker: dict[int, str] | None = None
+    spectral_loss_weight: float = 0.0
+    spectral_loss_fft_sizes: list[int] | tuple[int, ...] = (128, 256, 512)
 
     def __post_init__(self, **kwargs):
         if self.modality not in MODALITIES:
@@ -166,6 +186,8 @@ class VQVAEConfig(PreTrainedConfig):
                 setattr(self, name, value)
         self.downsample_factors = self._per_axis("downsample_factors")
         self.sample_size = self._per_axis("sample_size")
+        self.spectral_loss_fft_sizes = [int(size) for size in self.spectral_loss_fft_sizes]
+        self._resolve_speakers()
         self._check_fields()
         super().__post_init__(**kwargs)
 
@@ -178,6 +200,30 @@ class VQVAEConfig(PreTrainedConfig):
                 f"axes; give one int or {self.num_axes} values."
             )
         return values
+
+    def _resolve_speakers(self) -> None:
+        """`id2speaker` with int keys (JSON stores them as strings), and `num_speakers` consistent with it."""
+        if self.id2speaker is None:
+            if is_int(self.num_speakers) and self.num_speakers > 0:
+                self.id2speaker = {i: f"speaker_{i}" for i in range(self.num_speakers)}
+            return
+        if not isinstance(self.id2speaker, dict):
+            raise ValueError(f"id2speaker must be a dict of speaker ids to names, got {self.id2speaker!r}.")
+        self.id2speaker = {int(key): str(name) for key, name in self.id2speaker.items()}
+        if self.num_speakers == 0:
+            self.num_speakers = len(self.id2speaker)
+        if sorted(self.id2speaker) != list(range(self.num_speakers)):
+            raise ValueError(
+                f"id2speaker must name the speaker ids 0..{self.num_speakers - 1} (num_speakers={self.num_speakers}), "
+                f"got ids {sorted(self.id2speaker)}."
+            )
+        if len(set(self.id2speaker.values())) != len(self.id2speaker):
+            raise ValueError(f"id2speaker names each speaker once, got {self.id2speaker}.")
+
+    @property
+    def speaker2id(self) -> dict[str, int]:
+        """Speaker ids by name (empty without speakers)."""
+        return {name: speaker_id for speaker_id, name in (self.id2speaker or {}).items()}
 
     def _check_fields(self) -> None:
         for name, minimum in INT_FIELD_MINIMUMS.items():
@@ -205,6 +251,19 @@ class VQVAEConfig(PreTrainedConfig):
             raise ValueError(f"ema_decay must lie in (0, 1), got {self.ema_decay!r}.")
         if not is_real(self.ema_epsilon) or self.ema_epsilon <= 0:
             raise ValueError(f"ema_epsilon must be a number > 0, got {self.ema_epsilon!r}.")
+        if not is_real(self.spectral_loss_weight) or self.spectral_loss_weight < 0:
+            raise ValueError(
+                f"spectral_loss_weight must be a number >= 0, got {self.spectral_loss_weight!r}."
+            )
+        if self.spectral_loss_weight and self.modality != "audio":
+            raise ValueError(
+                f"spectral_loss_weight is an audio loss; modality={self.modality!r} takes 0, got "
+                f"{self.spectral_loss_weight}."
+            )
+        if not self.spectral_loss_fft_sizes or any(size < 4 for size in self.spectral_loss_fft_sizes):
+            raise ValueError(
+                f"spectral_loss_fft_sizes must list FFT sizes >= 4, got {self.spectral_loss_fft_sizes}."
+            )
         if self.audio_peak_level is not None and not 0.0 < self.audio_peak_level <= 1.0:
             raise ValueError(f"audio_peak_level must lie in (0, 1] or be None, got {self.audio_peak_level}.")
 

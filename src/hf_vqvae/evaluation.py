@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from . import metrics
-from .data import build_preprocessor, collate_examples, prepare_dataset
+from .data import SPEAKER_KEY, build_preprocessor, collate_examples, prepare_dataset
 from .eval_mode import eval_mode
 from .modeling_vqvae import VQVAEModel
 
@@ -61,7 +61,7 @@ def evaluate_reconstruction(
     def reconstructed():
         for batch in tqdm(batches, desc="validation", disable=not show_progress_bar, leave=False):
             inputs = batch[model.main_input_name].to(model.device)
-            outputs = model(inputs)
+            outputs = model(inputs, speaker_ids=batch.get(SPEAKER_KEY))
             reconstruction = outputs.reconstruction.float().clamp(-1, 1)
             yield tuple(_gather(accelerator, t) for t in (inputs, reconstruction, outputs.codes))
 

@@ -14,6 +14,8 @@ from transformers.utils.generic import can_return_tuple
 from .configuration_vqvae import VQVAEConfig, stride_plan
 from .number_checks import is_integer_tensor
 from .quantization import VectorQuantizer
+from .speakers import SpeakerIds, speaker_ids_tensor
+from .spectral_loss import multi_resolution_stft_loss
 from .strict_loading import StrictLoadingMixin
 from .tracing import is_tracing
 
@@ -62,6 +64,8 @@ class VQVAEOutput(ModelOutput):
         reconstruction_loss (`torch.FloatTensor` of shape `()`):
             Mean squared error between input and reconstruction, or with `config.reconstruction_loss_type="psnr"`
             the mean over examples of `10 * log10(MSE_i)`.
+        spectral_loss (`torch.FloatTensor` of shape `()`, *optional*):
+            The multi-resolution STFT loss, unweighted (audio with `config.spectral_loss_weight > 0`).
         codebook_loss (`torch.FloatTensor` of shape `()`):
             ||sg[z_e] - e||^2 (zero for the EMA codebook, which is learned without gradients).
         commitment_loss (`torch.FloatTensor` of shape `()`):
@@ -76,6 +80,7 @@ class VQVAEOutput(ModelOutput):
     reconstruction: torch.FloatTensor | None = None
     codes: torch.LongTensor | None = None
     reconstruction_loss: torch.FloatTensor | None = None
+    spectral_loss: torch.FloatTensor | None = None
     codebook_loss: torch.FloatTensor | None = None
     commitment_loss: torch.FloatTensor | None = None
     perplexity: torch.FloatTensor | None = None
@@ -108,8 +113,11 @@ class VQVAEResidualStack(nn.Module):
         self.layers = nn.ModuleList(VQVAEResidualBlock(config) for _ in range(config.num_residual_layers))
         self.activation = nn.ReLU()
 
-    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        for layer in self.layers:
+    def forward(self, hidden_states: torch.Tensor, biases: list[torch.Tensor] | None = None) -> torch.Tensor:
+        """`biases`, one per block, are added to each block's input (a decoder's speaker conditioning)."""
+        for index, layer in enumerate(self.layers):
+            if biases is not None:
+                hidden_states = hidden_states + biases[index]
             hidden_states = layer(hidden_states)
         return self.activation(hidden_states)
 
@@ -137,7 +145,12 @@ class VQVAEEncoder(nn.Module):
 
 
 class VQVAEDecoder(nn.Module):
-    """The encoder's mirror: 3-wide conv from `embedding_dim` -> residual stack -> strided transposed convs."""
+    """The encoder's mirror: 3-wide conv from `embedding_dim` -> residual stack -> strided transposed convs.
+
+    With `config.num_speakers`, each speaker's learned vector is split into one bias per layer, added to the input
+    of every residual block and every upsampling convolution and to the first conv's output: global conditioning
+    as in WaveNet, reaching every resolution of the decoder.
+    """
 
     def __init__(self, config: VQVAEConfig):
         super().__init__()
@@ -155,9 +168,43 @@ class VQVAEDecoder(nn.Module):
         else:
             layers.append(conv(config.hidden_channels, config.in_channels, 3, padding=1))
         self.upsample = nn.Sequential(*layers)
+        self.conditioning_widths = [config.hidden_channels] * (1 + config.num_residual_layers) + [
+            layer.in_channels for layer in self.upsample if isinstance(layer, nn.modules.conv._ConvNd)
+        ]
+        self.speaker_embedding = (
+            nn.Embedding(config.num_speakers, sum(self.conditioning_widths)) if config.num_speakers else None
+        )
 
-    def forward(self, quantized: torch.Tensor) -> torch.Tensor:
-        return self.upsample(self.residual_stack(self.post_quantization(quantized)))
+    def forward(self, quantized: torch.Tensor, speaker_ids: torch.LongTensor | None = None) -> torch.Tensor:
+        """Decode `(batch, embedding_dim, *grid)` latents; a decoder with speakers takes their ids `(batch,)`, and
+        without them speaks with the mean of its speakers' vectors."""
+        biases = self._speaker_biases(speaker_ids, quantized)
+        if biases is None:
+            return self.upsample(self.residual_stack(self.post_quantization(quantized)))
+        hidden_states = self.post_quantization(quantized) + biases[0]
+        num_blocks = len(self.residual_stack.layers)
+        hidden_states = self.residual_stack(hidden_states, biases[1 : 1 + num_blocks])
+        upsampling_biases = iter(biases[1 + num_blocks :])
+        for layer in self.upsample:
+            if isinstance(layer, nn.modules.conv._ConvNd):
+                hidden_states = hidden_states + next(upsampling_biases)
+            hidden_states = layer(hidden_states)
+        return hidden_states
+
+    def _speaker_biases(
+        self, speaker_ids: torch.LongTensor | None, quantized: torch.Tensor
+    ) -> list[torch.Tensor] | None:
+        if self.speaker_embedding is None:
+            return None
+        if speaker_ids is None:
+            vectors = self.speaker_embedding.weight.mean(dim=0, keepdim=True).expand(quantized.shape[0], -1)
+        else:
+            vectors = self.speaker_embedding(speaker_ids)
+        trailing = (1,) * (quantized.ndim - 2)
+        return [
+            chunk.reshape(*chunk.shape, *trailing).to(quantized.dtype)
+            for chunk in vectors.split(self.conditioning_widths, dim=1)
+        ]
 
 
 class VQVAEPreTrainedModel(StrictLoadingMixin, PreTrainedModel):
@@ -178,6 +225,9 @@ class VQVAEPreTrainedModel(StrictLoadingMixin, PreTrainedModel):
             # PyTorch's default (Kaiming-uniform) init, as in the reference implementations; transformers' default
             # would re-initialise convs with N(0, 0.02).
             module.reset_parameters()
+        elif isinstance(module, VQVAEDecoder) and module.speaker_embedding is not None:
+            # Zero: a decoder given speakers starts as the decoder without them (fine-tuning adds them safely).
+            init.zeros_(module.speaker_embedding.weight)
         elif isinstance(module, VectorQuantizer):
             bound = 1.0 / module.codebook_size
             init.uniform_(module.embedding.weight, -bound, bound)
@@ -213,28 +263,40 @@ class VQVAEModel(VQVAEPreTrainedModel):
 
     @can_return_tuple
     def forward(
-        self, pixel_values: torch.FloatTensor | None = None, input_values: torch.FloatTensor | None = None
+        self,
+        pixel_values: torch.FloatTensor | None = None,
+        input_values: torch.FloatTensor | None = None,
+        speaker_ids: SpeakerIds | None = None,
     ) -> VQVAEOutput:
         """Encode, quantize and decode a batch; returns the losses, the reconstruction and the codes.
 
         Pass the batch positionally or by its modality's name (`pixel_values` for images and video,
-        `input_values` for audio).
+        `input_values` for audio). A model with speakers (`config.num_speakers`) decodes with `speaker_ids`: one
+        id or name, or one per example; without them it speaks with the mean of its speakers' vectors.
         """
         inputs = self._select_inputs(pixel_values, input_values)
+        speaker_ids = speaker_ids_tensor(self.config, speaker_ids, inputs.shape[0], inputs.device)
         latents = self.encoder(self._to_channels_first(inputs))
         quantization = self.quantizer(latents)
-        reconstruction = self._from_channels_first(self.decoder(quantization.quantized))
+        reconstruction = self._from_channels_first(self.decoder(quantization.quantized, speaker_ids))
         reconstruction_loss = self._reconstruction_loss(reconstruction, inputs)
         loss = (
             reconstruction_loss
             + quantization.codebook_loss
             + self.config.commitment_cost * quantization.commitment_loss
         )
+        spectral_loss = None
+        if self.config.spectral_loss_weight:
+            spectral_loss = multi_resolution_stft_loss(
+                reconstruction, inputs, self.config.spectral_loss_fft_sizes
+            )
+            loss = loss + self.config.spectral_loss_weight * spectral_loss
         return VQVAEOutput(
             loss=loss,
             reconstruction=reconstruction,
             codes=quantization.codes,
             reconstruction_loss=reconstruction_loss,
+            spectral_loss=spectral_loss,
             codebook_loss=quantization.codebook_loss,
             commitment_loss=quantization.commitment_loss,
             perplexity=quantization.perplexity,
@@ -250,16 +312,39 @@ class VQVAEModel(VQVAEPreTrainedModel):
         quantization = self.quantizer(latents)
         return VQVAEEncoderOutput(latents=latents, quantized=quantization.quantized, codes=quantization.codes)
 
-    def decode(self, codes: torch.LongTensor) -> torch.FloatTensor:
-        """Reconstruct signals from code grids `(batch, *code_grid)`; the output has the modality's input layout."""
-        self._check_codes(codes)
-        return self.decode_latents(self.quantizer.lookup(codes.long()))
+    def decode(self, codes: torch.LongTensor, speaker_ids: SpeakerIds | None = None) -> torch.FloatTensor:
+        """Reconstruct signals from code grids `(batch, *code_grid)`; the output has the modality's input layout.
 
-    def decode_latents(self, quantized: torch.FloatTensor) -> torch.FloatTensor:
+        A model with speakers speaks with `speaker_ids` (one id or name, or one per example): encoding one
+        speaker's recording and decoding it with another's id converts the voice.
+        """
+        self._check_codes(codes)
+        return self.decode_latents(self.quantizer.lookup(codes.long()), speaker_ids)
+
+    def decode_latents(
+        self, quantized: torch.FloatTensor, speaker_ids: SpeakerIds | None = None
+    ) -> torch.FloatTensor:
         """Reconstruct signals from quantized latents `(batch, embedding_dim, *code_grid)`."""
+        speaker_ids = speaker_ids_tensor(self.config, speaker_ids, quantized.shape[0], quantized.device)
         return self._from_channels_first(
-            self.decoder(quantized.to(self.decoder.post_quantization.weight.dtype))
+            self.decoder(quantized.to(self.decoder.post_quantization.weight.dtype), speaker_ids)
         )
+
+    def add_speakers(self, names: list[str]) -> None:
+        """Model surgery for fine-tuning with speakers: gives a decoder without them one vector per speaker in
+        `names` (ids in that order), zero, so that until trained the model decodes exactly as before."""
+        if self.config.num_speakers:
+            raise ValueError(f"This model already has speakers: {self.config.id2speaker}.")
+        if not names or len(set(names)) != len(names):
+            raise ValueError(f"Give at least one speaker name, each once; got {names!r}.")
+        weight = self.decoder.post_quantization.weight
+        embedding = nn.Embedding(
+            len(names), sum(self.decoder.conditioning_widths), device=weight.device, dtype=weight.dtype
+        )
+        nn.init.zeros_(embedding.weight)
+        self.decoder.speaker_embedding = embedding
+        self.config.id2speaker = dict(enumerate(map(str, names)))
+        self.config.num_speakers = len(names)
 
     def _reconstruction_loss(self, reconstruction: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
         """The reconstruction term `config.reconstruction_loss_type` names, computed in fp32 under autocast."""

@@ -39,6 +39,7 @@ from .builtin import (
 from .columns import (
     DEFAULT_DATA_COLUMNS,
     disable_media_decoding,
+    encode_speaker_column,
     feature_modality,
     resolve_data_column,
     resolve_label_names,
@@ -51,6 +52,7 @@ from .moving_mnist import bouncing_trajectories, make_moving_mnist
 from .preprocessing import (
     LABEL_KEY,
     MODEL_INPUT_NAMES,
+    SPEAKER_KEY,
     PreprocessTransform,
     build_preprocessor,
     collate_examples,
@@ -68,6 +70,7 @@ __all__ = [
     "LABEL_KEY",
     "MODEL_INPUT_NAMES",
     "SHAPE_KINDS",
+    "SPEAKER_KEY",
     "TONE_KINDS",
     "VIDEO_EXTENSIONS",
     "AudioPreprocessor",
@@ -86,6 +89,7 @@ __all__ = [
     "decode_image",
     "decode_video",
     "disable_media_decoding",
+    "encode_speaker_column",
     "feature_modality",
     "load_builtin_dataset",
     "load_media_folder",

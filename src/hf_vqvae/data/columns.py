@@ -145,3 +145,54 @@ def disable_media_decoding(dataset: Dataset | IterableDataset) -> Dataset | Iter
             frames = dataclasses.replace(feature.feature, decode=False)
             dataset = dataset.cast_column(name, dataclasses.replace(feature, feature=frames))
     return dataset
+
+
+def encode_speaker_column(
+    train: Dataset, evaluation: Dataset | None, speaker_column: str
+) -> tuple[Dataset, Dataset | None, list[str]]:
+    """
+    The speakers of `speaker_column` as ids: names (strings) become a `ClassLabel` with the training split's names
+    sorted, and the validation split is cast to the same names; a `ClassLabel` column keeps its own.
+
+    Returns:
+        `(train, evaluation, speaker_names)`, `speaker_names[i]` being the name of id `i` (for
+        `config.id2speaker`).
+
+    Raises:
+        ValueError: for a streaming dataset, a missing column, a column of another type, missing values, or a
+            validation speaker the training split does not have.
+    """
+    if not isinstance(train, Dataset):
+        raise ValueError("--speaker_column needs a map-style dataset, to list its speakers before training.")
+    if speaker_column not in train.column_names:
+        raise ValueError(
+            f"Speaker column {speaker_column!r} not found; the dataset has columns {train.column_names}."
+        )
+    feature = train.features[speaker_column]
+    if isinstance(feature, ClassLabel):
+        return train, evaluation, list(feature.names)
+    if not (isinstance(feature, Value) and feature.dtype in ("string", "large_string")):
+        raise ValueError(
+            f"Speaker column {speaker_column!r} must hold speaker names (strings) or a ClassLabel, got {feature}."
+        )
+    names = []
+    for split_name, split in (("training", train), ("validation", evaluation)):
+        if split is None:
+            continue
+        values = split.unique(speaker_column)
+        if None in values or "" in values:
+            raise ValueError(
+                f"Speaker column {speaker_column!r} has missing values in the {split_name} split; every example "
+                "needs its speaker (filter those rows out first, e.g. `dataset.filter(lambda x: x[column])`)."
+            )
+        if split_name == "training":
+            names = sorted(values)
+        elif unknown := sorted(set(values) - set(names)):
+            raise ValueError(
+                f"The validation split has speakers the training split lacks: {unknown}; the model learns one "
+                f"vector per training speaker ({names})."
+            )
+    label = ClassLabel(names=names)
+    train = train.cast_column(speaker_column, label)
+    evaluation = evaluation.cast_column(speaker_column, label) if evaluation is not None else None
+    return train, evaluation, names

@@ -28,7 +28,9 @@ Preprocessor = ImagePreprocessor | AudioPreprocessor | VideoPreprocessor
 # Batch keys, matching the models' `main_input_name` (DESIGN.md) and the priors' `class_labels`.
 MODEL_INPUT_NAMES = {"image": "pixel_values", "audio": "input_values", "video": "pixel_values"}
 LABEL_KEY = "class_labels"
-_BATCH_KEYS = ("pixel_values", "input_values", LABEL_KEY)
+SPEAKER_KEY = "speaker_ids"
+_ID_KEYS = (LABEL_KEY, SPEAKER_KEY)
+_BATCH_KEYS = ("pixel_values", "input_values", LABEL_KEY, SPEAKER_KEY)
 
 # Examples a streaming dataset decodes at a time: small, so the first batch arrives quickly and decoded
 # clips do not pile up in memory.
@@ -79,6 +81,7 @@ class PreprocessTransform:
         preprocessor: An image, audio or video preprocessor.
         column (`str`): Column holding the raw data.
         label_column (`str`, *optional*): Column of class ids, emitted as `class_labels`.
+        speaker_column (`str`, *optional*): Column of speaker ids, emitted as `speaker_ids`.
         id_column (`str`, *optional*): Column identifying examples in reports; by default the file path when
             the raw value has one, else `#n`, the example's position among those this process has seen.
         tracker ([`BadExampleTracker`], *optional*): Counts bad examples; a default one if `None`.
@@ -91,10 +94,12 @@ class PreprocessTransform:
         label_column: str | None = None,
         id_column: str | None = None,
         tracker: BadExampleTracker | None = None,
+        speaker_column: str | None = None,
     ):
         self.preprocessor = preprocessor
         self.column = column
         self.label_column = label_column
+        self.speaker_column = speaker_column
         self.id_column = id_column
         self.tracker = tracker if tracker is not None else BadExampleTracker()
         self.input_name = MODEL_INPUT_NAMES[preprocessor.modality]
@@ -111,6 +116,8 @@ class PreprocessTransform:
         outputs = {self.input_name: inputs}
         if self.label_column is not None:
             outputs[LABEL_KEY] = batch[self.label_column]
+        if self.speaker_column is not None:
+            outputs[SPEAKER_KEY] = batch[self.speaker_column]
         return outputs
 
     def _example_id(self, batch: dict[str, list], index: int, value: Any) -> str:
@@ -127,7 +134,7 @@ def collate_examples(examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
 
     Returns:
         `dict` with `pixel_values` (B, C, H, W) or (B, T, C, H, W), or `input_values` (B, C, T); and
-        `class_labels` (B,) `torch.long` when labels were requested. B may be smaller than the batch size.
+        `class_labels` and `speaker_ids` (B,) `torch.long` when requested. B may be smaller than the batch size.
 
     Raises:
         TooManyBadExamplesError: when every example of the batch is bad (there is nothing to train on).
@@ -140,7 +147,7 @@ def collate_examples(examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         )
     return {
         key: torch.stack([ex[key] for ex in kept])
-        if key != LABEL_KEY
+        if key not in _ID_KEYS
         else torch.tensor([ex[key] for ex in kept])
         for key in keys
     }
@@ -153,6 +160,7 @@ def prepare_dataset(
     label_column: str | None = None,
     id_column: str | None = None,
     tracker: BadExampleTracker | None = None,
+    speaker_column: str | None = None,
 ) -> Dataset | IterableDataset:
     """
     Checks a raw dataset against the preprocessor and attaches the preprocessing transform, lazily.
@@ -161,10 +169,10 @@ def prepare_dataset(
         dataset: A raw `Dataset` (gets `with_transform`) or `IterableDataset` (gets `map`).
         preprocessor: From [`build_preprocessor`] or built directly.
         column (`str`, *optional*): Data column; guessed by `resolve_data_column` if `None`.
-        label_column, id_column, tracker: See [`PreprocessTransform`].
+        label_column, id_column, tracker, speaker_column: See [`PreprocessTransform`].
 
     Returns:
-        Its examples: `{"pixel_values" | "input_values": tensor or None, "class_labels": int}`.
+        Its examples: `{"pixel_values" | "input_values": tensor or None, "class_labels": int, "speaker_ids": int}`.
 
     Raises:
         ValueError: for an unknown column, a column of another modality, an empty dataset, or when none of
@@ -179,7 +187,7 @@ def prepare_dataset(
         )
     dataset = disable_media_decoding(dataset)
     _probe(dataset, preprocessor, column)
-    transform = PreprocessTransform(preprocessor, column, label_column, id_column, tracker)
+    transform = PreprocessTransform(preprocessor, column, label_column, id_column, tracker, speaker_column)
     if isinstance(dataset, IterableDataset):
         return dataset.map(
             transform, batched=True, batch_size=_STREAMING_MAP_BATCH_SIZE, remove_columns=dataset.column_names
