@@ -1,5 +1,7 @@
 r"""Score a class-conditional prior's samples over guidance scales: class fidelity, within-class diversity (against
-real validation data) and, for speech, harmonicity, with a classifier trained on the training split.
+real validation data) and, for speech, harmonicity, with a classifier trained on the training split. For a VQ-VAE
+with speakers, `--speaker_column` adds a speaker classifier, and scores voice conversion (validation takes
+decoded with two other speakers) and how often samples are heard as the speaker they were decoded with.
 
     python examples/evaluate_samples.py --model_name_or_path model_cards/vqvae-cifar10 \
         --data_files ../shared/data/cifar10/train.parquet --image_column img --label_column label \
@@ -19,7 +21,14 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from hf_vqvae import VQVAEModel
-from hf_vqvae.data import build_preprocessor, collate_examples, prepare_dataset
+from hf_vqvae.data import (
+    LABEL_KEY,
+    SPEAKER_KEY,
+    build_preprocessor,
+    collate_examples,
+    encode_speaker_column,
+    prepare_dataset,
+)
 from hf_vqvae.exporting import save_samples
 from hf_vqvae.modeling_prior import VQPriorModel
 from hf_vqvae.number_checks import non_negative_float, positive_int
@@ -54,38 +63,58 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--seed", type=int, default=0, help="Seeds the samples, the classifier and data caps."
     )
+    parser.add_argument(
+        "--speaker_column",
+        help="Column of each take's speaker: scores voice conversion and the speakers of samples (a VQ-VAE with "
+        "speakers only).",
+    )
+    parser.add_argument(
+        "--speaker_classifier_dir", help="Where the speaker classifier is kept (trained if absent)."
+    )
     add_data_args(parser)
     args = parser.parse_args(argv)
+    if bool(args.speaker_column) != bool(args.speaker_classifier_dir):
+        parser.error("--speaker_column and --speaker_classifier_dir go together.")
     if not args.label_column:
         parser.error("--label_column is required: fidelity is measured against the classes of the data.")
-    for flag in ("--classifier_dir", "--output_dir"):  # before the classifier is trained and the sweep runs
+    for flag in (
+        "--classifier_dir",
+        "--output_dir",
+        "--speaker_classifier_dir",
+    ):  # before any training or sweep
         folder = getattr(args, flag[2:])
-        if Path(folder).exists() and not Path(folder).is_dir():
+        if folder and Path(folder).exists() and not Path(folder).is_dir():
             parser.error(f"{flag} {folder!r} is a file; give a folder to write to.")
     return args
 
 
-def load_examples(args, vqvae: VQVAEModel, raw_split, name: str) -> tuple[torch.Tensor, torch.LongTensor]:
-    """A split's model inputs (centred crops, as the VQ-VAE's validation sees them) and labels, in memory."""
+def load_examples(args, vqvae: VQVAEModel, raw_split, name: str) -> dict[str, torch.Tensor]:
+    """A split's model inputs (centred crops, as the VQ-VAE's validation sees them), labels and speakers (with
+    --speaker_column), in memory, under their batch keys."""
     preprocessor = build_preprocessor(vqvae.config, train=False)
     prepared = prepare_dataset(
-        raw_split, preprocessor, data_column(args, vqvae.config.modality), args.label_column
+        raw_split,
+        preprocessor,
+        data_column(args, vqvae.config.modality),
+        args.label_column,
+        speaker_column=args.speaker_column,
     )
-    inputs, labels = [], []
-    for batch in tqdm(
-        DataLoader(prepared, batch_size=256, collate_fn=collate_examples), desc=f"loading {name}"
-    ):
-        inputs.append(batch[vqvae.main_input_name])
-        labels.append(batch["class_labels"])
-    return torch.cat(inputs), torch.cat(labels)
+    batches = list(
+        tqdm(DataLoader(prepared, batch_size=256, collate_fn=collate_examples), desc=f"loading {name}")
+    )
+    return {key: torch.cat([batch[key] for batch in batches]) for key in batches[0]}
 
 
-def trained_classifier(args, vqvae: VQVAEModel, raw_train, eval_inputs, eval_labels, num_classes: int):
-    """The classifier in --classifier_dir, or a new one trained on the training split and saved there."""
+def trained_classifier(
+    args, vqvae: VQVAEModel, classifier_dir: str, key: str, train: dict, evaluation: dict, num_classes: int
+):
+    """The classifier of `key` (class labels or speakers) in `classifier_dir`, or a new one trained on the
+    training split and saved there; with its validation accuracy."""
     config = vqvae.config
     sampling_rate = config.sampling_rate if config.modality == "audio" else None
-    if (Path(args.classifier_dir) / "classifier.json").is_file():
-        classifier, accuracy = SampleClassifier.load(args.classifier_dir)
+    eval_inputs, eval_labels = evaluation[vqvae.main_input_name], evaluation[key]
+    if (Path(classifier_dir) / "classifier.json").is_file():
+        classifier, accuracy = SampleClassifier.load(classifier_dir)
         wanted = {
             "modality": config.modality,
             "in_channels": config.in_channels,
@@ -98,17 +127,18 @@ def trained_classifier(args, vqvae: VQVAEModel, raw_train, eval_inputs, eval_lab
         if differing:
             needed = {name: wanted[name] for name in differing}
             raise ValueError(
-                f"--classifier_dir {args.classifier_dir}: its classifier was trained for {differing}, but this model "
+                f"{classifier_dir}: its classifier was trained for {differing}, but this model "
                 f"and data need {needed}. Give another --classifier_dir (a new classifier is trained there) or "
                 "remove this one."
             )
         return classifier, accuracy
     classifier = SampleClassifier(config.modality, config.in_channels, num_classes, sampling_rate)
-    train_inputs, train_labels = load_examples(args, vqvae, raw_train, "train")
     torch.manual_seed(args.seed)
-    train_classifier(classifier, train_inputs, train_labels, epochs=args.classifier_epochs, seed=args.seed)
+    train_classifier(
+        classifier, train[vqvae.main_input_name], train[key], epochs=args.classifier_epochs, seed=args.seed
+    )
     accuracy = (classify(classifier, eval_inputs)[0] == eval_labels).float().mean().item()
-    classifier.save(args.classifier_dir, accuracy)
+    classifier.save(classifier_dir, accuracy)
     return classifier, accuracy
 
 
@@ -132,13 +162,54 @@ def check_prior_classes(args, prior: VQPriorModel, label_names: list[str] | None
 
 
 @torch.no_grad()
-def reconstruction_accuracy(vqvae: VQVAEModel, classifier, inputs, labels, batch_size: int = 500) -> float:
-    """How often the classifier still names the class of a validation example after the VQ-VAE's round trip."""
-    reconstructions = [
-        vqvae(inputs[start : start + batch_size]).reconstruction.float().clamp(-1, 1)
-        for start in range(0, len(inputs), batch_size)
-    ]
-    return (classify(classifier, torch.cat(reconstructions))[0] == labels).float().mean().item()
+def decoded_with(
+    vqvae: VQVAEModel, inputs: torch.Tensor, speaker_ids: torch.LongTensor | None, batch_size: int = 500
+) -> torch.Tensor:
+    """`inputs` through the VQ-VAE, decoded with `speaker_ids` (a reconstruction, or a voice conversion)."""
+    outputs = []
+    for start in range(0, len(inputs), batch_size):
+        codes = vqvae.encode(inputs[start : start + batch_size]).codes
+        speakers = speaker_ids[start : start + batch_size] if speaker_ids is not None else None
+        outputs.append(vqvae.decode(codes, speaker_ids=speakers).float().clamp(-1, 1))
+    return torch.cat(outputs)
+
+
+def accuracy_of(classifier, inputs: torch.Tensor, labels: torch.LongTensor) -> float:
+    return (classify(classifier, inputs)[0] == labels).float().mean().item()
+
+
+def voice_scores(vqvae: VQVAEModel, classifier, speaker_classifier, evaluation: dict) -> dict[str, float]:
+    """Reconstructions with the true speaker, and conversions of every take to the speakers 1 and 3 ids further
+    on: how often the digit is kept and the target speaker heard."""
+    inputs, labels, speakers = (evaluation[k] for k in (vqvae.main_input_name, LABEL_KEY, SPEAKER_KEY))
+    reconstructions = decoded_with(vqvae, inputs, speakers)
+    scores = {
+        "reconstruction_speaker_accuracy": accuracy_of(speaker_classifier, reconstructions, speakers),
+        "reconstruction_harmonicity": harmonicity(reconstructions, vqvae.config.sampling_rate).mean().item(),
+    }
+    num_speakers = vqvae.config.num_speakers
+    converted, targets = [], []
+    for shift in (1, 3):
+        target = (speakers + shift) % num_speakers
+        converted.append(decoded_with(vqvae, inputs, target))
+        targets.append(target)
+    converted, targets = torch.cat(converted), torch.cat(targets)
+    scores["conversion_target_speaker_accuracy"] = accuracy_of(speaker_classifier, converted, targets)
+    scores["conversion_source_speaker_accuracy"] = accuracy_of(
+        speaker_classifier, converted, speakers.repeat(2)
+    )
+    scores["conversion_digit_accuracy"] = accuracy_of(classifier, converted, labels.repeat(2))
+    return scores
+
+
+def check_speakers(vqvae: VQVAEModel, speaker_names: list[str]) -> None:
+    """Voice scores need a VQ-VAE whose speakers are the data's."""
+    names = list((vqvae.config.id2speaker or {}).values())
+    if names != speaker_names:
+        raise ValueError(
+            f"--speaker_column gives the speakers {speaker_names}, but the VQ-VAE's are {names or 'none'}: voice "
+            "scores need a VQ-VAE trained with --speaker_column on this data."
+        )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -147,19 +218,41 @@ def main(argv: list[str] | None = None) -> None:
     prior = VQPriorModel.from_pretrained(args.model_name_or_path, subfolder="prior").eval()
     raw_train, raw_eval, label_names = load_raw_splits(args, vqvae.config.modality)
     label_names = check_prior_classes(args, prior, label_names)  # before the classifier is trained
-    eval_inputs, eval_labels = load_examples(args, vqvae, raw_eval, "validation")
+    speaker_names = None
+    if args.speaker_column:
+        raw_train, raw_eval, speaker_names = encode_speaker_column(raw_train, raw_eval, args.speaker_column)
+        check_speakers(vqvae, speaker_names)
+    evaluation = load_examples(args, vqvae, raw_eval, "validation")
+    eval_inputs, eval_labels = evaluation[vqvae.main_input_name], evaluation[LABEL_KEY]
+    train = None
+    if not (Path(args.classifier_dir) / "classifier.json").is_file() or (
+        speaker_names and not (Path(args.speaker_classifier_dir) / "classifier.json").is_file()
+    ):
+        train = load_examples(args, vqvae, raw_train, "train")
     classifier, accuracy = trained_classifier(
-        args, vqvae, raw_train, eval_inputs, eval_labels, len(label_names)
+        args, vqvae, args.classifier_dir, LABEL_KEY, train, evaluation, len(label_names)
     )
     real_features = classify(classifier, eval_inputs)[1]
+    speakers = evaluation.get(SPEAKER_KEY)
     real = {
         "classifier_accuracy": accuracy,
-        "reconstruction_accuracy": reconstruction_accuracy(vqvae, classifier, eval_inputs, eval_labels),
+        "reconstruction_accuracy": accuracy_of(
+            classifier, decoded_with(vqvae, eval_inputs, speakers), eval_labels
+        ),
         "diversity": within_class_diversity(real_features, eval_labels),
         "validation_examples": len(eval_labels),
     }
     if vqvae.config.modality == "audio":
         real["harmonicity"] = harmonicity(eval_inputs, vqvae.config.sampling_rate).mean().item()
+        real["harmonicity_overlap"] = (
+            harmonicity(eval_inputs, vqvae.config.sampling_rate, normalization="overlap").mean().item()
+        )
+    speaker_classifier = None
+    if speaker_names:
+        speaker_classifier, real["speaker_classifier_accuracy"] = trained_classifier(
+            args, vqvae, args.speaker_classifier_dir, SPEAKER_KEY, train, evaluation, len(speaker_names)
+        )
+        real.update(voice_scores(vqvae, classifier, speaker_classifier, evaluation))
     print(json.dumps(real, indent=2))
     rows, samples = guidance_sweep(
         vqvae,
@@ -170,6 +263,7 @@ def main(argv: list[str] | None = None) -> None:
         real["diversity"],
         args.seed,
         args.sampling_batch_size,
+        speaker_classifier,
     )
     output_dir = Path(args.output_dir)
     for scale, decoded in samples.items():

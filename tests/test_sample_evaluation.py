@@ -25,9 +25,19 @@ def test_harmonicity_tells_a_voiced_tone_from_noise():
     time = torch.arange(rate) / rate
     tone = torch.sin(2 * math.pi * 150 * time) + 0.5 * torch.sin(2 * math.pi * 300 * time)
     noise = torch.randn(rate, generator=torch.Generator().manual_seed(0))
-    scores = harmonicity(torch.stack([tone, noise])[:, None], rate)
+    scores = harmonicity(torch.stack([tone, noise])[:, None], rate, normalization="overlap")
     assert scores[0] > 0.95
     assert scores[1] < 0.3
+
+
+def test_frame_normalised_harmonicity_is_the_overlap_share_for_a_tone():
+    # r(lag) / r(0) of a steady tone is about (frame - lag) / frame at its period (200 Hz: lag 40 of 256).
+    rate = 8000
+    tone = torch.sin(2 * math.pi * 200 * torch.arange(rate) / rate)
+    score = harmonicity(tone[None, None], rate)[0].item()
+    assert score == pytest.approx((256 - 40) / 256, abs=0.02)
+    with pytest.raises(ValueError, match="normalization must be"):
+        harmonicity(tone[None, None], rate, normalization="peak")
 
 
 def test_harmonicity_ignores_quiet_frames():
@@ -37,7 +47,7 @@ def test_harmonicity_ignores_quiet_frames():
     quiet_noise = 1e-3 * torch.randn(rate, generator=torch.Generator().manual_seed(0))
     # A voiced half and a near-silent noisy half: only the loud frames count.
     take = torch.cat([tone[: rate // 2], quiet_noise[rate // 2 :]])
-    assert harmonicity(take[None, None], rate)[0] > 0.95
+    assert harmonicity(take[None, None], rate, normalization="overlap")[0] > 0.95
 
 
 def test_within_class_diversity_is_the_mean_pairwise_distance_per_class():

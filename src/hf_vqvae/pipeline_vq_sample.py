@@ -16,6 +16,7 @@ from .modeling_vqvae import VQVAEModel
 from .number_checks import is_int
 from .prior_inputs import check_class_labels, class_labels_as_tensor
 from .prompting import encode_prompt
+from .speakers import speaker_ids_tensor
 
 PRIOR_SUBFOLDER = "prior"
 DEFAULT_NUM_SAMPLES = 4
@@ -52,6 +53,10 @@ class VQSamplePipeline(Pipeline):
 
     Without `class_labels`, a class-conditional prior cycles through its classes (as `hf-vqvae sample` does), so
     that a bare `pipe()` shows what the model knows and each sample's class is known.
+
+    A VQ-VAE whose decoder has speakers (`config.num_speakers`) speaks with `speaker_ids`: one id or name for all
+    samples, or one per sample (`pipe(class_labels="7", speaker_ids="theo")`). Without them, samples cycle through
+    the speakers as they cycle through classes.
 
     `pipe(...)` returns one item per sample: a `PIL.Image.Image` (images); `{"audio": np.ndarray (channels, samples),
     "sampling_rate": int}` (audio, like transformers' text-to-audio); a list of `PIL.Image.Image` frames (video).
@@ -141,6 +146,7 @@ class VQSamplePipeline(Pipeline):
         guidance_scale=None,
         prompt=None,
         prompt_fraction=None,
+        speaker_ids=None,
     ):
         preprocess = {
             k: v
@@ -149,6 +155,7 @@ class VQSamplePipeline(Pipeline):
                 "class_labels": class_labels,
                 "prompt": prompt,
                 "prompt_fraction": prompt_fraction,
+                "speaker_ids": speaker_ids,
             }.items()
             if v is not None
         }
@@ -183,9 +190,10 @@ class VQSamplePipeline(Pipeline):
         class_labels=None,
         prompt=None,
         prompt_fraction: float | None = None,
+        speaker_ids=None,
     ) -> dict:
-        """1. Check inputs and prepare the conditioning: one class label per sample, or None, and the codes a
-        prompt fixes. Without `num_samples`, one sample per label given as a list, else `DEFAULT_NUM_SAMPLES`.
+        """1. Check inputs and prepare the conditioning: one class label per sample, or None, the codes a
+        prompt fixes, and one speaker per sample for a decoder with speakers. Without `num_samples`, one sample per label given as a list, else `DEFAULT_NUM_SAMPLES`.
         (`inputs` is always None: `__call__` passes positional labels on as `class_labels`.)"""
         prompt_codes = None
         if prompt_fraction is not None and prompt is None:
@@ -203,7 +211,16 @@ class VQSamplePipeline(Pipeline):
         class_labels = self._label_tensor(class_labels, num_samples)
         # All labels are checked here, before any batch is sampled (generate() sees one batch at a time).
         check_class_labels(class_labels, num_samples, self.prior.config.num_classes)
-        return {"num_samples": int(num_samples), "class_labels": class_labels, "prompt_codes": prompt_codes}
+        num_speakers = self.model.config.num_speakers
+        if speaker_ids is None and num_speakers:
+            speaker_ids = torch.arange(num_samples) % num_speakers
+        speaker_ids = speaker_ids_tensor(self.model.config, speaker_ids, int(num_samples))
+        return {
+            "num_samples": int(num_samples),
+            "class_labels": class_labels,
+            "prompt_codes": prompt_codes,
+            "speaker_ids": speaker_ids,
+        }
 
     def _label_tensor(self, class_labels, num_samples: int) -> torch.LongTensor | None:
         """Class names become ids; one int or name applies to every sample; no labels cycle through a conditional
@@ -269,7 +286,9 @@ class VQSamplePipeline(Pipeline):
                 prompt_codes=prompt_codes,
                 show_progress_bar=not self._progress_bar_config.get("disable", False),
             )
-            decoded.append(self.model.decode(codes).float().clamp(-1, 1))
+            speakers = model_inputs["speaker_ids"]
+            speakers = speakers[start : start + count].to(self.device) if speakers is not None else None
+            decoded.append(self.model.decode(codes, speaker_ids=speakers).float().clamp(-1, 1))
         return {"samples": torch.cat(decoded)}
 
     def postprocess(self, model_outputs: dict, output_type: str = "pil") -> list:

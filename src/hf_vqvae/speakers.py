@@ -3,6 +3,7 @@ config, so that every entry point (model, pipeline, CLI) accepts and refuses the
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
 from .number_checks import is_int, is_integer_tensor
@@ -41,7 +42,8 @@ def speaker_ids_tensor(
             )
         ids = speaker_ids.to(device=device, dtype=torch.long).reshape(-1)
     else:
-        values = [speaker_ids] if isinstance(speaker_ids, int | str) else list(speaker_ids)
+        many = isinstance(speaker_ids, Sequence | np.ndarray) and not isinstance(speaker_ids, str)
+        values = list(speaker_ids) if many else [speaker_ids]
         ids = torch.tensor([_speaker_id(config, value) for value in values], dtype=torch.long, device=device)
     if ids.shape[0] == 1:
         ids = ids.expand(batch_size)
