@@ -17,8 +17,8 @@ from copy import deepcopy
 import torch
 from machine import set_threads
 
-from hf_vqvae.configuration_prior import VQPriorConfig
-from hf_vqvae.modeling_prior import VQPriorModel
+from hf_vqvae.models.prior.configuration_prior import VQPriorConfig
+from hf_vqvae.models.prior.modeling_prior import VQPriorModel
 
 
 def parse_args() -> argparse.Namespace:

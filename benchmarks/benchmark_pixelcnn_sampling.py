@@ -16,8 +16,8 @@ from collections.abc import Callable
 import torch
 from machine import set_threads
 
-from hf_vqvae.configuration_prior import VQPriorConfig
-from hf_vqvae.prior_pixelcnn import GatedPixelCNNPrior
+from hf_vqvae.models.prior.configuration_prior import VQPriorConfig
+from hf_vqvae.models.prior.pixelcnn_backbone import GatedPixelCNNPrior
 
 
 class StopSampling(Exception):

@@ -16,7 +16,7 @@ from machine import set_threads
 from torch import nn
 
 from hf_vqvae import VQVAEConfig, VQVAEModel
-from hf_vqvae.quantization import nearest_codes
+from hf_vqvae.models.vqvae.quantization import nearest_codes
 
 
 class TextbookResidual(nn.Module):

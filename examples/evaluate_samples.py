@@ -29,18 +29,18 @@ from hf_vqvae.data import (
     encode_speaker_column,
     prepare_dataset,
 )
-from hf_vqvae.exporting import save_samples
-from hf_vqvae.modeling_prior import VQPriorModel
-from hf_vqvae.number_checks import non_negative_float, positive_int
-from hf_vqvae.sample_classifier import SampleClassifier, classify, train_classifier
-from hf_vqvae.sample_evaluation import (
+from hf_vqvae.evaluation.sample_classifier import SampleClassifier, classify, train_classifier
+from hf_vqvae.evaluation.samples import (
     guidance_sweep,
     harmonicity,
     rows_as_dicts,
     sweep_table,
     within_class_diversity,
 )
-from hf_vqvae.training_args import add_data_args, data_column, load_raw_splits
+from hf_vqvae.models.number_checks import non_negative_float, positive_int
+from hf_vqvae.models.prior.modeling_prior import VQPriorModel
+from hf_vqvae.pipelines.exporting import save_samples
+from hf_vqvae.training.arguments import add_data_args, data_column, load_raw_splits
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -106,10 +106,12 @@ def load_examples(args, vqvae: VQVAEModel, raw_split, name: str) -> dict[str, to
 
 
 def trained_classifier(
-    args, vqvae: VQVAEModel, classifier_dir: str, key: str, train: dict, evaluation: dict, num_classes: int
+    args, vqvae: VQVAEModel, flag: str, key: str, train: dict, evaluation: dict, num_classes: int
 ):
-    """The classifier of `key` (class labels or speakers) in `classifier_dir`, or a new one trained on the
-    training split and saved there; with its validation accuracy."""
+    """The classifier of `key` (class labels or speakers) in the folder of `flag` (`--classifier_dir` or
+    `--speaker_classifier_dir`), or a new one trained on the training split and saved there; with its validation
+    accuracy."""
+    classifier_dir = getattr(args, flag[2:])
     config = vqvae.config
     sampling_rate = config.sampling_rate if config.modality == "audio" else None
     eval_inputs, eval_labels = evaluation[vqvae.main_input_name], evaluation[key]
@@ -127,8 +129,8 @@ def trained_classifier(
         if differing:
             needed = {name: wanted[name] for name in differing}
             raise ValueError(
-                f"{classifier_dir}: its classifier was trained for {differing}, but this model "
-                f"and data need {needed}. Give another --classifier_dir (a new classifier is trained there) or "
+                f"{flag} {classifier_dir}: its classifier was trained for {differing}, but this model "
+                f"and data need {needed}. Give another {flag} (a new classifier is trained there) or "
                 "remove this one."
             )
         return classifier, accuracy
@@ -230,7 +232,7 @@ def main(argv: list[str] | None = None) -> None:
     ):
         train = load_examples(args, vqvae, raw_train, "train")
     classifier, accuracy = trained_classifier(
-        args, vqvae, args.classifier_dir, LABEL_KEY, train, evaluation, len(label_names)
+        args, vqvae, "--classifier_dir", LABEL_KEY, train, evaluation, len(label_names)
     )
     real_features = classify(classifier, eval_inputs)[1]
     speakers = evaluation.get(SPEAKER_KEY)
@@ -250,7 +252,7 @@ def main(argv: list[str] | None = None) -> None:
     speaker_classifier = None
     if speaker_names:
         speaker_classifier, real["speaker_classifier_accuracy"] = trained_classifier(
-            args, vqvae, args.speaker_classifier_dir, SPEAKER_KEY, train, evaluation, len(speaker_names)
+            args, vqvae, "--speaker_classifier_dir", SPEAKER_KEY, train, evaluation, len(speaker_names)
         )
         real.update(voice_scores(vqvae, classifier, speaker_classifier, evaluation))
     print(json.dumps(real, indent=2))

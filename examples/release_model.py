@@ -22,20 +22,20 @@ import torch
 from torch.utils.data import DataLoader
 
 from hf_vqvae import VQVAEModel
-from hf_vqvae.code_datasets import encode_batches
-from hf_vqvae.config_overrides import from_pretrained_with_overrides
 from hf_vqvae.data import LABEL_KEY, build_preprocessor, collate_examples, prepare_dataset
-from hf_vqvae.evaluation import compare_with_code_entropy, evaluate_prior, evaluate_split
-from hf_vqvae.exporting import (
+from hf_vqvae.evaluation.reconstruction import compare_with_code_entropy, evaluate_prior, evaluate_split
+from hf_vqvae.models.prior.modeling_prior import VQPriorModel
+from hf_vqvae.pipelines.exporting import (
     postprocess_samples,
     save_audio,
     save_image_grid,
     save_reconstructions,
     save_videos,
 )
-from hf_vqvae.modelcard import write_model_card
-from hf_vqvae.modeling_prior import VQPriorModel
-from hf_vqvae.training_args import add_data_args, data_column, load_raw_splits
+from hf_vqvae.training.arguments import add_data_args, data_column, load_raw_splits
+from hf_vqvae.training.code_datasets import encode_batches
+from hf_vqvae.training.config_overrides import from_pretrained_with_overrides
+from hf_vqvae.training.modelcard import write_model_card
 
 # Dtypes the weights may be stored in; configs keep float32, so loading upcasts them.
 STORAGE_DTYPES = ["float32", "float16", "bfloat16"]

@@ -31,35 +31,17 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from hf_vqvae import VQPriorConfig, VQVAEConfig, VQVAEModel
-from hf_vqvae.checkpointing import (
-    check_finite_loss,
-    load_checkpoint,
-    register_pretrained_hooks,
-    resolve_resume_checkpoint,
-    resumable_batches,
-    save_checkpoint,
-    state_dict_fingerprint,
-    training_loader,
-)
-from hf_vqvae.code_datasets import codes_fingerprint, encode_batches, load_or_encode_codes
-from hf_vqvae.config_overrides import (
-    apply_config_overrides,
-    from_pretrained_with_overrides,
-    parse_config_overrides,
-)
 from hf_vqvae.data import (
     build_preprocessor,
     collate_examples,
     prepare_dataset,
 )
-from hf_vqvae.evaluation import compare_with_code_entropy, evaluate_prior
-from hf_vqvae.exporting import save_samples
-from hf_vqvae.hub import push_output_dir
-from hf_vqvae.modelcard import write_model_card
-from hf_vqvae.modeling_prior import VQPriorModel
-from hf_vqvae.number_checks import fraction, positive_int
-from hf_vqvae.plotting import plot_training_curves
-from hf_vqvae.training_args import (
+from hf_vqvae.evaluation.reconstruction import compare_with_code_entropy, evaluate_prior
+from hf_vqvae.models.number_checks import fraction, positive_int
+from hf_vqvae.models.prior.modeling_prior import VQPriorModel
+from hf_vqvae.pipelines.exporting import save_samples
+from hf_vqvae.pipelines.hub import push_output_dir
+from hf_vqvae.training.arguments import (
     add_data_args,
     add_training_args,
     build_accelerator,
@@ -70,7 +52,25 @@ from hf_vqvae.training_args import (
     load_raw_splits,
     reporting_missing_source,
 )
-from hf_vqvae.training_history import TrainingHistory
+from hf_vqvae.training.checkpointing import (
+    check_finite_loss,
+    load_checkpoint,
+    register_pretrained_hooks,
+    resolve_resume_checkpoint,
+    resumable_batches,
+    save_checkpoint,
+    state_dict_fingerprint,
+    training_loader,
+)
+from hf_vqvae.training.code_datasets import codes_fingerprint, encode_batches, load_or_encode_codes
+from hf_vqvae.training.config_overrides import (
+    apply_config_overrides,
+    from_pretrained_with_overrides,
+    parse_config_overrides,
+)
+from hf_vqvae.training.history import TrainingHistory
+from hf_vqvae.training.modelcard import write_model_card
+from hf_vqvae.training.plotting import plot_training_curves
 
 CHECKPOINT_PREFIX = "prior-checkpoint"
 # The architecture flags' values when a new prior is built (they are refused with --model_name_or_path).

@@ -19,21 +19,6 @@ from accelerate import Accelerator
 from tqdm.auto import tqdm
 
 from hf_vqvae import VQVAEConfig, VQVAEModel
-from hf_vqvae.checkpointing import (
-    check_finite_loss,
-    load_checkpoint,
-    register_pretrained_hooks,
-    resolve_resume_checkpoint,
-    resumable_batches,
-    save_checkpoint,
-    state_dict_fingerprint,
-    training_loader,
-)
-from hf_vqvae.config_overrides import (
-    apply_config_overrides,
-    from_pretrained_with_overrides,
-    parse_config_overrides,
-)
 from hf_vqvae.data import (
     SPEAKER_KEY,
     BadExampleTracker,
@@ -43,13 +28,11 @@ from hf_vqvae.data import (
     prepare_dataset,
 )
 from hf_vqvae.data.seeding import ExampleSeededDataset
-from hf_vqvae.evaluation import evaluate_reconstruction
-from hf_vqvae.exporting import save_reconstructions
-from hf_vqvae.hub import push_output_dir
-from hf_vqvae.modelcard import write_model_card
-from hf_vqvae.number_checks import positive_int
-from hf_vqvae.plotting import plot_training_curves
-from hf_vqvae.training_args import (
+from hf_vqvae.evaluation.reconstruction import evaluate_reconstruction
+from hf_vqvae.models.number_checks import positive_int
+from hf_vqvae.pipelines.exporting import save_reconstructions
+from hf_vqvae.pipelines.hub import push_output_dir
+from hf_vqvae.training.arguments import (
     add_data_args,
     add_training_args,
     build_accelerator,
@@ -60,7 +43,24 @@ from hf_vqvae.training_args import (
     load_raw_splits,
     reporting_missing_source,
 )
-from hf_vqvae.training_history import TrainingHistory
+from hf_vqvae.training.checkpointing import (
+    check_finite_loss,
+    load_checkpoint,
+    register_pretrained_hooks,
+    resolve_resume_checkpoint,
+    resumable_batches,
+    save_checkpoint,
+    state_dict_fingerprint,
+    training_loader,
+)
+from hf_vqvae.training.config_overrides import (
+    apply_config_overrides,
+    from_pretrained_with_overrides,
+    parse_config_overrides,
+)
+from hf_vqvae.training.history import TrainingHistory
+from hf_vqvae.training.modelcard import write_model_card
+from hf_vqvae.training.plotting import plot_training_curves
 
 logger = logging.getLogger(__name__)
 

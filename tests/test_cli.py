@@ -15,10 +15,11 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from transformers import pipeline
 
-from hf_vqvae import VQPriorConfig, VQPriorModel, VQVAEConfig, VQVAEModel, demo
+from hf_vqvae import VQPriorConfig, VQPriorModel, VQVAEConfig, VQVAEModel
 from hf_vqvae.cli import CommandError, data_source, main, sampling_labels
 from hf_vqvae.data import build_preprocessor, load_builtin_dataset, make_shapes, split_train_validation
-from hf_vqvae.exporting import postprocess_samples
+from hf_vqvae.pipelines.exporting import postprocess_samples
+from hf_vqvae.training import demo
 
 CLASS_NAMES = ["circle", "square", "triangle", "star"]
 # 16x16 images -> 4x4 grids of 32 codes.

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from datasets import Dataset, DatasetDict
 
-from hf_vqvae.code_datasets import load_or_encode_codes
+from hf_vqvae.training.code_datasets import load_or_encode_codes
 
 
 def grids() -> Dataset:

@@ -10,9 +10,9 @@ import torch.nn.functional as F
 from datasets import Dataset, Features, Value
 
 from hf_vqvae import VQVAEConfig, VQVAEModel
-from hf_vqvae.eval_mode import eval_mode
-from hf_vqvae.evaluation import evaluate_recordings, evaluate_split
-from hf_vqvae.metrics import snr_db
+from hf_vqvae.evaluation.metrics import snr_db
+from hf_vqvae.evaluation.reconstruction import evaluate_recordings, evaluate_split
+from hf_vqvae.models.eval_mode import eval_mode
 
 
 def tiny_audio_model() -> VQVAEModel:

@@ -6,7 +6,7 @@ import torch
 from conftest import tiny_config
 
 from hf_vqvae import VQPriorConfig, VQVAEConfig, VQVAEModel
-from hf_vqvae.modeling_prior import VQPriorModel
+from hf_vqvae.models.prior.modeling_prior import VQPriorModel
 
 BATCH = torch.export.Dim("batch", min=1, max=64)
 

@@ -10,7 +10,7 @@ import torch
 from conftest import tiny_config
 
 from hf_vqvae.data import VideoPreprocessor
-from hf_vqvae.exporting import (
+from hf_vqvae.pipelines.exporting import (
     export_to_mp4,
     postprocess_samples,
     save_audio,

@@ -2,7 +2,7 @@
 
 from huggingface_hub.utils import filter_repo_objects
 
-from hf_vqvae import hub
+from hf_vqvae.pipelines import hub
 
 
 class RecordingApi:

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from hf_vqvae.metrics import (
+from hf_vqvae.evaluation.metrics import (
     PSNR_UINT8_MAX_DB,
     CodebookUsage,
     bits_per_code,

@@ -4,7 +4,7 @@ import pytest
 from huggingface_hub import ModelCard
 
 from hf_vqvae import VQPriorConfig, VQVAEConfig
-from hf_vqvae.modelcard import write_model_card
+from hf_vqvae.training.modelcard import write_model_card
 
 COMMAND = "accelerate launch examples/train_vqvae.py --dataset_name uoft-cs/cifar10 --max_train_steps 1000"
 

@@ -9,11 +9,11 @@ import pytest
 import torch
 from transformers import AutoConfig, AutoModel
 
-from hf_vqvae.configuration_prior import VQPriorConfig
-from hf_vqvae.metrics import bits_per_code
-from hf_vqvae.modeling_prior import VQPriorModel, VQPriorOutput, sample_codes
-from hf_vqvae.prior_pixelcnn import GatedPixelCNNPrior
-from hf_vqvae.prior_transformer import TransformerPrior
+from hf_vqvae.evaluation.metrics import bits_per_code
+from hf_vqvae.models.prior.configuration_prior import VQPriorConfig
+from hf_vqvae.models.prior.modeling_prior import VQPriorModel, VQPriorOutput, sample_codes
+from hf_vqvae.models.prior.pixelcnn_backbone import GatedPixelCNNPrior
+from hf_vqvae.models.prior.transformer_backbone import TransformerPrior
 
 K = 16
 CODE_SHAPES = [[4, 4], [12], [2, 3, 3]]

@@ -10,9 +10,9 @@ from safetensors.torch import load_file, save_file
 from transformers import AutoConfig, AutoModel
 
 from hf_vqvae import VQVAEConfig, VQVAEModel
-from hf_vqvae.config_overrides import apply_config_overrides
-from hf_vqvae.configuration_vqvae import stride_plan
-from hf_vqvae.metrics import psnr
+from hf_vqvae.evaluation.metrics import psnr
+from hf_vqvae.models.vqvae.configuration_vqvae import stride_plan
+from hf_vqvae.training.config_overrides import apply_config_overrides
 
 MODALITIES = ["image", "audio", "video"]
 

@@ -9,7 +9,7 @@ from conftest import tiny_config
 from transformers import pipeline
 
 from hf_vqvae import VQPriorConfig, VQPriorModel, VQSamplePipeline, VQVAEModel
-from hf_vqvae.exporting import postprocess_samples
+from hf_vqvae.pipelines.exporting import postprocess_samples
 
 K = 16
 SAMPLING_RATE = 8000  # not the config default, so the pipeline must read it from the config

@@ -3,7 +3,7 @@
 import pytest
 from PIL import Image
 
-from hf_vqvae.plotting import _collect_curves, plot_training_curves
+from hf_vqvae.training.plotting import _collect_curves, plot_training_curves
 
 LOG_HISTORY = [
     {"step": 10, "epoch": 0.1, "loss": 1.0, "perplexity": 100.0},

@@ -4,8 +4,8 @@ dropout, and the cached sampler against the naive one."""
 import pytest
 import torch
 
-from hf_vqvae.configuration_prior import VQPriorConfig
-from hf_vqvae.prior_pixelcnn import GatedPixelCNNPrior
+from hf_vqvae.models.prior.configuration_prior import VQPriorConfig
+from hf_vqvae.models.prior.pixelcnn_backbone import GatedPixelCNNPrior
 
 CODEBOOK_SIZE = 16
 GRIDS = [(5, 5), (4, 6)]

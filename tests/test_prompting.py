@@ -13,11 +13,12 @@ from test_guidance import LABELS, NUM_CLASSES, K, distinct_prior, hand_guided_lo
 from test_guidance import tiny_prior as guidance_prior
 from test_pipeline import SAMPLING_RATE, quiet, stack, tiny_prior, tiny_vqvae
 
-from hf_vqvae import VQPriorModel, VQSamplePipeline, VQVAEModel, modeling_prior
+from hf_vqvae import VQPriorModel, VQSamplePipeline, VQVAEModel
 from hf_vqvae.cli import main
 from hf_vqvae.data import build_preprocessor
-from hf_vqvae.exporting import postprocess_samples
-from hf_vqvae.prompting import encode_prompt, prompt_slices
+from hf_vqvae.models.prior import modeling_prior
+from hf_vqvae.pipelines.exporting import postprocess_samples
+from hf_vqvae.pipelines.prompting import encode_prompt, prompt_slices
 
 # (prior_type, code_shape, flat prompt length P): P is no whole number of rows / slices.
 CASES = [

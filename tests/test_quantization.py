@@ -5,7 +5,7 @@ import torch
 from conftest import tiny_config, tiny_inputs
 
 from hf_vqvae import VectorQuantizer, VQVAEModel
-from hf_vqvae.quantization import nearest_codes
+from hf_vqvae.models.vqvae.quantization import nearest_codes
 
 
 def make_quantizer(**overrides) -> VectorQuantizer:

@@ -22,7 +22,7 @@ from hf_vqvae.data import (
     split_train_validation,
 )
 from hf_vqvae.data.idx import FASHION_MNIST_DIR
-from hf_vqvae.evaluation import evaluate_split
+from hf_vqvae.evaluation.reconstruction import evaluate_split
 
 MODEL_CARDS = Path(__file__).resolve().parents[1] / "model_cards"
 NUM_CHECKED_EXAMPLES = 64

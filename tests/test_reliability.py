@@ -42,12 +42,12 @@ from test_training_scripts import (
 )
 
 from hf_vqvae import VQPriorModel, VQSamplePipeline, VQVAEModel
-from hf_vqvae import modeling_prior as modeling_prior_module
-from hf_vqvae.checkpointing import DamagedCheckpointError, NonFiniteLossError
 from hf_vqvae.cli import main as cli_main
 from hf_vqvae.data import BadExampleError, build_preprocessor, decode_audio, decode_image, prepare_dataset
 from hf_vqvae.data.seeding import ExampleSeededDataset
-from hf_vqvae.prior_inputs import check_sampling_memory
+from hf_vqvae.models.prior import modeling_prior as modeling_prior_module
+from hf_vqvae.models.prior.prior_inputs import check_sampling_memory
+from hf_vqvae.training.checkpointing import DamagedCheckpointError, NonFiniteLossError
 
 TRAIN_VQVAE, TRAIN_PRIOR = EXAMPLES / "train_vqvae.py", EXAMPLES / "train_prior.py"
 WHITE, RED, BLUE = (255, 255, 255), (255, 0, 0), (0, 0, 255)
@@ -576,7 +576,7 @@ def test_encode_names_a_truncated_wav_in_one_line(tmp_path, capsys):
 def test_inputs_far_outside_minus_one_one_warn_once(caplog):
     transformers.utils.logging.warning_once.cache_clear()  # a warning shown earlier in this process
     model = VQVAEModel(tiny_config("image")).eval()
-    with caplog.at_level(logging.WARNING, logger="hf_vqvae.modeling_vqvae"), torch.no_grad():
+    with caplog.at_level(logging.WARNING, logger="hf_vqvae.models.vqvae.modeling_vqvae"), torch.no_grad():
         model(torch.rand(2, 3, 8, 8) * 2 - 1)
         model(torch.full((1, 3, 8, 8), -1.0))
         assert not caplog.records

@@ -13,7 +13,7 @@ from transformers import pipeline
 
 from hf_vqvae import VQPriorModel
 from hf_vqvae.cli import main as cli_main
-from hf_vqvae.sample_classifier import SampleClassifier
+from hf_vqvae.evaluation.sample_classifier import SampleClassifier
 
 EVALUATE_SAMPLES, TRAIN_PRIOR = EXAMPLES / "evaluate_samples.py", EXAMPLES / "train_prior.py"
 

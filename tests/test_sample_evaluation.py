@@ -13,9 +13,9 @@ from test_training_scripts import (  # noqa: F401  (trained_pipeline_dir is a fi
     trained_pipeline_dir,
 )
 
-from hf_vqvae.modeling_prior import VQPriorModel
-from hf_vqvae.sample_classifier import SampleClassifier, classify, train_classifier
-from hf_vqvae.sample_evaluation import harmonicity, within_class_diversity
+from hf_vqvae.evaluation.sample_classifier import SampleClassifier, classify, train_classifier
+from hf_vqvae.evaluation.samples import harmonicity, within_class_diversity
+from hf_vqvae.models.prior.modeling_prior import VQPriorModel
 
 EVALUATE_SAMPLES = EXAMPLES / "evaluate_samples.py"
 

@@ -16,8 +16,8 @@ from transformers import pipeline
 
 from hf_vqvae import VQPriorConfig, VQPriorModel, VQVAEConfig, VQVAEModel
 from hf_vqvae.data import encode_speaker_column, make_tones
-from hf_vqvae.recordings import convert_voice, reconstruct_recording
-from hf_vqvae.spectral_loss import multi_resolution_stft_loss
+from hf_vqvae.models.vqvae.spectral_loss import multi_resolution_stft_loss
+from hf_vqvae.pipelines.recordings import convert_voice, reconstruct_recording
 
 SPEAKERS = ["ann", "bob", "cy"]
 MODALITIES = ["image", "audio", "video"]

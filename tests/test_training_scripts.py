@@ -40,18 +40,18 @@ from transformers import AutoModel, get_scheduler, pipeline
 
 import hf_vqvae  # noqa: F401  (registers the Auto classes and the "vq-sample" task)
 from hf_vqvae import VQPriorConfig, VQVAEConfig, VQVAEModel
-from hf_vqvae.checkpointing import (
+from hf_vqvae.data import decode_video, load_raw_dataset
+from hf_vqvae.models.prior.modeling_prior import VQPriorModel
+from hf_vqvae.pipelines.vq_sample import VQSamplePipeline
+from hf_vqvae.training.arguments import launch_command
+from hf_vqvae.training.checkpointing import (
     list_checkpoints,
     prune_checkpoints,
     resolve_resume_checkpoint,
     resumable_batches,
     state_dict_fingerprint,
 )
-from hf_vqvae.config_overrides import apply_config_overrides, parse_config_overrides
-from hf_vqvae.data import decode_video, load_raw_dataset
-from hf_vqvae.modeling_prior import VQPriorModel
-from hf_vqvae.pipeline_vq_sample import VQSamplePipeline
-from hf_vqvae.training_args import launch_command
+from hf_vqvae.training.config_overrides import apply_config_overrides, parse_config_overrides
 
 TRAIN_VQVAE, TRAIN_PRIOR = EXAMPLES / "train_vqvae.py", EXAMPLES / "train_prior.py"
 CIFAR10 = SHARED_DATA / "cifar10" / "train.parquet"
@@ -1280,7 +1280,8 @@ def test_a_streamed_training_set_sorted_by_class_is_shuffled(tmp_path):
     config = apply_config_overrides(
         VQVAEConfig, {"sample_size": 16, **parse_config_overrides(args.config_overrides)}
     )
-    train_loader, _, _ = script.build_dataloaders(args, config, Accelerator(cpu=True))
+    raw_train, raw_eval, _, _ = script.load_splits(args, config.modality)
+    train_loader, _ = script.build_dataloaders(args, config, Accelerator(cpu=True), raw_train, raw_eval)
     labels = next(iter(train_loader))["class_labels"]
     assert 0 < labels.sum() < len(labels)  # both classes in the first batch
 

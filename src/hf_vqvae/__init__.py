@@ -7,12 +7,12 @@ Importing the package registers its configs and models with transformers' Auto c
 from transformers import AutoConfig, AutoModel
 from transformers.pipelines import PIPELINE_REGISTRY
 
-from .configuration_prior import VQPriorConfig
-from .configuration_vqvae import VQVAEConfig
-from .modeling_prior import VQPriorModel, VQPriorOutput, VQPriorPreTrainedModel
-from .modeling_vqvae import VQVAEEncoderOutput, VQVAEModel, VQVAEOutput, VQVAEPreTrainedModel
-from .pipeline_vq_sample import VQSamplePipeline
-from .quantization import QuantizerOutput, VectorQuantizer
+from .models.prior.configuration_prior import VQPriorConfig
+from .models.prior.modeling_prior import VQPriorModel, VQPriorOutput, VQPriorPreTrainedModel
+from .models.vqvae.configuration_vqvae import VQVAEConfig
+from .models.vqvae.modeling_vqvae import VQVAEEncoderOutput, VQVAEModel, VQVAEOutput, VQVAEPreTrainedModel
+from .models.vqvae.quantization import QuantizerOutput, VectorQuantizer
+from .pipelines.vq_sample import VQSamplePipeline
 
 __version__ = "0.1.0"
 

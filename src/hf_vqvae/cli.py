@@ -26,9 +26,10 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from transformers import AutoConfig, pipeline
 
-from . import demo
-from .configuration_vqvae import VQVAEConfig
-from .exporting import (
+from .models.number_checks import non_negative_float, positive_int, split_percentage
+from .models.vqvae.configuration_vqvae import VQVAEConfig
+from .models.vqvae.modeling_vqvae import VQVAEModel
+from .pipelines.exporting import (
     export_to_gif,
     export_to_mp4,
     postprocess_samples,
@@ -36,8 +37,7 @@ from .exporting import (
     save_image_grid,
     save_videos,
 )
-from .modeling_vqvae import VQVAEModel
-from .number_checks import non_negative_float, positive_int, split_percentage
+from .training import demo
 
 IMAGE_EXTENSIONS = (".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp")
 VIDEO_FORMATS = ("gif", "mp4")
@@ -520,8 +520,8 @@ def add_convert_parser(subparsers) -> argparse.ArgumentParser:
 def run_convert(args: argparse.Namespace) -> None:
     """Read, convert and write one recording; nothing is written when any step fails."""
     from .data.audio import decode_audio, mix_channels, resample
-    from .recordings import convert_voice
-    from .speakers import speaker_ids_tensor
+    from .models.vqvae.speakers import speaker_ids_tensor
+    from .pipelines.recordings import convert_voice
 
     output = Path(args.output)
     if output.suffix.lower() != ".wav":
@@ -607,7 +607,7 @@ def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
 
 def run_evaluate(args: argparse.Namespace) -> None:
     """Whole-set reconstruction metrics, printed as a table and optionally written as JSON."""
-    from .evaluation import evaluate_split  # needs accelerate (train extras)
+    from .evaluation.reconstruction import evaluate_split  # needs accelerate (train extras)
 
     source = data_source(args.data)
     if args.output_json:

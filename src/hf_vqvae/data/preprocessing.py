@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from datasets import Dataset, IterableDataset
 
-from ..configuration_vqvae import VQVAEConfig
+from ..models.vqvae.configuration_vqvae import VQVAEConfig
 from .audio import AudioPreprocessor
 from .columns import disable_media_decoding, resolve_data_column, resolve_label_names
 from .image import ImagePreprocessor

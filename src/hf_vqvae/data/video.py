@@ -18,7 +18,7 @@ import numpy as np
 import PIL.Image
 import torch
 
-from ..number_checks import is_int
+from ..models.number_checks import is_int
 from .cropping import window_start
 from .image import CHANNEL_MODES, decode_image, image_to_tensor, resize_to_cover
 from .robustness import BadExampleError

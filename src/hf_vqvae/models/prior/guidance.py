@@ -20,8 +20,8 @@ from math import log
 
 import torch
 
+from ..number_checks import is_real
 from .configuration_prior import VQPriorConfig
-from .number_checks import is_real
 
 
 @dataclass

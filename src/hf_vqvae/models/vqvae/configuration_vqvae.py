@@ -4,7 +4,7 @@ from math import log2, prod
 
 from transformers import PreTrainedConfig
 
-from .number_checks import is_int, is_real
+from ..number_checks import is_int, is_real
 
 MODALITIES = ("image", "audio", "video")
 QUANTIZERS = ("vq", "ema")

@@ -25,7 +25,7 @@ from safetensors.torch import load_file
 from torch.utils.data import DataLoader
 from transformers import PreTrainedModel
 
-from .data.seeding import ExampleSeededDataset
+from ..data.seeding import ExampleSeededDataset
 
 logger = logging.getLogger(__name__)
 

@@ -14,10 +14,10 @@ from datasets import Dataset
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from ..data import SPEAKER_KEY, build_preprocessor, collate_examples, prepare_dataset
+from ..models.eval_mode import eval_mode
+from ..models.vqvae.modeling_vqvae import VQVAEModel
 from . import metrics
-from .data import SPEAKER_KEY, build_preprocessor, collate_examples, prepare_dataset
-from .eval_mode import eval_mode
-from .modeling_vqvae import VQVAEModel
 
 
 def _gather(accelerator: Accelerator | None, tensor: torch.Tensor) -> torch.Tensor:

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from .number_checks import is_int, is_integer_tensor
-from .tracing import is_tracing
+from ..number_checks import is_int, is_integer_tensor
+from ..tracing import is_tracing
 
 SpeakerIds = int | str | Sequence[int | str] | torch.Tensor
 

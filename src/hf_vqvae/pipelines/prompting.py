@@ -10,9 +10,9 @@ from typing import Any
 
 import torch
 
-from .configuration_vqvae import VQVAEConfig
-from .modeling_vqvae import VQVAEModel
-from .number_checks import is_real
+from ..models.number_checks import is_real
+from ..models.vqvae.configuration_vqvae import VQVAEConfig
+from ..models.vqvae.modeling_vqvae import VQVAEModel
 
 ACCEPTED_PROMPTS = {
     "image": "a PIL image, an image file path or bytes, or a uint8 array (H, W[, C])",
@@ -53,7 +53,7 @@ def encode_prompt(vqvae: VQVAEModel, prompt: Any, prompt_fraction: float = 0.5) 
     Raises:
         ValueError: when the prompt cannot be read as the model's modality, naming what is accepted.
     """
-    from .data import build_preprocessor  # the data extras (datasets, PyAV, soundfile) only when prompting
+    from ..data import build_preprocessor  # the data extras (datasets, PyAV, soundfile) only when prompting
 
     config = vqvae.config
     kept = prompt_slices(config, prompt_fraction)

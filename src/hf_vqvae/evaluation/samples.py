@@ -13,8 +13,8 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from .modeling_prior import VQPriorModel
-from .modeling_vqvae import VQVAEModel
+from ..models.prior.modeling_prior import VQPriorModel
+from ..models.vqvae.modeling_vqvae import VQVAEModel
 from .sample_classifier import SampleClassifier, classify
 
 

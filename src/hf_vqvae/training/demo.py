@@ -24,7 +24,7 @@ from types import ModuleType
 
 import torch
 
-EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
+EXAMPLES_DIR = Path(__file__).resolve().parents[3] / "examples"
 
 
 class DemoUnavailableError(RuntimeError):

@@ -11,13 +11,13 @@ from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.utils import ModelOutput, logging
 from transformers.utils.generic import can_return_tuple
 
+from ..number_checks import is_integer_tensor
+from ..strict_loading import StrictLoadingMixin
+from ..tracing import is_tracing
 from .configuration_vqvae import VQVAEConfig, stride_plan
-from .number_checks import is_integer_tensor
 from .quantization import VectorQuantizer
 from .speakers import SpeakerIds, speaker_ids_tensor
 from .spectral_loss import multi_resolution_stft_loss
-from .strict_loading import StrictLoadingMixin
-from .tracing import is_tracing
 
 logger = logging.get_logger(__name__)
 

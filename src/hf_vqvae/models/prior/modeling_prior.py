@@ -31,10 +31,12 @@ from transformers.generation.logits_process import LogitsProcessor
 from transformers.utils import ModelOutput
 from transformers.utils.generic import can_return_tuple
 
+from ..eval_mode import eval_mode
+from ..number_checks import is_real
+from ..strict_loading import StrictLoadingMixin
 from .configuration_prior import VQPriorConfig
-from .eval_mode import eval_mode
 from .guidance import check_guidance_scale, guided_rows, num_guidance_passes
-from .number_checks import is_real
+from .pixelcnn_backbone import GatedPixelCNNPrior
 from .prior_inputs import (
     ClassLabels,
     available_memory,
@@ -46,9 +48,7 @@ from .prior_inputs import (
     prompt_as_prefix,
     sampling_class_labels,
 )
-from .prior_pixelcnn import GatedPixelCNNPrior
-from .prior_transformer import AugmentLabelEmbedding, TransformerPrior
-from .strict_loading import StrictLoadingMixin
+from .transformer_backbone import AugmentLabelEmbedding, TransformerPrior
 
 BACKBONES = {"transformer": TransformerPrior, "pixelcnn": GatedPixelCNNPrior}
 
@@ -342,7 +342,7 @@ class VQPriorModel(VQPriorPreTrainedModel):
             show_progress_bar (`bool`, defaults to `False`):
                 Show a tqdm bar over the codes of the grid.
             guidance_scale (`float`, *optional*):
-                Classifier-free guidance (`hf_vqvae.guidance`): 1 is none, above 1 clearer classes, 0 the
+                Classifier-free guidance (`hf_vqvae.models.prior.guidance`): 1 is none, above 1 clearer classes, 0 the
                 unconditional distribution. Defaults to `default_guidance_scale`.
             prompt_codes (`torch.LongTensor`, *optional*):
                 The first codes of every grid, kept exactly while the prior samples the rest: `(num_samples or 1,

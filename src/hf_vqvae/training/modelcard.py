@@ -7,8 +7,8 @@ from urllib.parse import quote
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from .configuration_prior import VQPriorConfig
-from .configuration_vqvae import VQVAEConfig
+from ..models.prior.configuration_prior import VQPriorConfig
+from ..models.vqvae.configuration_vqvae import VQVAEConfig
 
 # Bit depth of the uncompressed signal the compression factor is measured against: 8-bit pixels, 16-bit PCM.
 RAW_BIT_DEPTH = {"image": 8, "audio": 16, "video": 8}
@@ -27,7 +27,7 @@ GENERATION_PIPELINE_TAGS = {"image": "unconditional-image-generation"}
 # model-index task under which reconstruction metrics are filed: the task mapping the modality onto itself.
 RECONSTRUCTION_TASKS = {"image": "image-to-image", "audio": "audio-to-audio", "video": "other"}
 
-# Display name and method of the metrics `hf_vqvae.metrics` computes, by the key the training scripts log them
+# Display name and method of the metrics `hf_vqvae.evaluation.metrics` computes, by the key the training scripts log them
 # under. Keys starting with "prior_" are filed under the generation task in the model-index.
 METRIC_DESCRIPTIONS: dict[str, tuple[str, str]] = {
     "mse": ("MSE", "Mean squared error of the [-1, 1] signal."),
@@ -137,7 +137,7 @@ samples = pipe(num_samples=4{{ class_labels }}, seed=0)
 
 ## Evaluation
 
-Measured on {{ eval_data }} with `hf_vqvae.metrics`; signals are in [-1, 1].
+Measured on {{ eval_data }} with `hf_vqvae.evaluation.metrics`; signals are in [-1, 1].
 
 | Metric | Value | How it was computed |
 |---|---|---|

@@ -14,9 +14,9 @@ import torch
 from datasets import Dataset, DatasetDict, load_from_disk
 from tqdm.auto import tqdm
 
+from ..data import LABEL_KEY
+from ..models.vqvae.modeling_vqvae import VQVAEModel
 from .checkpointing import state_dict_fingerprint
-from .data import LABEL_KEY
-from .modeling_vqvae import VQVAEModel
 
 logger = logging.getLogger(__name__)
 

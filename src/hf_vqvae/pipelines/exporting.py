@@ -13,7 +13,7 @@ from diffusers.image_processor import VaeImageProcessor
 from diffusers.utils import make_image_grid
 from diffusers.video_processor import VideoProcessor
 
-from .configuration_vqvae import VQVAEConfig
+from ..models.vqvae.configuration_vqvae import VQVAEConfig
 
 OUTPUT_TYPES = ("pil", "np", "pt")
 

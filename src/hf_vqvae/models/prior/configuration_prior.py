@@ -4,7 +4,7 @@ from math import prod
 
 from transformers import PreTrainedConfig
 
-from .number_checks import is_int, is_real
+from ..number_checks import is_int, is_real
 
 PRIOR_TYPES = ("transformer", "pixelcnn")
 

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .speakers import SpeakerIds, speaker_ids_tensor
+from ..models.vqvae.speakers import SpeakerIds, speaker_ids_tensor
 
 # Chunk and context lengths in codes: chunks long enough to keep the per-call overhead small, context longer than
 # the receptive field of the encoder and decoder (a few codes on each side).

@@ -7,9 +7,9 @@ from collections.abc import Sequence
 import psutil
 import torch
 
+from ..number_checks import is_int, is_integer_tensor, is_real
+from ..tracing import is_tracing
 from .configuration_prior import VQPriorConfig
-from .number_checks import is_int, is_integer_tensor, is_real
-from .tracing import is_tracing
 
 ClassLabels = int | Sequence[int] | torch.LongTensor
 

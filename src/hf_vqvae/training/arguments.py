@@ -17,8 +17,8 @@ from datasets import Dataset, IterableDataset, Value
 from torch.optim.lr_scheduler import LRScheduler
 from transformers import get_scheduler
 
-from .data import disable_media_decoding, load_raw_dataset, resolve_label_names, split_train_validation
-from .number_checks import non_negative_int, positive_int, split_percentage
+from ..data import disable_media_decoding, load_raw_dataset, resolve_label_names, split_train_validation
+from ..models.number_checks import non_negative_int, positive_int, split_percentage
 
 logger = logging.getLogger(__name__)
 
