@@ -399,10 +399,13 @@ def test_data_source_tells_names_folders_and_files_apart(tmp_path):
         data_source(["./no_such_folder"])
 
 
-def test_demo_needs_the_source_checkout(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(demo, "EXAMPLES_DIR", tmp_path / "no_examples")
+def test_the_demo_names_missing_training_extras(tmp_path, monkeypatch, capsys):
+    def without_accelerate(name):
+        raise ImportError("No module named 'accelerate'")
+
+    monkeypatch.setattr(demo.importlib, "import_module", without_accelerate)
     message = run_failing(["demo", "--quick", "--output_dir", str(tmp_path / "out")], capsys)
-    assert "source checkout" in message
+    assert "training extras (No module named 'accelerate')" in message and "hf_vqvae[train]" in message
 
 
 @pytest.mark.slow

@@ -42,7 +42,11 @@ import hf_vqvae  # noqa: F401  (registers the Auto classes and the "vq-sample" t
 from hf_vqvae import VQPriorConfig, VQVAEConfig, VQVAEModel
 from hf_vqvae.data import decode_video, load_raw_dataset
 from hf_vqvae.models.prior.modeling_prior import VQPriorModel
+from hf_vqvae.models.prior.surgery import added_layer_positions
 from hf_vqvae.pipelines.vq_sample import VQSamplePipeline
+from hf_vqvae.training import augmentation, prior_arguments
+from hf_vqvae.training import prior_codes as prior_code_grids
+from hf_vqvae.training import train_vqvae as train_vqvae_module
 from hf_vqvae.training.arguments import launch_command
 from hf_vqvae.training.checkpointing import (
     list_checkpoints,
@@ -952,8 +956,7 @@ def test_prior_online_augmentation_caches_only_the_validation_codes(trained_pipe
 
 
 def test_online_augmentation_encodes_a_fresh_shift_of_every_input_at_every_step(trained_pipeline_dir):
-    script = load_script(TRAIN_PRIOR)
-    vqvae = script.load_frozen_vqvae(str(trained_pipeline_dir))
+    vqvae = prior_code_grids.load_frozen_vqvae(str(trained_pipeline_dir))
     size = vqvae.config.sample_size
     image = torch.rand(1, vqvae.config.in_channels, *size, generator=torch.Generator().manual_seed(0))
     padded = torch.nn.functional.pad(image, (1, 1, 1, 1), mode="reflect")
@@ -965,7 +968,7 @@ def test_online_augmentation_encodes_a_fresh_shift_of_every_input_at_every_step(
     )
     batch = {"pixel_values": image.expand(16, -1, -1, -1)}
     (first, no_labels), (second, _) = (
-        script.training_codes(args, vqvae, batch, script.augmentation_generator(0, 0, index))
+        prior_code_grids.training_codes(args, vqvae, batch, augmentation.augmentation_generator(0, 0, index))
         for index in range(2)
     )
     assert no_labels is None
@@ -1004,7 +1007,7 @@ def test_prior_online_augmentation_resumes_with_the_same_shifts(trained_pipeline
 
 def test_translation_labels_are_one_hot_over_the_non_zero_shifts():
     offsets = torch.tensor([[0, 0], [1, 1], [2, 2], [1, 2]])  # a 1-pixel border: (1, 1) is unshifted
-    labels = load_script(TRAIN_PRIOR).translation_labels(offsets, 1)
+    labels = augmentation.translation_labels(offsets, 1)
     assert labels.shape == (4, 8)
     assert labels.sum(1).tolist() == [1.0, 0.0, 1.0, 1.0]
     assert labels.argmax(1)[[0, 2, 3]].tolist() == [0, 7, 4]
@@ -1013,7 +1016,7 @@ def test_translation_labels_are_one_hot_over_the_non_zero_shifts():
 def test_translated_batch_labels_each_input_with_its_shift():
     image = torch.arange(25.0).view(1, 1, 5, 5)
     padded = torch.nn.functional.pad(image, (1, 1, 1, 1), mode="reflect")[0]
-    script = load_script(TRAIN_PRIOR)
+    script = augmentation
     batch = {"pixel_values": image.expand(32, -1, -1, -1)}
     shifted = script.randomly_translated_batch(
         batch, "pixel_values", 1, False, torch.Generator().manual_seed(0)
@@ -1057,14 +1060,14 @@ def test_prior_conditioned_on_translation_extends_a_trained_prior(trained_pipeli
     [(4, 1, "ooooN"), (4, 2, "ooNooN"), (3, 2, "ooNoN"), (2, 4, "oNNoNN")],
 )
 def test_added_layers_follow_the_last_block_of_equal_groups(num_layers, num_added_layers, order):
-    positions = load_script(TRAIN_PRIOR).added_layer_positions(num_layers, num_added_layers)
+    positions = added_layer_positions(num_layers, num_added_layers)
     assert "".join("N" if is_new else "o" for is_new in positions) == order
 
 
 def test_a_deepened_prior_computes_what_the_trained_one_did():
     config = VQPriorConfig(codebook_size=16, code_shape=[3, 3], num_classes=2, hidden_size=16, num_layers=3)
     prior = VQPriorModel(config).eval()
-    deeper = load_script(TRAIN_PRIOR).with_added_layers(prior, 2).eval()
+    deeper = prior.with_added_layers(2).eval()
     codes, labels = torch.randint(0, 16, (4, 3, 3)), torch.tensor([0, 1, 1, 0])
 
     assert deeper.config.num_layers == 5 and prior.config.num_layers == 3
@@ -1081,7 +1084,7 @@ def test_deepening_refuses_a_pixelcnn_prior():
         VQPriorConfig(prior_type="pixelcnn", codebook_size=16, code_shape=[3, 3], hidden_size=8, num_layers=2)
     )
     with pytest.raises(ValueError, match="deepens transformer priors; this one is a pixelcnn"):
-        load_script(TRAIN_PRIOR).with_added_layers(pixelcnn, 1)
+        pixelcnn.with_added_layers(1)
 
 
 def test_prior_fine_tuning_deepens_a_trained_prior(trained_pipeline_dir, tmp_path):
@@ -1105,7 +1108,7 @@ def test_randomly_translated_crops_the_reflected_input_and_leaves_the_rest():
     candidates = crops + [crop.flip(-1) for crop in crops]
     batch = {"pixel_values": image.expand(64, -1, -1, -1), "class_labels": torch.arange(64)}
     generator = torch.Generator().manual_seed(0)
-    (shifted,) = load_script(TRAIN_PRIOR).randomly_translated([batch], "pixel_values", 1, True, generator)
+    (shifted,) = augmentation.randomly_translated([batch], "pixel_values", 1, True, generator)
     seen = {next(i for i, c in enumerate(candidates) if torch.equal(c, x)) for x in shifted["pixel_values"]}
     assert len(seen) > 9  # shifted both ways and mirrored, every one a candidate
     assert shifted["class_labels"] is batch["class_labels"]
@@ -1113,7 +1116,7 @@ def test_randomly_translated_crops_the_reflected_input_and_leaves_the_rest():
 
 def test_flipped_horizontally_mirrors_only_the_inputs():
     batch = {"pixel_values": torch.arange(6.0).view(1, 1, 2, 3), "class_labels": torch.tensor([1])}
-    (flipped,) = load_script(TRAIN_PRIOR).flipped_horizontally([batch], "pixel_values")
+    (flipped,) = augmentation.flipped_horizontally([batch], "pixel_values")
     assert flipped["pixel_values"].tolist() == [[[[2.0, 1.0, 0.0], [5.0, 4.0, 3.0]]]]
     assert flipped["class_labels"] is batch["class_labels"]
 
@@ -1135,9 +1138,7 @@ def test_prior_fine_tuning_takes_dropout_but_not_a_new_shape_or_other_classes(
             [*argv, "--output_dir", str(tmp_path / "wider"), "--config_overrides", "hidden_size=64"]
         )
     with pytest.raises(SystemExit):
-        load_script(TRAIN_PRIOR).parse_args(
-            [*argv, "--output_dir", str(tmp_path / "wider"), "--hidden_size", "64"]
-        )
+        prior_arguments.parse_args([*argv, "--output_dir", str(tmp_path / "wider"), "--hidden_size", "64"])
     assert "--hidden_size set the architecture of a new prior" in capsys.readouterr().err
     unlabelled = [arg for arg in argv if arg not in ("--label_column", "label")]
     with pytest.raises(
@@ -1160,9 +1161,12 @@ def test_prior_fine_tuning_takes_dropout_but_not_a_new_shape_or_other_classes(
     ],
 )
 def test_training_flags_out_of_range_are_refused_by_the_parser(flags, message, tmp_path, capsys):
-    for script, required in ((TRAIN_VQVAE, []), (TRAIN_PRIOR, ["--vqvae_name_or_path", str(tmp_path)])):
+    for parse_args, required in (
+        (train_vqvae_module.parse_args, []),
+        (prior_arguments.parse_args, ["--vqvae_name_or_path", str(tmp_path)]),
+    ):
         with pytest.raises(SystemExit):
-            load_script(script).parse_args([*required, "--output_dir", str(tmp_path), *flags])
+            parse_args([*required, "--output_dir", str(tmp_path), *flags])
         assert message in capsys.readouterr().err
 
 
@@ -1256,7 +1260,7 @@ def test_a_streamed_training_set_sorted_by_class_is_shuffled(tmp_path):
     Dataset.from_dict({"image": images, "label": [0] * 32 + [1] * 32}, features=features).to_parquet(
         str(path)
     )
-    script = load_script(TRAIN_VQVAE)
+    script = train_vqvae_module  # the loop of examples/train_vqvae.py
     args = script.parse_args(
         [
             *TINY_VQVAE,

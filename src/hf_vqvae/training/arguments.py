@@ -277,7 +277,17 @@ def launch_command(accelerator: Accelerator) -> str:
         if accelerator.num_processes > 1
         else ["python"]
     )
-    return shlex.join([*launcher, *sys.argv])
+    return shlex.join([*launcher, *script_invocation(sys.argv[0]), *sys.argv[1:]])
+
+
+def script_invocation(script: str) -> list[str]:
+    """`["-m", "hf_vqvae.training.train_vqvae"]` for a module of this package run with `python -m` (whose
+    `sys.argv[0]` is the installed file's path, which means nothing on another machine); else the script as given."""
+    package_root = Path(__file__).resolve().parents[1]
+    path = Path(script).resolve()
+    if script.endswith(".py") and path.is_relative_to(package_root):
+        return ["-m", ".".join(["hf_vqvae", *path.relative_to(package_root).with_suffix("").parts])]
+    return [script]
 
 
 def check_full_batch(num_examples: int, args: argparse.Namespace) -> None:
@@ -307,3 +317,12 @@ def reporting_missing_source(flag: str, name_or_path: str) -> Iterator[None]:
             f"{flag} {name_or_path!r}: no such local folder or file, and loading it as a Hub repo id failed: "
             f"{reason}"
         ) from error
+
+
+def start_trackers(accelerator: Accelerator, args: argparse.Namespace, project_name: str) -> None:
+    """Start `--report_to`'s trackers (main process only), with the scalar flags as the run's config."""
+    if accelerator.is_main_process and accelerator.log_with:
+        accelerator.init_trackers(
+            project_name,
+            config={k: v for k, v in vars(args).items() if isinstance(v, int | float | str | bool)},
+        )

@@ -389,3 +389,14 @@ def resumable_batches(
             yield epoch, batch_number, batch
             batch_number += 1
         epoch, skip = epoch + 1, 0
+
+
+def log_final_fingerprint(accelerator: Accelerator, model: torch.nn.Module) -> None:
+    """Log the trained weights' fingerprint. Every rank logs it: equal keys show that all processes ended with
+    identical weights."""
+    logger.info(
+        "final weights fingerprint (process %d/%d): %s",
+        accelerator.process_index,
+        accelerator.num_processes,
+        state_dict_fingerprint(accelerator.unwrap_model(model)),
+    )

@@ -1,18 +1,19 @@
 """The offline demo: a small VQ-VAE and prior per modality, trained on built-in datasets on a CPU in minutes.
 
-For each modality the demo runs the example scripts, exactly as a user would (`examples/train_vqvae.py`, then
-`examples/train_prior.py` into the same folder), and leaves a hub-ready folder:
+For each modality the demo runs the library's training scripts, exactly as a user would
+(`python -m hf_vqvae.training.train_vqvae`, then `python -m hf_vqvae.training.train_prior` into the same folder), and
+leaves a hub-ready folder:
 
     demo_outputs/image/   config.json, model.safetensors, prior/, README.md, samples/ (PNG grids)
     demo_outputs/audio/   ... samples/ (WAV files)
     demo_outputs/video/   ... samples/ (GIF files)
 
-each of which loads with `pipeline("vq-sample", model="demo_outputs/image")`. The examples live in the source
-checkout, so the demo needs one (`pip install -e ".[train]"`), not just an installed wheel.
+each of which loads with `pipeline("vq-sample", model="demo_outputs/image")`. It needs the training extras
+(`pip install "hf_vqvae[train]"`), not a source checkout.
 """
 
 import dataclasses
-import importlib.util
+import importlib
 import json
 import logging
 import shlex
@@ -24,11 +25,9 @@ from types import ModuleType
 
 import torch
 
-EXAMPLES_DIR = Path(__file__).resolve().parents[3] / "examples"
-
 
 class DemoUnavailableError(RuntimeError):
-    """The demo cannot run here: no source checkout with `examples/`, or the training extras are missing."""
+    """The demo cannot run here: the training extras are missing."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,8 +108,8 @@ def run_demo(
 
     Also writes `output_dir/summary.json`.
     """
-    scripts = load_example("train_vqvae"), load_example("train_prior")
-    # The example scripts log every step at INFO; the progress bars and the final summary are enough here.
+    scripts = load_training_script("train_vqvae"), load_training_script("train_prior")
+    # The training scripts log every step at INFO; the progress bars and the final summary are enough here.
     logging.basicConfig(level=logging.WARNING)
     results = []
     with torch_threads(num_threads):
@@ -133,10 +132,10 @@ def train_modality(
     """train_vqvae.py, then train_prior.py into the same folder."""
     start = time.perf_counter()
     vqvae_argv, prior_argv = vqvae_arguments(modality, recipe, folder), prior_arguments(recipe, folder)
-    vqvae_command = [script_path(train_vqvae), *map(shlex.quote, vqvae_argv)]
+    vqvae_command = [*script_command(train_vqvae), *map(shlex.quote, vqvae_argv)]
     run_script(train_vqvae, vqvae_argv, shown_as=vqvae_command)
     # train_prior.py writes the folder's model card; its training command should retrain the pair.
-    prior_command = [script_path(train_prior), *map(shlex.quote, prior_argv)]
+    prior_command = [*script_command(train_prior), *map(shlex.quote, prior_argv)]
     run_script(train_prior, prior_argv, shown_as=[*vqvae_command, "&&", "python", *prior_command])
     seconds = time.perf_counter() - start
     return DemoResult(modality, folder, final_metrics(folder), codebook_size(folder), seconds)
@@ -190,32 +189,23 @@ def command_line(**flags) -> list[str]:
     return [item for flag, value in flags.items() for item in (f"--{flag}", str(value))]
 
 
-def load_example(name: str) -> ModuleType:
-    """Import `examples/{name}.py` from the source checkout."""
-    path = EXAMPLES_DIR / f"{name}.py"
-    if not path.is_file():
-        raise DemoUnavailableError(
-            f"The demo runs the example training scripts of a source checkout, and {path} does not exist "
-            "(this looks like a non-editable install). Run it from a clone of the repository: "
-            '`pip install -e ".[train]"`, then `hf-vqvae demo`.'
-        )
-    spec = importlib.util.spec_from_file_location(f"hf_vqvae_examples.{name}", path)
-    module = importlib.util.module_from_spec(spec)
+def load_training_script(name: str) -> ModuleType:
+    """Import `hf_vqvae.training.{name}`, which needs the training extras."""
     try:
-        spec.loader.exec_module(module)
+        return importlib.import_module(f"hf_vqvae.training.{name}")
     except ImportError as error:
         raise DemoUnavailableError(
-            f'The demo needs the training extras ({error}): pip install -e ".[train]"'
+            f'The demo needs the training extras ({error}): pip install "hf_vqvae[train]"'
         ) from error
-    return module
 
 
-def script_path(script: ModuleType) -> str:
-    return f"examples/{Path(script.__file__).name}"
+def script_command(script: ModuleType) -> list[str]:
+    """How a shell runs `script` (after `python`)."""
+    return ["-m", script.__name__]
 
 
 def run_script(script: ModuleType, argv: list[str], shown_as: list[str]) -> None:
-    """Run an example script's `main(argv)` with `sys.argv` set to `shown_as`, the shell command (after
+    """Run a training script's `main(argv)` with `sys.argv` set to `shown_as`, the shell command (after
     `python`) that the model card records as the training command."""
     saved = sys.argv
     sys.argv = shown_as

@@ -32,7 +32,6 @@ from transformers.utils import ModelOutput
 from transformers.utils.generic import can_return_tuple
 
 from ..eval_mode import eval_mode
-from ..number_checks import is_real
 from ..strict_loading import StrictLoadingMixin
 from .configuration_prior import VQPriorConfig
 from .guidance import check_guidance_scale, guided_rows, num_guidance_passes
@@ -48,6 +47,7 @@ from .prior_inputs import (
     prompt_as_prefix,
     sampling_class_labels,
 )
+from .surgery import PriorSurgeryMixin
 from .transformer_backbone import AugmentLabelEmbedding, TransformerPrior
 
 BACKBONES = {"transformer": TransformerPrior, "pixelcnn": GatedPixelCNNPrior}
@@ -216,7 +216,7 @@ class VQPriorPreTrainedModel(StrictLoadingMixin, PreTrainedModel):
             module.reset_parameters()
 
 
-class VQPriorModel(VQPriorPreTrainedModel):
+class VQPriorModel(PriorSurgeryMixin, VQPriorPreTrainedModel):
     """
     An autoregressive prior over the code grids of a [`VQVAEModel`]: `p(codes | class)` factorised over the
     codes in raster order. `forward` scores grids (training, likelihood); `generate` samples new ones.
@@ -283,28 +283,6 @@ class VQPriorModel(VQPriorPreTrainedModel):
             return class_labels
         dropped = torch.rand(class_labels.shape, device=class_labels.device) < self.config.condition_dropout
         return class_labels.masked_fill(dropped, self.config.null_label_id)
-
-    def add_null_label(self, condition_dropout: float) -> None:
-        """
-        Prepares a trained class-conditional prior for fine-tuning with condition dropout (model surgery): the
-        backbone gains the "no label" embedding, initialised to the mean of its class embeddings, and the config
-        records `condition_dropout`. The class-conditional distributions are unchanged.
-
-        Args:
-            condition_dropout (`float`):
-                Fraction of training labels to replace by the "no label", in (0, 1).
-        """
-        if self.config.null_label_id is not None:
-            raise ValueError(
-                f"This prior already has a 'no label' (condition_dropout={self.config.condition_dropout}); "
-                "change config.condition_dropout to train on with another fraction."
-            )
-        if not is_real(condition_dropout) or not 0 < condition_dropout < 1:
-            raise ValueError(f"condition_dropout must lie in (0, 1), got {condition_dropout!r}.")
-        if not self.config.num_classes:
-            raise ValueError("An unconditional prior (config.num_classes=0) has no class labels to drop.")
-        self.backbone.add_null_label()
-        self.config.condition_dropout = float(condition_dropout)
 
     @torch.no_grad()
     def generate(
