@@ -16,7 +16,9 @@ from safetensors.torch import load_file, save_file
 from transformers import pipeline
 
 from hf_vqvae import VQPriorConfig, VQPriorModel, VQVAEConfig, VQVAEModel
-from hf_vqvae.cli import CommandError, data_source, main, sampling_labels
+from hf_vqvae.cli import CommandError, main
+from hf_vqvae.cli.evaluate_command import data_source
+from hf_vqvae.cli.sample_command import sampling_labels
 from hf_vqvae.data import build_preprocessor, load_builtin_dataset, make_shapes, split_train_validation
 from hf_vqvae.pipelines.exporting import postprocess_samples
 from hf_vqvae.training import demo

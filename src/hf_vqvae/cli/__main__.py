@@ -1,0 +1,7 @@
+"""`python -m hf_vqvae.cli`: the `hf-vqvae` command."""
+
+import sys
+
+from . import main
+
+sys.exit(main())
