@@ -52,10 +52,10 @@ from hf_vqvae.training.checkpointing import (
     list_checkpoints,
     prune_checkpoints,
     resolve_resume_checkpoint,
-    resumable_batches,
     state_dict_fingerprint,
 )
 from hf_vqvae.training.config_overrides import apply_config_overrides, parse_config_overrides
+from hf_vqvae.training.resumable_data import resumable_batches
 
 TRAIN_VQVAE, TRAIN_PRIOR = EXAMPLES / "train_vqvae.py", EXAMPLES / "train_prior.py"
 CIFAR10 = SHARED_DATA / "cifar10" / "train.parquet"

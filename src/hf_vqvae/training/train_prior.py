@@ -43,9 +43,7 @@ from .checkpointing import (
     log_final_fingerprint,
     register_pretrained_hooks,
     resolve_resume_checkpoint,
-    resumable_batches,
     save_checkpoint,
-    training_loader,
 )
 from .history import TrainingHistory
 from .modelcard import write_model_card
@@ -53,6 +51,7 @@ from .plotting import plot_training_curves
 from .prior_arguments import parse_args
 from .prior_building import build_prior, prior_class_names
 from .prior_codes import encoded_splits, load_frozen_vqvae, training_codes, training_examples
+from .resumable_data import resumable_batches, training_loader
 
 CHECKPOINT_PREFIX = "prior-checkpoint"
 logger = logging.getLogger(__name__)

@@ -53,9 +53,7 @@ from .checkpointing import (
     log_final_fingerprint,
     register_pretrained_hooks,
     resolve_resume_checkpoint,
-    resumable_batches,
     save_checkpoint,
-    training_loader,
 )
 from .config_overrides import (
     apply_config_overrides,
@@ -65,6 +63,7 @@ from .config_overrides import (
 from .history import TrainingHistory
 from .modelcard import write_model_card
 from .plotting import plot_training_curves
+from .resumable_data import resumable_batches, training_loader
 
 logger = logging.getLogger(__name__)
 
