@@ -76,25 +76,31 @@ def load_raw_dataset(
             f"Give exactly one of dataset_name, train_data_dir or data_files; got {given or 'none'}."
         )
     common = {"split": split, "streaming": streaming, "cache_dir": cache_dir, **load_kwargs}
-    if dataset_name is not None and dataset_name.startswith(BUILTIN_PREFIX):
-        if split != "train":
-            raise ValueError(f"Built-in datasets have one split, 'train', got split={split!r}.")
-        dataset = load_builtin_dataset(dataset_name, **(builtin_options or {}))
-    elif dataset_name is not None:
+    if dataset_name is not None and not dataset_name.startswith(BUILTIN_PREFIX):
         return _load_dataset(f"Dataset {dataset_name!r}", dataset_name, dataset_config_name, **common)
-    elif data_files is not None:
+    if data_files is not None:
         builder = _builder_for(data_files)
         return _load_dataset(f"data_files {data_files}", builder, data_files=data_files, **common)
-    elif modality == "image":
+    if dataset_name is None and modality == "image":
         source = f"train_data_dir {str(train_data_dir)!r}"
         return _load_dataset(source, "imagefolder", data_dir=str(train_data_dir), **common)
-    elif modality in ("audio", "video"):
-        dataset = load_media_folder(train_data_dir, modality, split)
-    else:
+    dataset = _generated_or_media_folder(dataset_name, train_data_dir, split, modality, builtin_options)
+    return dataset.to_iterable_dataset() if streaming else dataset
+
+
+def _generated_or_media_folder(
+    dataset_name: str | None, train_data_dir, split: str, modality: str | None, builtin_options: dict | None
+) -> Dataset:
+    """The datasets this package makes itself: a built-in generated one, or a folder of audio or video files."""
+    if dataset_name is not None:
+        if split != "train":
+            raise ValueError(f"Built-in datasets have one split, 'train', got split={split!r}.")
+        return load_builtin_dataset(dataset_name, **(builtin_options or {}))
+    if modality not in ("audio", "video"):
         raise ValueError(
             "train_data_dir needs modality='image', 'audio' or 'video' to know which files to read."
         )
-    return dataset.to_iterable_dataset() if streaming else dataset
+    return load_media_folder(train_data_dir, modality, split)
 
 
 def _load_dataset(source: str, *args, split: str, **kwargs) -> Dataset | IterableDataset:

@@ -85,7 +85,7 @@ class VQSamplePipeline(Pipeline):
             )
         super().__init__(model=model, **kwargs)
         self.prior = (prior if prior is not None else load_prior(model)).to(self.device).eval()
-        check_prior_matches_vqvae(self.prior.config, model.config)
+        self.prior.config.check_matches(model.config)
         self._progress_bar_config = {}
 
     def set_progress_bar_config(self, disable: bool = False) -> None:
@@ -349,18 +349,3 @@ def no_prior_message(where) -> str:
         f"No prior found at {where}: a vq-sample model folder holds the VQ-VAE at its root and the prior in "
         "`prior/` (train one with examples/train_prior.py)."
     )
-
-
-def check_prior_matches_vqvae(prior_config, vqvae_config) -> None:
-    """The prior must model the VQ-VAE's codebook and code grid; say which field disagrees."""
-    if prior_config.codebook_size != vqvae_config.codebook_size:
-        raise ValueError(
-            f"The prior models {prior_config.codebook_size} codes but the VQ-VAE has codebook_size "
-            f"{vqvae_config.codebook_size}."
-        )
-    if list(prior_config.code_shape) != list(vqvae_config.code_shape):
-        raise ValueError(
-            f"The prior's code_shape {list(prior_config.code_shape)} does not match the VQ-VAE's code "
-            f"grid {vqvae_config.code_shape} (sample_size {vqvae_config.sample_size} / "
-            f"downsample_factors {vqvae_config.downsample_factors})."
-        )

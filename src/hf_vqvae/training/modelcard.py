@@ -185,52 +185,29 @@ def write_model_card(
     license: str = "apache-2.0",
 ) -> ModelCard:
     """
-    Write `output_dir/README.md`, the Hub model card of a VQ-VAE (and its prior), and return it.
+    Write `output_dir/README.md`, the Hub model card of a VQ-VAE (and its prior), and return it. `model_id` is the
+    repo id in the usage snippets; `limitations` replaces the generic text; `extra_sections` maps titles to Markdown.
 
-    The YAML metadata carries `library_name: hf_vqvae` (a free-form field; "transformers" would make the Hub
-    show a snippet that fails without `import hf_vqvae`), the license, tags, datasets, a
-    pipeline tag where the Hub has a fitting one (`unconditional-image-generation` for image models with a
-    prior; none for audio/video, see `GENERATION_PIPELINE_TAGS`) and a `model-index` entry per metric. The
-    body describes the architecture (code grid, K, D, downsampling, bitrate and compression factor), usage,
-    training command and hardware, the metrics and how they were computed, samples, and limitations.
+    Metadata: `library_name: hf_vqvae` ("transformers" would make the Hub show a snippet that fails without
+    `import hf_vqvae`), license, tags, datasets, a pipeline tag where the Hub has one (`GENERATION_PIPELINE_TAGS`)
+    and a `model-index` entry per metric. Body: architecture (code grid, K, D, bitrate, compression), usage,
+    training command and hardware, metrics and their method, samples, limitations.
 
     Args:
-        output_dir (`str` or `Path`): the hub-ready folder (config.json, model.safetensors, prior/, samples).
-        model_id (`str`): Hub repo id used in the usage snippets, e.g. `"org/vqvae-cifar10"`.
-        config (`VQVAEConfig`): the VQ-VAE's config.
-        metrics (`Mapping[str, float]`): measured values by key; keys of `METRIC_DESCRIPTIONS` get a readable
-            name and a description of the method, keys starting with `"prior_"` are prior metrics.
-        training_command (`str`): the command that trained the model(s).
-        prior_config (`VQPriorConfig`, *optional*): the prior's config, if the folder holds a prior.
-        datasets (`Sequence[str]`, defaults to `()`): Hub dataset ids; the first is the evaluation dataset.
-        eval_split (`str`, *optional*): the split the metrics were measured on, e.g. `"test"`.
-        sample_files (`Sequence[str]`, defaults to `()`): paths relative to `output_dir`; PNG/JPEG files are
-            shown, others (WAV, GIF, MP4) linked.
-        training_time (`str`, *optional*): e.g. `"2 h 10 min"`.
-        hardware (`str`, *optional*): e.g. `"1x NVIDIA H100"`.
-        limitations (`str`, *optional*): replaces the generic intended-use-and-limitations text.
-        extra_sections (`Mapping[str, str]`, *optional*): further sections, title -> Markdown text.
-        license (`str`, defaults to `"apache-2.0"`): Hub license id.
+        metrics: measured values by key; keys of `METRIC_DESCRIPTIONS` get a readable name and a description of
+            the method, keys starting with `"prior_"` are prior metrics.
+        training_command: the command that trained the model(s); `training_time` and `hardware` go beside it.
+        prior_config: the prior's config, if the folder holds a prior.
+        datasets: Hub dataset ids; the first is the evaluation dataset, `eval_split` its split (e.g. `"test"`).
+        sample_files: paths relative to `output_dir`; PNG/JPEG files are shown, others (WAV, GIF, MP4) linked.
 
     Returns:
         `huggingface_hub.ModelCard`: the card, as saved.
     """
-    output_dir = Path(output_dir)
-    if prior_config is not None and (
-        prior_config.codebook_size != config.codebook_size or prior_config.code_shape != config.code_shape
-    ):
-        raise ValueError(
-            f"The prior models {prior_config.code_shape} grids of {prior_config.codebook_size} codes, but "
-            f"the VQ-VAE makes {config.code_shape} grids of {config.codebook_size} codes."
-        )
+    if prior_config is not None:
+        prior_config.check_matches(config)
     noun = MODALITY_NOUNS[config.modality]
-    facts = {"Training time": training_time, "Hardware": hardware}
-    eval_data = eval_split or "held-out data"
-    if datasets and eval_split:
-        split_name = eval_split.replace("-", "_").isidentifier()  # "test", not a description in words
-        eval_data = (
-            f"the `{eval_split}` split of {datasets[0]}" if split_name else f"{eval_split} of {datasets[0]}"
-        )
+    facts = {"Training time": training_time, "Hardware": hardware}.items()
     card = ModelCard.from_template(
         _card_data(model_id, config, prior_config, metrics, datasets, eval_split, license),
         template_str=MODEL_CARD_TEMPLATE,
@@ -241,15 +218,23 @@ def write_model_card(
         prior_rows=_prior_rows(prior_config),
         **_usage_snippet_values(config, prior_config),
         training_command=training_command,
-        training_facts=[f"{name}: {value}" for name, value in facts.items() if value],
-        eval_data=eval_data,
+        training_facts=[f"{name}: {value}" for name, value in facts if value],
+        eval_data=_evaluation_data(datasets, eval_split),
         metric_rows=_metric_rows(metrics),
-        samples=_sample_markdown(output_dir, sample_files),
+        samples=_sample_markdown(Path(output_dir), sample_files),
         limitations=limitations or _default_limitations(noun),
         extra_sections=dict(extra_sections or {}),
     )
-    card.save(output_dir / "README.md")
+    card.save(Path(output_dir) / "README.md")
     return card
+
+
+def _evaluation_data(datasets: Sequence[str], eval_split: str | None) -> str:
+    """How the card names the data its metrics were measured on."""
+    if not (datasets and eval_split):
+        return eval_split or "held-out data"
+    split_name = eval_split.replace("-", "_").isidentifier()  # "test", not a description in words
+    return f"the `{eval_split}` split of {datasets[0]}" if split_name else f"{eval_split} of {datasets[0]}"
 
 
 def _card_data(

@@ -34,14 +34,7 @@ def build_prior(args, vqvae: VQVAEModel, label_names: list[str] | None) -> VQPri
             f"{args.max_translation} makes {augment_dim}: train it on with the --max_translation it started with."
         )
     check_prior_classes(args, prior, label_names)
-    if (
-        prior.config.codebook_size != vqvae.config.codebook_size
-        or prior.config.code_shape != vqvae.config.code_shape
-    ):
-        raise ValueError(
-            f"The prior (K={prior.config.codebook_size}, code_shape={prior.config.code_shape}) does not "
-            f"match the VQ-VAE (K={vqvae.config.codebook_size}, code grid {vqvae.config.code_shape})."
-        )
+    prior.config.check_matches(vqvae.config)
     return prior
 
 

@@ -134,5 +134,20 @@ class VQPriorConfig(PreTrainedConfig):
         """How many labels the backbone embeds: the classes, plus the "no label" of condition dropout."""
         return self.num_classes + (self.null_label_id is not None)
 
+    def check_matches(self, vqvae_config) -> None:
+        """Raise a `ValueError` naming the field that disagrees unless this prior models the codebook and the code
+        grid of the VQ-VAE of `vqvae_config`."""
+        if self.codebook_size != vqvae_config.codebook_size:
+            raise ValueError(
+                f"The prior models {self.codebook_size} codes but the VQ-VAE has codebook_size "
+                f"{vqvae_config.codebook_size}."
+            )
+        if list(self.code_shape) != list(vqvae_config.code_shape):
+            raise ValueError(
+                f"The prior's code_shape {list(self.code_shape)} does not match the VQ-VAE's code grid "
+                f"{vqvae_config.code_shape} (sample_size {vqvae_config.sample_size} / downsample_factors "
+                f"{vqvae_config.downsample_factors})."
+            )
+
 
 __all__ = ["VQPriorConfig"]
