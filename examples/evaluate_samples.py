@@ -48,7 +48,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--model_name_or_path", required=True, help="A pipeline folder: the VQ-VAE and prior/."
+        "--model_name_or_path",
+        required=True,
+        help="A pipeline folder: the VQ-VAE and prior/ (without prior/, only the reconstruction and voice scores).",
     )
     parser.add_argument(
         "--classifier_dir", required=True, help="Where the classifier is kept (trained if absent)."
@@ -217,38 +219,26 @@ def check_speakers(vqvae: VQVAEModel, speaker_names: list[str]) -> None:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     vqvae = VQVAEModel.from_pretrained(args.model_name_or_path).eval()
-    prior = VQPriorModel.from_pretrained(args.model_name_or_path, subfolder="prior").eval()
+    prior = None
+    if (Path(args.model_name_or_path) / "prior").is_dir():
+        prior = VQPriorModel.from_pretrained(args.model_name_or_path, subfolder="prior").eval()
     raw_train, raw_eval, label_names = load_raw_splits(args, vqvae.config.modality)
-    label_names = check_prior_classes(args, prior, label_names)  # before the classifier is trained
+    if prior is not None:
+        label_names = check_prior_classes(args, prior, label_names)  # before the classifier is trained
     speaker_names = None
     if args.speaker_column:
         raw_train, raw_eval, speaker_names = encode_speaker_column(raw_train, raw_eval, args.speaker_column)
         check_speakers(vqvae, speaker_names)
     evaluation = load_examples(args, vqvae, raw_eval, "validation")
-    eval_inputs, eval_labels = evaluation[vqvae.main_input_name], evaluation[LABEL_KEY]
     train = None
     if not (Path(args.classifier_dir) / "classifier.json").is_file() or (
         speaker_names and not (Path(args.speaker_classifier_dir) / "classifier.json").is_file()
     ):
         train = load_examples(args, vqvae, raw_train, "train")
     classifier, accuracy = trained_classifier(
-        args, vqvae, "--classifier_dir", LABEL_KEY, train, evaluation, len(label_names)
+        args, vqvae, "--classifier_dir", LABEL_KEY, train, evaluation, len(label_names or prior_names(prior))
     )
-    real_features = classify(classifier, eval_inputs)[1]
-    speakers = evaluation.get(SPEAKER_KEY)
-    real = {
-        "classifier_accuracy": accuracy,
-        "reconstruction_accuracy": accuracy_of(
-            classifier, decoded_with(vqvae, eval_inputs, speakers), eval_labels
-        ),
-        "diversity": within_class_diversity(real_features, eval_labels),
-        "validation_examples": len(eval_labels),
-    }
-    if vqvae.config.modality == "audio":
-        real["harmonicity"] = harmonicity(eval_inputs, vqvae.config.sampling_rate).mean().item()
-        real["harmonicity_overlap"] = (
-            harmonicity(eval_inputs, vqvae.config.sampling_rate, normalization="overlap").mean().item()
-        )
+    real = real_data_scores(vqvae, classifier, evaluation) | {"classifier_accuracy": accuracy}
     speaker_classifier = None
     if speaker_names:
         speaker_classifier, real["speaker_classifier_accuracy"] = trained_classifier(
@@ -256,29 +246,65 @@ def main(argv: list[str] | None = None) -> None:
         )
         real.update(voice_scores(vqvae, classifier, speaker_classifier, evaluation))
     print(json.dumps(real, indent=2))
+    rows = []
+    if prior is not None:
+        rows = sweep_and_save(
+            args, vqvae, prior, classifier, speaker_classifier, real["diversity"], label_names
+        )
+    Path(args.output_dir).mkdir(parents=True, exist_ok=True)
+    summary = {"real": real, "sweep": rows_as_dicts(rows), "arguments": vars(args)}
+    (Path(args.output_dir) / "sweep.json").write_text(json.dumps(summary, indent=2) + "\n")
+
+
+def prior_names(prior: VQPriorModel | None) -> list[str]:
+    return [] if prior is None else [str(name) for name in prior.config.id2label.values()]
+
+
+def real_data_scores(vqvae: VQVAEModel, classifier, evaluation: dict) -> dict[str, float]:
+    """The reference figures of the validation data: the classifier's accuracy on reconstructions (with the true
+    speakers), the within-class diversity, and the harmonicity of real speech."""
+    inputs, labels = evaluation[vqvae.main_input_name], evaluation[LABEL_KEY]
+    real = {
+        "reconstruction_accuracy": accuracy_of(
+            classifier, decoded_with(vqvae, inputs, evaluation.get(SPEAKER_KEY)), labels
+        ),
+        "diversity": within_class_diversity(classify(classifier, inputs)[1], labels),
+        "validation_examples": len(labels),
+    }
+    if vqvae.config.modality == "audio":
+        rate = vqvae.config.sampling_rate
+        real["harmonicity"] = harmonicity(inputs, rate).mean().item()
+        real["harmonicity_overlap"] = harmonicity(inputs, rate, normalization="overlap").mean().item()
+    return real
+
+
+def sweep_and_save(args, vqvae, prior, classifier, speaker_classifier, real_diversity, label_names) -> list:
+    """The guidance sweep, with the first ten samples of each class per scale and the table written out."""
     rows, samples = guidance_sweep(
         vqvae,
         prior,
         classifier,
         args.guidance_scales,
         args.samples_per_class,
-        real["diversity"],
+        real_diversity,
         args.seed,
         args.sampling_batch_size,
         speaker_classifier,
     )
     output_dir = Path(args.output_dir)
     for scale, decoded in samples.items():
-        shown = decoded.view(len(label_names), args.samples_per_class, *decoded.shape[1:])[:, :10].flatten(
-            0, 1
+        per_class = decoded.view(len(label_names), args.samples_per_class, *decoded.shape[1:])
+        save_samples(
+            per_class[:, :10].flatten(0, 1),
+            vqvae.config,
+            output_dir / f"guidance_{scale:g}",
+            rows=len(label_names),
         )
-        save_samples(shown, vqvae.config, output_dir / f"guidance_{scale:g}", rows=len(label_names))
     table = sweep_table(rows, label_names)
     print(table)
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / "sweep.md").write_text(table + "\n")
-    summary = {"real": real, "sweep": rows_as_dicts(rows), "arguments": vars(args)}
-    (output_dir / "sweep.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return rows
 
 
 if __name__ == "__main__":
