@@ -1,0 +1,1 @@
+"""Measuring models: reconstruction metrics, prior likelihoods, and the classifiers that score samples."""

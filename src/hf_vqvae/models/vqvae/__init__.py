@@ -1,0 +1,1 @@
+"""The VQ-VAE: config, model, quantizer, encoder and decoder, speakers, the spectral loss."""
