@@ -1,6 +1,7 @@
 """A normal (non-editable) install runs the package's main job: a wheel built from the checkout, installed into a
 fresh virtual environment outside it, runs the demo's fastest path without the repository's `examples/`."""
 
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -14,9 +15,20 @@ REPOSITORY = Path(__file__).resolve().parents[1]
 
 @pytest.mark.slow
 def test_the_demo_runs_from_an_installed_wheel(tmp_path):
+    # Built from a copy of the sources: setuptools keeps a build/ folder, and one left in the checkout by an older
+    # build would put modules that no longer exist into the wheel.
+    sources = tmp_path / "sources"
+    sources.mkdir()
+    for part in ("pyproject.toml", "README.md", "LICENSE", "src"):
+        if (REPOSITORY / part).is_dir():
+            shutil.copytree(
+                REPOSITORY / part, sources / part, ignore=shutil.ignore_patterns("*.egg-info", "__pycache__")
+            )
+        elif (REPOSITORY / part).exists():
+            shutil.copy2(REPOSITORY / part, sources / part)
     wheels = tmp_path / "wheels"
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", wheels, REPOSITORY],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", wheels, sources],
         check=True,
         capture_output=True,
     )
