@@ -13,11 +13,10 @@ from hf_vqvae.data import VideoPreprocessor
 from hf_vqvae.pipelines.exporting import (
     export_to_mp4,
     postprocess_samples,
-    save_audio,
     save_image_grid,
+    save_outputs,
     save_reconstructions,
     save_samples,
-    save_videos,
 )
 
 # Signal values and the uint8 levels they are stored as: (x + 1) / 2 * 255 rounded, after clamping to [-1, 1].
@@ -150,7 +149,12 @@ def test_image_grid_with_given_rows(tmp_path):
 def test_audio_round_trips_through_16_bit_wav(tmp_path):
     audio = np.array([[0.0, 0.5, -0.5, 0.25, 1.0, -1.0, 1.5, -1.5]] * 2, dtype=np.float32)
     audio[1] *= -1
-    paths = save_audio([{"audio": audio, "sampling_rate": 8000}] * 3, tmp_path / "audio", prefix="speech")
+    paths = save_outputs(
+        [{"audio": audio, "sampling_rate": 8000}] * 3,
+        tiny_config("audio"),
+        tmp_path / "audio",
+        prefix="speech",
+    )
     assert paths == [tmp_path / "audio" / f"speech_{index}.wav" for index in range(3)]
     info = soundfile.info(paths[0])
     assert (info.samplerate, info.channels, info.frames, info.subtype) == (8000, 2, 8, "PCM_16")
@@ -162,7 +166,7 @@ def test_audio_round_trips_through_16_bit_wav(tmp_path):
 
 def test_gif_has_every_frame_at_the_requested_rate(tmp_path):
     videos = [solid_frames(5), solid_frames(5)[::-1]]
-    paths = save_videos(videos, tmp_path, fps=10, prefix="clip")
+    paths = save_outputs(videos, tiny_config("video", fps=10), tmp_path, prefix="clip")
     assert paths == [tmp_path / "clip_0.gif", tmp_path / "clip_1.gif"]
     with PIL.Image.open(paths[1]) as gif:
         assert (gif.n_frames, gif.size, gif.info["duration"]) == (5, (16, 16), 100)
@@ -171,7 +175,7 @@ def test_gif_has_every_frame_at_the_requested_rate(tmp_path):
 
 def test_an_8_fps_gif_plays_at_8_fps_and_reads_back_whole(tmp_path):
     # GIF durations are centiseconds: 125 ms frames alternate 120 and 130 ms.
-    (path,) = save_videos([solid_frames(16)], tmp_path, fps=8)
+    (path,) = save_outputs([solid_frames(16)], tiny_config("video", fps=8), tmp_path)
     durations = []
     with PIL.Image.open(path) as gif:
         for index in range(gif.n_frames):
@@ -183,7 +187,7 @@ def test_an_8_fps_gif_plays_at_8_fps_and_reads_back_whole(tmp_path):
 
 
 def test_mp4_decodes_with_pyav_to_every_frame(tmp_path):
-    (path,) = save_videos([solid_frames(6)], tmp_path, fps=8, video_format="mp4")
+    (path,) = save_outputs([solid_frames(6)], tiny_config("video", fps=8), tmp_path, video_format="mp4")
     assert path == tmp_path / "sample_0.mp4"
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
@@ -202,8 +206,8 @@ def test_mp4_pads_odd_sizes_to_even(tmp_path):
 
 
 def test_unknown_video_format_is_rejected(tmp_path):
-    with pytest.raises(ValueError, match=r"video_format must be 'gif' or 'mp4', got 'avi'"):
-        save_videos([solid_frames(2)], tmp_path, fps=8, video_format="avi")
+    with pytest.raises(ValueError, match=r"video_format must be one of \('gif', 'mp4'\), got 'avi'"):
+        save_outputs([solid_frames(2)], tiny_config("video"), tmp_path, video_format="avi")
 
 
 @pytest.mark.parametrize(

@@ -13,15 +13,10 @@ from safetensors.torch import load_file, save_file
 
 from ..models.number_checks import positive_int
 from ..models.vqvae.configuration_vqvae import VQVAEConfig
-from ..pipelines.exporting import (
-    export_to_gif,
-    export_to_mp4,
-    postprocess_samples,
-)
+from ..models.vqvae.modalities import IMAGE
+from ..pipelines.exporting import VIDEO_FORMATS, postprocess_samples, write_output
 from .common import (
-    IMAGE_EXTENSIONS,
     USER_ERRORS,
-    VIDEO_FORMATS,
     CommandError,
     add_model_args,
     add_subparser,
@@ -54,7 +49,7 @@ def add_encode_parser(subparsers) -> argparse.ArgumentParser:
         "inputs",
         nargs="+",
         metavar="INPUT",
-        help=f"Image ({', '.join(IMAGE_EXTENSIONS)}), audio (WAV, FLAC, ...) or video (MP4, GIF, "
+        help=f"Image ({', '.join(IMAGE.file_extensions)}), audio (WAV, FLAC, ...) or video (MP4, GIF, "
         "AVI, ...) files, matching the model's modality.",
     )
     parser.add_argument("--output", required=True, help="codes.safetensors or codes.npy")
@@ -83,9 +78,8 @@ def read_inputs(paths: Sequence[str], config: VQVAEConfig) -> torch.Tensor:
     """Preprocess files into one batch of model inputs, as in validation (centred, nothing random)."""
     # Imported here: the data package needs the train extras (datasets, PyAV, soundfile), `sample` does not.
     from ..data import build_preprocessor
-    from ..data.folders import MEDIA_EXTENSIONS
 
-    extensions = IMAGE_EXTENSIONS if config.modality == "image" else MEDIA_EXTENSIONS[config.modality]
+    extensions = config.modality_spec.file_extensions
     preprocessor = build_preprocessor(config, train=False)
     inputs = []
     for path in map(Path, paths):
@@ -192,7 +186,7 @@ def run_decode(args: argparse.Namespace) -> None:
         )
     stems = output_stems(names, len(decoded))
     paths = [
-        write_decoded(output, model.config, Path(args.output_dir) / stem, args.video_format)
+        write_output(output, model.config, Path(args.output_dir) / stem, args.video_format)
         for output, stem in zip(postprocess_samples(decoded, model.config), stems, strict=True)
     ]
     print(f"Decoded {len(paths)} code grid(s) to {args.output_dir}.")
@@ -211,22 +205,3 @@ def output_stems(names: list[str] | None, count: int) -> list[str]:
         return [f"decoded_{index}" for index in range(count)]
     stems = [Path(name).stem for name in names]
     return [stem if stems.count(stem) == 1 else f"{stem}_{index}" for index, stem in enumerate(stems)]
-
-
-def write_decoded(output, config: VQVAEConfig, stem: Path, video_format: str) -> Path:
-    """Write one postprocessed output (PIL image, audio dict or list of frames) as `stem` + a suffix."""
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    if config.modality == "image":
-        path = stem.with_suffix(".png")
-        output.save(path)
-        return path
-    if config.modality == "audio":
-        import soundfile
-
-        path = stem.with_suffix(".wav")
-        soundfile.write(path, np.clip(output["audio"], -1, 1).T, output["sampling_rate"], subtype="PCM_16")
-        return path
-    path = stem.with_suffix(f".{video_format}")
-    if video_format == "gif":
-        return export_to_gif(output, path, config.fps)
-    return export_to_mp4(output, path, config.fps)

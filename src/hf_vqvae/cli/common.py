@@ -11,12 +11,6 @@ from transformers import AutoConfig
 from ..models.vqvae.configuration_vqvae import VQVAEConfig
 from ..models.vqvae.modeling_vqvae import VQVAEModel
 
-IMAGE_EXTENSIONS = (".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp")
-
-
-VIDEO_FORMATS = ("gif", "mp4")
-
-
 # What a Hub repo id looks like ("name" or "org/name"); anything else that does not exist is a mistyped path.
 HUB_REPO_ID = re.compile(r"[\w][\w.-]*(/[\w][\w.-]*)?")
 

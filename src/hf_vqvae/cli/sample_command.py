@@ -6,15 +6,9 @@ from pathlib import Path
 from transformers import pipeline
 
 from ..models.number_checks import non_negative_float, positive_int
-from ..models.vqvae.configuration_vqvae import VQVAEConfig
-from ..pipelines.exporting import (
-    save_audio,
-    save_image_grid,
-    save_videos,
-)
+from ..pipelines.exporting import VIDEO_FORMATS, save_outputs
 from .common import (
     USER_ERRORS,
-    VIDEO_FORMATS,
     CommandError,
     add_model_args,
     add_subparser,
@@ -90,7 +84,9 @@ def run_sample(args: argparse.Namespace) -> None:
         seed=args.seed,
         batch_size=args.batch_size,
     )
-    paths = write_sample_set(outputs, vqvae.config, Path(args.output_dir), args.video_format)
+    paths = save_outputs(
+        outputs, vqvae.config, args.output_dir, video_format=args.video_format, grid_name="samples_grid.png"
+    )
     print(f"Wrote {len(paths)} file(s) to {args.output_dir}: {', '.join(path.name for path in paths)}")
 
 
@@ -108,12 +104,3 @@ def sampling_labels(labels: list[str] | None) -> int | str | list | None:
         return None
     labels = [int(label) if label.lstrip("-").isdigit() else label for label in labels]
     return labels[0] if len(labels) == 1 else labels
-
-
-def write_sample_set(outputs: list, config: VQVAEConfig, output_dir: Path, video_format: str) -> list[Path]:
-    """The pipeline's outputs as files: one PNG grid (images), WAV files (audio), GIF/MP4 files (video)."""
-    if config.modality == "image":
-        return [save_image_grid(outputs, output_dir / "samples_grid.png")]
-    if config.modality == "audio":
-        return save_audio(outputs, output_dir)
-    return save_videos(outputs, output_dir, config.fps, video_format=video_format)

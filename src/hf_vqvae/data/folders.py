@@ -12,10 +12,11 @@ from pathlib import Path
 
 from datasets import ClassLabel, Dataset, Features
 
+from ..models.vqvae.modalities import AUDIO, VIDEO
 from .columns import DEFAULT_DATA_COLUMNS, ENCODED_MEDIA
 
-AUDIO_EXTENSIONS = (".aac", ".aiff", ".au", ".flac", ".m4a", ".mp3", ".ogg", ".opus", ".wav", ".wma")
-VIDEO_EXTENSIONS = (".avi", ".gif", ".m4v", ".mkv", ".mov", ".mp4", ".mpeg", ".mpg", ".webm")
+AUDIO_EXTENSIONS = AUDIO.file_extensions
+VIDEO_EXTENSIONS = VIDEO.file_extensions
 MEDIA_EXTENSIONS = {"audio": AUDIO_EXTENSIONS, "video": VIDEO_EXTENSIONS}
 
 

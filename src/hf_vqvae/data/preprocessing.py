@@ -17,6 +17,7 @@ import torch
 from datasets import Dataset, IterableDataset
 
 from ..models.vqvae.configuration_vqvae import VQVAEConfig
+from ..models.vqvae.modalities import MODALITIES
 from .audio import AudioPreprocessor
 from .columns import disable_media_decoding, resolve_data_column, resolve_label_names
 from .image import ImagePreprocessor
@@ -26,7 +27,7 @@ from .video import VideoPreprocessor
 Preprocessor = ImagePreprocessor | AudioPreprocessor | VideoPreprocessor
 
 # Batch keys, matching the models' `main_input_name` (DESIGN.md) and the priors' `class_labels`.
-MODEL_INPUT_NAMES = {"image": "pixel_values", "audio": "input_values", "video": "pixel_values"}
+MODEL_INPUT_NAMES = {name: modality.input_name for name, modality in MODALITIES.items()}
 LABEL_KEY = "class_labels"
 SPEAKER_KEY = "speaker_ids"
 _ID_KEYS = (LABEL_KEY, SPEAKER_KEY)

@@ -16,6 +16,7 @@ from diffusers.video_processor import VideoProcessor
 from ..models.vqvae.configuration_vqvae import VQVAEConfig
 
 OUTPUT_TYPES = ("pil", "np", "pt")
+VIDEO_FORMATS = ("gif", "mp4")
 
 
 def postprocess_samples(samples: torch.Tensor, config: VQVAEConfig, output_type: str = "pil") -> list:
@@ -60,42 +61,54 @@ def save_image_grid(images: Sequence[PIL.Image.Image], path: str | Path, rows: i
     return path
 
 
-def save_audio(samples: Sequence[dict], output_dir: str | Path, prefix: str = "sample") -> list[Path]:
-    """Save each sample, `{"audio": np.ndarray (channels, samples), "sampling_rate": int}` as the pipeline returns
-    it, as a 16-bit PCM WAV file `{prefix}_{i}.wav`."""
+def write_audio(sample: dict, path: str | Path) -> Path:
+    """Write one sample, `{"audio": np.ndarray (channels, samples), "sampling_rate": int}` as the pipeline returns
+    it, as a 16-bit PCM WAV file."""
     import soundfile
 
-    output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for index, sample in enumerate(samples):
-        path = output_dir / f"{prefix}_{index}.wav"
-        soundfile.write(path, np.clip(sample["audio"], -1, 1).T, sample["sampling_rate"], subtype="PCM_16")
-        paths.append(path)
-    return paths
+    soundfile.write(path, np.clip(sample["audio"], -1, 1).T, sample["sampling_rate"], subtype="PCM_16")
+    return Path(path)
 
 
-def save_videos(
-    videos: Sequence[Sequence[PIL.Image.Image]],
+def write_video(frames: Sequence[PIL.Image.Image], path: str | Path, fps: int) -> Path:
+    """Write one video (a list of PIL frames) as GIF or MP4, by the path's suffix."""
+    if Path(path).suffix == ".gif":
+        return export_to_gif(list(frames), path, fps)
+    return export_to_mp4(frames, path, fps)
+
+
+def write_output(output, config: VQVAEConfig, stem: str | Path, video_format: str = "gif") -> Path:
+    """Write one postprocessed output (a PIL image, an audio dict, a list of frames) as `stem` + the modality's
+    suffix: `.png`, `.wav`, or `.gif` / `.mp4` (`video_format`)."""
+    if video_format not in VIDEO_FORMATS:
+        raise ValueError(f"video_format must be one of {VIDEO_FORMATS}, got {video_format!r}.")
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    if config.modality == "image":
+        output.save(stem.with_suffix(".png"))
+        return stem.with_suffix(".png")
+    if config.modality == "audio":
+        return write_audio(output, stem.with_suffix(".wav"))
+    return write_video(output, stem.with_suffix(f".{video_format}"), config.fps)
+
+
+def save_outputs(
+    outputs: list,
+    config: VQVAEConfig,
     output_dir: str | Path,
-    fps: int,
     prefix: str = "sample",
+    rows: int | None = None,
     video_format: str = "gif",
+    grid_name: str | None = None,
 ) -> list[Path]:
-    """Save each video (a list of PIL frames) as `{prefix}_{i}.gif` or `.mp4`."""
-    if video_format not in ("gif", "mp4"):
-        raise ValueError(f"video_format must be 'gif' or 'mp4', got {video_format!r}.")
-    output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for index, frames in enumerate(videos):
-        path = output_dir / f"{prefix}_{index}.{video_format}"
-        if video_format == "gif":
-            export_to_gif(list(frames), path, fps)
-        else:
-            export_to_mp4(frames, path, fps)
-        paths.append(path)
-    return paths
+    """Write postprocessed outputs as a sample set: images as one PNG grid of `rows` rows (`grid_name`, by default
+    `{prefix}_grid.png`), recordings and videos as one file each, `{prefix}_{i}.wav` / `.gif` / `.mp4`."""
+    if config.modality == "image":
+        return [save_image_grid(outputs, Path(output_dir) / (grid_name or f"{prefix}_grid.png"), rows=rows)]
+    return [
+        write_output(output, config, Path(output_dir) / f"{prefix}_{index}", video_format)
+        for index, output in enumerate(outputs)
+    ]
 
 
 def export_to_gif(frames: Sequence[PIL.Image.Image], path: str | Path, fps: int) -> Path:
@@ -138,14 +151,8 @@ def save_samples(
     prefix: str = "sample",
     rows: int | None = None,
 ) -> list[Path]:
-    """Write a batch of [-1, 1] signals as the modality's files: one PNG grid (`{prefix}_grid.png`, `rows` rows),
-    WAV files, or GIF files. Returns the written paths."""
-    outputs = postprocess_samples(samples, config, "pil")
-    if config.modality == "image":
-        return [save_image_grid(outputs, Path(output_dir) / f"{prefix}_grid.png", rows=rows)]
-    if config.modality == "audio":
-        return save_audio(outputs, output_dir, prefix)
-    return save_videos(outputs, output_dir, config.fps, prefix)
+    """Write a batch of [-1, 1] signals as the modality's files (see [`save_outputs`]). Returns the written paths."""
+    return save_outputs(postprocess_samples(samples, config, "pil"), config, output_dir, prefix, rows)
 
 
 def save_reconstructions(
@@ -161,11 +168,11 @@ def save_reconstructions(
         )
     originals, decoded = (postprocess_samples(x, config, "pil") for x in (inputs, reconstructions))
     if config.modality == "audio":
-        return save_audio(originals, output_dir, "original") + save_audio(
-            decoded, output_dir, "reconstruction"
+        return save_outputs(originals, config, output_dir, "original") + save_outputs(
+            decoded, config, output_dir, "reconstruction"
         )
     pairs = [side_by_side(a, b) for a, b in zip(originals, decoded, strict=True)]
-    return save_videos(pairs, output_dir, config.fps, "original_vs_reconstruction")
+    return save_outputs(pairs, config, output_dir, "original_vs_reconstruction")
 
 
 def side_by_side(originals: Sequence[PIL.Image.Image], reconstructions: Sequence[PIL.Image.Image]) -> list:

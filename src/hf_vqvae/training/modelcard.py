@@ -11,9 +11,6 @@ from ..models.prior.configuration_prior import VQPriorConfig
 from ..models.vqvae.configuration_vqvae import VQVAEConfig
 
 # Bit depth of the uncompressed signal the compression factor is measured against: 8-bit pixels, 16-bit PCM.
-RAW_BIT_DEPTH = {"image": 8, "audio": 16, "video": 8}
-INPUT_NAMES = {"image": "pixel_values", "audio": "input_values", "video": "pixel_values"}
-MODALITY_NOUNS = {"image": "images", "audio": "audio", "video": "videos"}
 PIPELINE_OUTPUTS = {
     "image": "a list of PIL images",
     "audio": 'a list of {"audio": np.ndarray (channels, samples), "sampling_rate": int}',
@@ -206,7 +203,7 @@ def write_model_card(
     """
     if prior_config is not None:
         prior_config.check_matches(config)
-    noun = MODALITY_NOUNS[config.modality]
+    noun = config.modality_spec.noun
     facts = {"Training time": training_time, "Hardware": hardware}.items()
     card = ModelCard.from_template(
         _card_data(model_id, config, prior_config, metrics, datasets, eval_split, license),
@@ -279,9 +276,7 @@ def _card_data(
 
 def _example_shape(config: VQVAEConfig) -> list[int]:
     """Shape of one model input without the batch axis: (C, H, W), (C, T) or (T, C, H, W)."""
-    if config.modality == "video":
-        return [config.sample_size[0], config.in_channels, *config.sample_size[1:]]
-    return [config.in_channels, *config.sample_size]
+    return config.modality_spec.example_shape(config.in_channels, config.sample_size)
 
 
 def _architecture_rows(config: VQVAEConfig) -> list[tuple[str, str]]:
@@ -290,10 +285,13 @@ def _architecture_rows(config: VQVAEConfig) -> list[tuple[str, str]]:
     num_codes = math.prod(config.code_shape)
     bits_per_code = math.log2(config.codebook_size)
     bits = num_codes * bits_per_code
-    raw_bits = math.prod(_example_shape(config)) * RAW_BIT_DEPTH[config.modality]
+    raw_bits = math.prod(_example_shape(config)) * config.modality_spec.raw_bit_depth
     quantizer = "EMA codebook updates" if config.quantizer == "ema" else "codebook loss (as in the paper)"
     rows = [
-        ("Input", f"`{INPUT_NAMES[config.modality]}` ({times(map(str, _example_shape(config)))}) in [-1, 1]"),
+        (
+            "Input",
+            f"`{config.modality_spec.input_name}` ({times(map(str, _example_shape(config)))}) in [-1, 1]",
+        ),
         ("Downsampling per axis", times(map(str, config.downsample_factors))),
         ("Code grid", f"{times(map(str, config.code_shape))} codes"),
         ("Codebook", f"K = {config.codebook_size} codes of dimension D = {config.embedding_dim}"),
@@ -304,13 +302,14 @@ def _architecture_rows(config: VQVAEConfig) -> list[tuple[str, str]]:
             f"({config.residual_channels}-channel bottleneck)",
         ),
         ("Code size", f"{bits:.0f} bits per example ({num_codes} codes × log2 K = {bits_per_code:.3g} bits)"),
-        (f"Compression vs {RAW_BIT_DEPTH[config.modality]}-bit input", f"{raw_bits / bits:.1f}×"),
+        (f"Compression vs {config.modality_spec.raw_bit_depth}-bit input", f"{raw_bits / bits:.1f}×"),
     ]
-    if config.modality in ("audio", "video"):
-        # The first axis is time for both: seconds per example from the sampling rate or the frame rate.
-        rate = config.sampling_rate if config.modality == "audio" else config.fps
+    modality = config.modality_spec
+    if modality.rate_field is not None:
+        # The first axis is time (audio, video): seconds per example from the sampling rate or the frame rate.
+        rate = getattr(config, modality.rate_field)
         seconds = config.sample_size[0] / rate
-        rows.append(("Input rate", f"{rate} Hz" if config.modality == "audio" else f"{rate} fps"))
+        rows.append(("Input rate", f"{rate} {modality.rate_unit}"))
         rows.append(("Codes per second", f"{num_codes / seconds:.4g}"))
         rows.append(("Bitrate", f"{bits / seconds / 1000:.4g} kbit/s"))
     if config.modality == "audio" and config.audio_peak_level is not None:
@@ -335,7 +334,7 @@ def _usage_snippet_values(config: VQVAEConfig, prior_config: VQPriorConfig | Non
     """Values the usage snippets are filled with."""
     num_classes = prior_config.num_classes if prior_config is not None else 0
     return {
-        "input_name": INPUT_NAMES[config.modality],
+        "input_name": config.modality_spec.input_name,
         "batch_shape": ", ".join(map(str, [1, *_example_shape(config)])),
         "codes_shape": str((1, *config.code_shape)),
         "class_labels": ", class_labels=[0] * 4" if num_classes else "",

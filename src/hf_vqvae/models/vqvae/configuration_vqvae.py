@@ -5,22 +5,10 @@ from math import log2, prod
 from transformers import PreTrainedConfig
 
 from ..number_checks import is_int, is_real
+from .modalities import IMAGE, Modality, modality_named
 
-MODALITIES = ("image", "audio", "video")
 QUANTIZERS = ("vq", "ema")
 RECONSTRUCTION_LOSS_TYPES = ("mse", "psnr")
-
-# Number of spatial/temporal axes of each modality; it selects the convolution rank (Conv1d/2d/3d).
-MODALITY_RANK = {"audio": 1, "image": 2, "video": 3}
-
-# Fields left as `None` take these per-modality values. The image defaults are the paper's / Sonnet's
-# CIFAR-10 model (32x32 -> 8x8 codes); audio follows the paper's raw-speech model (64x downsampling);
-# video the Moving-MNIST setting (16 frames of 64x64, downsampled (2, 4, 4)).
-MODALITY_DEFAULTS = {
-    "image": {"in_channels": 3, "downsample_factors": [4, 4], "sample_size": [32, 32]},
-    "audio": {"in_channels": 1, "downsample_factors": [64], "sample_size": [16384]},
-    "video": {"in_channels": 3, "downsample_factors": [2, 4, 4], "sample_size": [16, 64, 64]},
-}
 
 # Quantizer defaults: the EMA codebook with k-means init and dead-code restarts is what works best
 # (on CIFAR-10 the paper-loss codebook collapsed to 55 of 512 codes; EMA + restarts kept all 512 and
@@ -61,7 +49,7 @@ class VQVAEConfig(PreTrainedConfig):
     Configuration of a [`VQVAEModel`] (van den Oord et al., 2017, "Neural Discrete Representation Learning").
 
     Fields documented as "modality default" may be left as `None`; they then take the value for `modality`
-    (see `MODALITY_DEFAULTS` / `QUANTIZER_DEFAULTS`) and are written resolved into `config.json`.
+    (see `Modality.defaults` in `modalities.py` / `QUANTIZER_DEFAULTS`) and are written resolved into `config.json`.
 
     Args:
         modality (`str`, defaults to `"image"`):
@@ -141,7 +129,7 @@ class VQVAEConfig(PreTrainedConfig):
     # The fields whose defaults each field selects: overriding `quantizer` or `modality` on a saved config
     # re-resolves them (see `apply_config_overrides`), so `quantizer="vq"` does not keep the EMA's restarts.
     fields_defaulted_by = {
-        "modality": tuple(MODALITY_DEFAULTS["image"]),
+        "modality": tuple(IMAGE.defaults),
         "quantizer": tuple(QUANTIZER_DEFAULTS["ema"]),
     }
 
@@ -172,8 +160,7 @@ class VQVAEConfig(PreTrainedConfig):
     spectral_loss_fft_sizes: list[int] | tuple[int, ...] = (128, 256, 512)
 
     def __post_init__(self, **kwargs):
-        if self.modality not in MODALITIES:
-            raise ValueError(f"Unknown modality={self.modality!r}; expected one of {MODALITIES}.")
+        modality_named(self.modality)  # an unknown name fails here, naming the known ones
         if self.quantizer not in QUANTIZERS:
             raise ValueError(f"Unknown quantizer={self.quantizer!r}; expected one of {QUANTIZERS}.")
         if self.reconstruction_loss_type not in RECONSTRUCTION_LOSS_TYPES:
@@ -181,7 +168,7 @@ class VQVAEConfig(PreTrainedConfig):
                 f"Unknown reconstruction_loss_type={self.reconstruction_loss_type!r}; expected one of "
                 f"{RECONSTRUCTION_LOSS_TYPES}."
             )
-        for name, value in {**MODALITY_DEFAULTS[self.modality], **QUANTIZER_DEFAULTS[self.quantizer]}.items():
+        for name, value in {**self.modality_spec.defaults, **QUANTIZER_DEFAULTS[self.quantizer]}.items():
             if getattr(self, name) is None:
                 setattr(self, name, value)
         self.downsample_factors = self._per_axis("downsample_factors")
@@ -270,7 +257,12 @@ class VQVAEConfig(PreTrainedConfig):
     @property
     def num_axes(self) -> int:
         """Spatial/temporal axes of one example: 1 (audio), 2 (image) or 3 (video)."""
-        return MODALITY_RANK[self.modality]
+        return self.modality_spec.num_axes
+
+    @property
+    def modality_spec(self) -> Modality:
+        """What the modality implies: input name and layout, convolution rank, file types (`modalities.py`)."""
+        return modality_named(self.modality)
 
     @property
     def code_shape(self) -> list[int]:

@@ -24,11 +24,6 @@ logger = logging.get_logger(__name__)
 # Inputs are documented to lie in [-1, 1]; beyond this magnitude they were almost surely not scaled.
 FAR_OUTSIDE_RANGE = 2.0
 
-INPUT_LAYOUT = {
-    "image": "(batch, channels, height, width)",
-    "audio": "(batch, channels, time)",
-    "video": "(batch, frames, channels, height, width)",
-}
 PSNR_LOSS_MSE_FLOOR = 1e-8
 
 
@@ -129,7 +124,7 @@ class VQVAEModel(VQVAEPreTrainedModel):
 
     def __init__(self, config: VQVAEConfig):
         super().__init__(config)
-        self.main_input_name = "input_values" if config.modality == "audio" else "pixel_values"
+        self.main_input_name = config.modality_spec.input_name
         self.input_modalities = config.modality
         self.encoder = VQVAEEncoder(config)
         self.quantizer = VectorQuantizer(config)
@@ -154,9 +149,11 @@ class VQVAEModel(VQVAEPreTrainedModel):
         """
         inputs = self._select_inputs(pixel_values, input_values)
         speaker_ids = speaker_ids_tensor(self.config, speaker_ids, inputs.shape[0], inputs.device)
-        latents = self.encoder(self._to_channels_first(inputs))
+        latents = self.encoder(self.config.modality_spec.to_channels_first(inputs))
         quantization = self.quantizer(latents)
-        reconstruction = self._from_channels_first(self.decoder(quantization.quantized, speaker_ids))
+        reconstruction = self.config.modality_spec.from_channels_first(
+            self.decoder(quantization.quantized, speaker_ids)
+        )
         reconstruction_loss = self._reconstruction_loss(reconstruction, inputs)
         loss = (
             reconstruction_loss
@@ -186,7 +183,7 @@ class VQVAEModel(VQVAEPreTrainedModel):
     ) -> VQVAEEncoderOutput:
         """Map a batch to its code grid `(batch, *code_grid)` (and the latents before and after quantization)."""
         inputs = self._select_inputs(pixel_values, input_values)
-        latents = self.encoder(self._to_channels_first(inputs))
+        latents = self.encoder(self.config.modality_spec.to_channels_first(inputs))
         quantization = self.quantizer(latents)
         return VQVAEEncoderOutput(latents=latents, quantized=quantization.quantized, codes=quantization.codes)
 
@@ -204,7 +201,7 @@ class VQVAEModel(VQVAEPreTrainedModel):
     ) -> torch.FloatTensor:
         """Reconstruct signals from quantized latents `(batch, embedding_dim, *code_grid)`."""
         speaker_ids = speaker_ids_tensor(self.config, speaker_ids, quantized.shape[0], quantized.device)
-        return self._from_channels_first(
+        return self.config.modality_spec.from_channels_first(
             self.decoder(quantized.to(self.decoder.post_quantization.weight.dtype), speaker_ids)
         )
 
@@ -233,13 +230,6 @@ class VQVAEModel(VQVAEPreTrainedModel):
         # The floor (86 dB on a [-1, 1] signal) keeps an exactly reconstructed example from giving -inf.
         return (10 * torch.log10(per_example_mse + PSNR_LOSS_MSE_FLOOR)).mean()
 
-    def _to_channels_first(self, inputs: torch.Tensor) -> torch.Tensor:
-        # Video arrives as (B, T, C, H, W) like transformers' video models; Conv3d wants (B, C, T, H, W).
-        return inputs.transpose(1, 2) if self.config.modality == "video" else inputs
-
-    def _from_channels_first(self, outputs: torch.Tensor) -> torch.Tensor:
-        return outputs.transpose(1, 2) if self.config.modality == "video" else outputs
-
     def _select_inputs(
         self, pixel_values: torch.Tensor | None, input_values: torch.Tensor | None
     ) -> torch.Tensor:
@@ -260,7 +250,7 @@ class VQVAEModel(VQVAEPreTrainedModel):
 
     def _check_inputs(self, inputs: torch.Tensor) -> None:
         """Raise a clear error for inputs the model cannot encode, naming what is accepted."""
-        config, layout = self.config, INPUT_LAYOUT[self.config.modality]
+        config, layout = self.config, self.config.modality_spec.layout
         if not isinstance(inputs, torch.Tensor):
             raise TypeError(f"Expected a torch.Tensor of shape {layout}, got {type(inputs).__name__}.")
         if not inputs.is_floating_point():
@@ -268,7 +258,7 @@ class VQVAEModel(VQVAEPreTrainedModel):
                 f"Expected floating-point inputs scaled to [-1, 1], got dtype {inputs.dtype}; "
                 "e.g. convert uint8 pixels with `x.float() / 127.5 - 1`."
             )
-        channel_axis = 2 if config.modality == "video" else 1
+        channel_axis = config.modality_spec.channel_axis
         if inputs.ndim != config.num_axes + 2:
             raise ValueError(
                 f"A {config.modality} VQ-VAE expects a {config.num_axes + 2}-D tensor {layout}, got shape "
