@@ -25,16 +25,12 @@ from hf_vqvae import VQVAEModel
 from hf_vqvae.data import LABEL_KEY, build_preprocessor, collate_examples, prepare_dataset
 from hf_vqvae.evaluation.reconstruction import compare_with_code_entropy, evaluate_prior, evaluate_split
 from hf_vqvae.models.prior.modeling_prior import VQPriorModel
-from hf_vqvae.pipelines.exporting import (
-    postprocess_samples,
-    save_audio,
-    save_image_grid,
-    save_reconstructions,
-    save_videos,
-)
+from hf_vqvae.pipelines.exporting import save_outputs, save_reconstructions
+from hf_vqvae.pipelines.vq_sample import VQSamplePipeline, per_class_labels
 from hf_vqvae.training.arguments import add_data_args, data_column, load_raw_splits
 from hf_vqvae.training.code_datasets import encode_batches
 from hf_vqvae.training.config_overrides import from_pretrained_with_overrides
+from hf_vqvae.training.history import read_history
 from hf_vqvae.training.modelcard import write_model_card
 
 # Dtypes the weights may be stored in; configs keep float32, so loading upcasts them.
@@ -194,26 +190,26 @@ def save_reconstruction_pairs(
 def save_prior_samples(
     prior: VQPriorModel, vqvae: VQVAEModel, per_class: int, folder: Path, seed: int
 ) -> dict[str, list[Path]]:
-    """Samples by class name (`""` for an unconditional prior), `per_class` of each: one PNG grid with a row per
-    class for images, WAV or GIF files otherwise."""
-    generator = torch.Generator().manual_seed(seed)
+    """Samples by class name (`""` for an unconditional prior), `per_class` of each, drawn through the pipeline: one
+    PNG grid with a row per class for images, WAV or GIF files otherwise."""
     num_classes = prior.config.num_classes
-    labels = torch.arange(num_classes).repeat_interleave(per_class) if num_classes else None
-    num_samples = len(labels) if num_classes else per_class
-    codes = prior.generate(num_samples, class_labels=labels, generator=generator, show_progress_bar=True)
-    outputs = postprocess_samples(vqvae.decode(codes), vqvae.config)
+    outputs = VQSamplePipeline(vqvae, prior)(
+        num_samples=per_class * max(num_classes, 1),
+        class_labels=per_class_labels(num_classes, per_class),
+        generator=torch.Generator().manual_seed(seed),
+    )
     if vqvae.config.modality == "image":
-        return {"": [save_image_grid(outputs, folder / "prior_sample_grid.png", rows=num_classes or None)]}
+        return {"": save_outputs(outputs, vqvae.config, folder, "prior_sample", rows=num_classes or None)}
     class_names = [prior.config.id2label[index] for index in range(num_classes)] if num_classes else [""]
-    samples = {}
-    for index, name in enumerate(class_names):
-        chunk = outputs[index * per_class : (index + 1) * per_class]
-        prefix = f"sample_{name}" if name else "sample"
-        if vqvae.config.modality == "audio":
-            samples[name] = save_audio(chunk, folder, prefix)
-        else:
-            samples[name] = save_videos(chunk, folder, vqvae.config.fps, prefix)
-    return samples
+    return {
+        name: save_outputs(
+            outputs[index * per_class : (index + 1) * per_class],
+            vqvae.config,
+            folder,
+            f"sample_{name}" if name else "sample",
+        )
+        for index, name in enumerate(class_names)
+    }
 
 
 def media_table(release_dir: Path, pairs: list[Path], samples: dict[str, list[Path]]) -> str:
@@ -243,7 +239,7 @@ def media_table(release_dir: Path, pairs: list[Path], samples: dict[str, list[Pa
 
 def collapse_table(history_file: Path) -> str:
     """Codebook usage at every validation of the VQ-VAE's training run, as a Markdown table."""
-    records = [json.loads(line) for line in history_file.read_text().splitlines()]
+    records = read_history(history_file)
     # The final validation repeats the last step's; keep one row per step.
     rows = list({r["step"]: r for r in records if "eval_codebook_perplexity" in r}.values())
     quality = "eval_snr_db" if any("eval_snr_db" in row for row in rows) else "eval_psnr_uint8"

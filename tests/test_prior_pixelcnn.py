@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from hf_vqvae.models.prior.configuration_prior import VQPriorConfig
+from hf_vqvae.models.prior.modeling_prior import VQPriorModel
 from hf_vqvae.models.prior.pixelcnn_backbone import GatedPixelCNNPrior
 
 CODEBOOK_SIZE = 16
@@ -141,10 +142,11 @@ def test_unconditional_prior_takes_no_labels():
     codes = random_codes(2, (5, 5))
     assert prior(codes, None)[0].shape == (2, 5, 5, CODEBOOK_SIZE)
     assert sum(name.endswith("class_bias.weight") for name, _ in prior.named_parameters()) == 0
+    # Labels are checked once, by the model that wraps the backbone.
     with pytest.raises(ValueError, match="unconditional"):
-        prior(codes, torch.tensor([0, 1]))
+        VQPriorModel(prior.config)(codes, class_labels=torch.tensor([0, 1]))
     with pytest.raises(ValueError, match="class-conditional"):
-        tiny_prior(num_classes=3)(codes, None)
+        VQPriorModel(tiny_prior(num_classes=3).config)(codes)
 
 
 def test_dropout_only_in_training():

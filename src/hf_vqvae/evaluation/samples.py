@@ -15,6 +15,7 @@ import torch
 
 from ..models.prior.modeling_prior import VQPriorModel
 from ..models.vqvae.modeling_vqvae import VQVAEModel
+from ..pipelines.vq_sample import per_class_labels
 from .sample_classifier import SampleClassifier, classify
 
 
@@ -129,7 +130,7 @@ def guidance_sweep(
     scores them; returns the rows and the samples of each scale. A decoder with speakers gives sample `i` speaker
     `i % num_speakers`, and `speaker_classifier` scores how often the sample is heard as that speaker."""
     num_classes = prior.config.num_classes
-    labels = torch.arange(num_classes).repeat_interleave(samples_per_class)
+    labels = per_class_labels(num_classes, samples_per_class)
     speakers = torch.arange(len(labels)) % vqvae.config.num_speakers if vqvae.config.num_speakers else None
     rows, samples = [], {}
     for scale in guidance_scales:

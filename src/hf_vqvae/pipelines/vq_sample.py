@@ -349,3 +349,9 @@ def no_prior_message(where) -> str:
         f"No prior found at {where}: a vq-sample model folder holds the VQ-VAE at its root and the prior in "
         "`prior/` (train one with examples/train_prior.py)."
     )
+
+
+def per_class_labels(num_classes: int, per_class: int) -> torch.LongTensor | None:
+    """`per_class` labels of each class in turn (`[0, 0, 1, 1, ...]`), for sample sets shown one row per class;
+    `None` for an unconditional prior."""
+    return torch.arange(num_classes).repeat_interleave(per_class) if num_classes else None

@@ -25,6 +25,8 @@ from types import ModuleType
 
 import torch
 
+from .history import last_evaluation
+
 
 class DemoUnavailableError(RuntimeError):
     """The demo cannot run here: the training extras are missing."""
@@ -228,16 +230,9 @@ def torch_threads(num_threads: int):
 
 def final_metrics(folder: Path) -> dict[str, float]:
     """The final validation of the VQ-VAE and of the prior, read from the histories the scripts wrote."""
-    metrics = {}
-    for history in ("training_history.jsonl", "prior_training_history.jsonl"):
-        records = [json.loads(line) for line in (folder / history).read_text().splitlines() if line.strip()]
-        evaluations = [record for record in records if any(key.startswith("eval_") for key in record)]
-        metrics |= {
-            key.removeprefix("eval_"): value
-            for key, value in evaluations[-1].items()
-            if key.startswith("eval_")
-        }
-    return metrics
+    return last_evaluation(folder / "training_history.jsonl") | last_evaluation(
+        folder / "prior_training_history.jsonl"
+    )
 
 
 def codebook_size(folder: Path) -> int:

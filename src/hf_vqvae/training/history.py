@@ -20,9 +20,8 @@ class TrainingHistory:
         self.records: list[dict] = []
         self.last_step = resume_step  # kept on every process; only the main one keeps the records
         self._last_evaluation: tuple[int, dict[str, float]] | None = None  # (step, results), on every process
-        if resume_step and self.path.exists():
-            records = [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
-            self.records = [record for record in records if record["step"] <= resume_step]
+        if resume_step:
+            self.records = [record for record in read_history(self.path) if record["step"] <= resume_step]
         if accelerator.is_main_process:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.path.write_text("".join(json.dumps(record) + "\n" for record in self.records))
@@ -47,3 +46,21 @@ class TrainingHistory:
         if self._last_evaluation is None or self._last_evaluation[0] != step:
             return None
         return dict(self._last_evaluation[1])
+
+
+def read_history(path: str | Path) -> list[dict]:
+    """The records of a history file (one JSON object per line); empty when there is no such file."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def last_evaluation(path: str | Path) -> dict[str, float]:
+    """The last validation a history file holds, without the `eval_` prefix (empty when it holds none)."""
+    evaluations = [record for record in read_history(path) if any(key.startswith("eval_") for key in record)]
+    if not evaluations:
+        return {}
+    return {
+        key.removeprefix("eval_"): value for key, value in evaluations[-1].items() if key.startswith("eval_")
+    }

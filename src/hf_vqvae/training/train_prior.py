@@ -13,7 +13,6 @@ VQ-VAE's own folder) and the prior in `prior/`, so `pipeline("vq-sample", model=
 in its folder are neither pruned nor resumed).
 """
 
-import json
 import logging
 import math
 import time
@@ -26,8 +25,9 @@ from ..data import collate_examples
 from ..evaluation.reconstruction import compare_with_code_entropy, evaluate_prior
 from ..models.prior.modeling_prior import VQPriorModel
 from ..models.vqvae.modeling_vqvae import VQVAEModel
-from ..pipelines.exporting import save_samples
+from ..pipelines.exporting import save_outputs
 from ..pipelines.hub import push_output_dir
+from ..pipelines.vq_sample import VQSamplePipeline, per_class_labels
 from .arguments import (
     build_accelerator,
     build_lr_scheduler,
@@ -45,7 +45,7 @@ from .checkpointing import (
     resolve_resume_checkpoint,
     save_checkpoint,
 )
-from .history import TrainingHistory
+from .history import TrainingHistory, last_evaluation
 from .modelcard import write_model_card
 from .plotting import plot_training_curves
 from .prior_arguments import parse_args
@@ -205,36 +205,20 @@ def validate(accelerator, prior, vqvae, eval_loader, history, global_step: int) 
     return results
 
 
-def last_reconstruction_metrics(vqvae_path: str) -> dict[str, float]:
-    """The VQ-VAE's final validation metrics, from the history train_vqvae.py left in its folder (if local)."""
-    history = Path(vqvae_path) / "training_history.jsonl"
-    if not history.exists():
-        return {}
-    evaluations = [
-        record for record in map(json.loads, history.read_text().splitlines()) if "eval_mse" in record
-    ]
-    if not evaluations:
-        return {}
-    return {k.removeprefix("eval_"): v for k, v in evaluations[-1].items() if k.startswith("eval_")}
-
-
 @torch.no_grad()
 def save_prior_samples(
     prior: VQPriorModel, vqvae: VQVAEModel, label_names, num_samples: int, output_dir: Path, seed: int
 ) -> list[Path]:
-    """Samples from the prior, decoded: one row per class for a conditional prior."""
-    generator = torch.Generator(device=prior.device).manual_seed(seed)
-    if label_names:
-        per_class = max(1, num_samples // len(label_names))
-        labels = torch.arange(len(label_names)).repeat_interleave(per_class).to(prior.device)
-        codes = prior.generate(len(labels), class_labels=labels, generator=generator, show_progress_bar=True)
-        rows = len(label_names)
-    else:
-        codes = prior.generate(num_samples, generator=generator, show_progress_bar=True)
-        rows = None
-    return save_samples(
-        vqvae.decode(codes.to(vqvae.device)), vqvae.config, output_dir, prefix="prior_sample", rows=rows
+    """Samples drawn through the pipeline and written as the modality's files: one row per class for a
+    conditional prior."""
+    num_classes = len(label_names or [])
+    per_class = max(1, num_samples // num_classes) if num_classes else num_samples
+    outputs = VQSamplePipeline(vqvae, prior)(
+        num_samples=per_class * max(num_classes, 1),
+        class_labels=per_class_labels(num_classes, per_class),
+        generator=torch.Generator(device=prior.device).manual_seed(seed),
     )
+    return save_outputs(outputs, vqvae.config, output_dir, prefix="prior_sample", rows=num_classes or None)
 
 
 def finish(
@@ -266,7 +250,7 @@ def finish(
     samples.append(
         plot_training_curves(history.records, output_dir / "samples" / "prior_training_curves.png")
     )
-    metrics = {**last_reconstruction_metrics(args.vqvae_name_or_path), **results}
+    metrics = {**last_evaluation(Path(args.vqvae_name_or_path) / "training_history.jsonl"), **results}
     metrics.pop("num_eval_examples", None)
     write_model_card(
         output_dir,

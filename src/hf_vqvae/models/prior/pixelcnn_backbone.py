@@ -300,10 +300,7 @@ class GatedPixelCNNPrior(nn.Module):
         return self.embedding(codes).permute(0, 3, 1, 2)
 
     def _class_biases(self, class_labels: torch.LongTensor | None) -> list[ClassBiases]:
-        if self.is_conditional and class_labels is None:
-            raise ValueError("This PixelCNN prior is class-conditional: pass class_labels of shape (batch,).")
-        if not self.is_conditional and class_labels is not None:
-            raise ValueError("This PixelCNN prior is unconditional (num_classes=0): pass class_labels=None.")
+        """Each layer's class biases (the labels arrive checked by `VQPriorModel`)."""
         return [layer.class_biases(class_labels) for layer in self.layers]
 
     def _empty_cache(self, batch_size: int) -> list[GatedLayerCache]:

@@ -278,11 +278,8 @@ class TransformerPrior(nn.Module):
         self.decoder.config.vocab_size = new.num_embeddings
 
     def _start_tokens(self, batch_size: int, class_labels: torch.LongTensor | None) -> torch.LongTensor:
-        """`(batch, 1)` ids of the start tokens: K + class, or K for every sample if unconditional."""
-        if self.is_conditional and class_labels is None:
-            raise ValueError("This prior is class-conditional: pass class_labels of shape (batch,).")
-        if not self.is_conditional and class_labels is not None:
-            raise ValueError("This prior is unconditional (num_classes=0): pass class_labels=None.")
+        """`(batch, 1)` ids of the start tokens: K + class, or K for every sample if unconditional (the labels
+        arrive checked by `VQPriorModel`)."""
         device = self.head.weight.device
         if class_labels is None:
             return torch.full((batch_size, 1), self.codebook_size, dtype=torch.long, device=device)
