@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from ..data import collate_examples
 from ..evaluation.reconstruction import compare_with_code_entropy, evaluate_prior
@@ -38,20 +37,19 @@ from .arguments import (
 )
 from .augmentation import augmentation_generator, check_augmentation_args
 from .checkpointing import (
-    check_finite_loss,
     load_checkpoint,
     log_final_fingerprint,
     register_pretrained_hooks,
     resolve_resume_checkpoint,
-    save_checkpoint,
 )
 from .history import TrainingHistory, last_evaluation
+from .loop import TrainingRun, run_training_loop
 from .modelcard import write_model_card
 from .plotting import plot_training_curves
 from .prior_arguments import parse_args
 from .prior_building import build_prior, prior_class_names
 from .prior_codes import encoded_splits, load_frozen_vqvae, training_codes, training_examples
-from .resumable_data import resumable_batches, training_loader
+from .resumable_data import training_loader
 
 CHECKPOINT_PREFIX = "prior-checkpoint"
 logger = logging.getLogger(__name__)
@@ -86,19 +84,19 @@ def main(argv: list[str] | None = None) -> None:
     )
 
     start = time.perf_counter()
-    train(
+    run = TrainingRun(
         args,
         accelerator,
         prior,
-        vqvae,
         optimizer,
         scheduler,
         train_loader,
-        eval_loader,
         history,
         global_step,
         max_train_steps,
+        CHECKPOINT_PREFIX,
     )
+    train(run, vqvae, eval_loader)
     finish(
         args, accelerator, prior, vqvae, codes, eval_loader, history, label_names, time.perf_counter() - start
     )
@@ -135,64 +133,32 @@ def build_loaders(args, accelerator, vqvae: VQVAEModel, raw_train, codes):
     return train_loader, eval_loader
 
 
-def train(
-    args,
-    accelerator,
-    prior,
-    vqvae,
-    optimizer,
-    scheduler,
-    train_loader,
-    eval_loader,
-    history,
-    global_step,
-    max_train_steps,
-) -> None:
-    """The optimisation loop: accumulate, step, log, validate, checkpoint."""
-    progress = tqdm(
-        total=max_train_steps,
-        initial=global_step,
-        desc="train_prior",
-        disable=not accelerator.is_local_main_process,
-    )
+def train(run: TrainingRun, vqvae: VQVAEModel, eval_loader) -> None:
+    """The prior's part of the loop: the codes of a batch (cached, or encoded afresh with online augmentation),
+    their NLL, and validation of the NLL on the validation codes."""
+    args, accelerator, prior = run.args, run.accelerator, run.model
     prior.train()
-    for epoch, batch_number, batch in resumable_batches(
-        train_loader, accelerator, global_step, args.gradient_accumulation_steps
-    ):
-        if global_step >= max_train_steps:
-            break
+
+    def loss_and_logs(batch: dict, batch_number: int):
         generator = (
             augmentation_generator(args.seed, accelerator.process_index, batch_number)
             if args.online_augmentation
             else None
         )
-        with accelerator.accumulate(prior):
-            codes, augment_labels = training_codes(args, vqvae, batch, generator)
-            loss = prior(codes, class_labels=batch.get("class_labels"), augment_labels=augment_labels).loss
-            check_finite_loss(accelerator, loss, global_step + 1, args.output_dir, CHECKPOINT_PREFIX)
-            accelerator.backward(loss)
-            if accelerator.sync_gradients and args.max_grad_norm:
-                accelerator.clip_grad_norm_(prior.parameters(), args.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-        if not accelerator.sync_gradients:
-            continue
-        global_step += 1
-        progress.update(1)
-        bits = loss.item() / math.log(2)
-        progress.set_postfix(bits_per_code=f"{bits:.3f}")
-        history.log(
-            {"loss": loss.item(), "bits_per_code": bits, "lr": scheduler.get_last_lr()[0], "epoch": epoch},
-            step=global_step,
-        )
-        if eval_loader is not None and global_step % args.validation_steps == 0:
-            validate(accelerator, prior, vqvae, eval_loader, history, global_step)
-        if global_step % args.checkpointing_steps == 0:
-            save_checkpoint(
-                accelerator, args.output_dir, global_step, args.checkpoints_total_limit, CHECKPOINT_PREFIX
-            )
-    progress.close()
+        codes, augment_labels = training_codes(args, vqvae, batch, generator)
+        loss = prior(codes, class_labels=batch.get("class_labels"), augment_labels=augment_labels).loss
+        return loss, {"loss": loss.item(), "bits_per_code": loss.item() / math.log(2)}
+
+    def validate_at(step: int) -> None:
+        validate(accelerator, prior, vqvae, eval_loader, run.history, step)
+
+    run_training_loop(
+        run,
+        "train_prior",
+        loss_and_logs,
+        validate_at if eval_loader is not None else None,
+        {"bits_per_code": ".3f"},
+    )
 
 
 def validate(accelerator, prior, vqvae, eval_loader, history, global_step: int) -> dict[str, float]:

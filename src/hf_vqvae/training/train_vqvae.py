@@ -18,7 +18,6 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
-from tqdm.auto import tqdm
 
 from ..data import (
     SPEAKER_KEY,
@@ -48,12 +47,10 @@ from .arguments import (
     start_trackers,
 )
 from .checkpointing import (
-    check_finite_loss,
     load_checkpoint,
     log_final_fingerprint,
     register_pretrained_hooks,
     resolve_resume_checkpoint,
-    save_checkpoint,
 )
 from .config_overrides import (
     apply_config_overrides,
@@ -61,9 +58,10 @@ from .config_overrides import (
     parse_config_overrides,
 )
 from .history import TrainingHistory
+from .loop import TrainingRun, run_training_loop
 from .modelcard import write_model_card
 from .plotting import plot_training_curves
-from .resumable_data import resumable_batches, training_loader
+from .resumable_data import training_loader
 
 logger = logging.getLogger(__name__)
 
@@ -248,78 +246,42 @@ def main(argv: list[str] | None = None) -> None:
     history = TrainingHistory(output_dir / "training_history.jsonl", accelerator, resume_step=global_step)
 
     start = time.perf_counter()
-    train(
-        args,
-        accelerator,
-        model,
-        optimizer,
-        scheduler,
-        train_loader,
-        eval_loader,
-        history,
-        global_step,
-        max_train_steps,
+    run = TrainingRun(
+        args, accelerator, model, optimizer, scheduler, train_loader, history, global_step, max_train_steps
     )
+    train(run, eval_loader)
     finish(args, accelerator, model, eval_loader, history, time.perf_counter() - start)
     log_final_fingerprint(accelerator, model)
     accelerator.end_training()
 
 
-def train(
-    args,
-    accelerator,
-    model,
-    optimizer,
-    scheduler,
-    train_loader,
-    eval_loader,
-    history,
-    global_step,
-    max_train_steps,
-) -> None:
-    """The optimisation loop: accumulate, step, log, validate, checkpoint."""
-    progress = tqdm(
-        total=max_train_steps,
-        initial=global_step,
-        desc="train_vqvae",
-        disable=not accelerator.is_local_main_process,
-    )
+def train(run: TrainingRun, eval_loader) -> None:
+    """The VQ-VAE's part of the loop: a batch's loss with its terms, validation of reconstructions."""
+    model, accelerator = run.model, run.accelerator
     input_name = accelerator.unwrap_model(model).main_input_name
-    set_train_mode(accelerator, model, args.train_decoder_only)
-    for epoch, _, batch in resumable_batches(
-        train_loader, accelerator, global_step, args.gradient_accumulation_steps
-    ):
-        if global_step >= max_train_steps:
-            break
-        with accelerator.accumulate(model):
-            outputs = model(batch[input_name], speaker_ids=batch.get(SPEAKER_KEY))
-            check_finite_loss(accelerator, outputs.loss, global_step + 1, args.output_dir)
-            accelerator.backward(outputs.loss)
-            if accelerator.sync_gradients and args.max_grad_norm:
-                accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-        if not accelerator.sync_gradients:
-            continue
-        global_step += 1
-        progress.update(1)
+    set_train_mode(accelerator, model, run.args.train_decoder_only)
+
+    def loss_and_logs(batch: dict, batch_number: int):
+        outputs = model(batch[input_name], speaker_ids=batch.get(SPEAKER_KEY))
         logs = {
             "loss": outputs.loss.item(),
             "reconstruction_loss": outputs.reconstruction_loss.item(),
             "commitment_loss": outputs.commitment_loss.item(),
             **({"spectral_loss": outputs.spectral_loss.item()} if outputs.spectral_loss is not None else {}),
             "batch_perplexity": outputs.perplexity.item(),
-            "lr": scheduler.get_last_lr()[0],
-            "epoch": epoch,
         }
-        progress.set_postfix(loss=f"{logs['loss']:.4f}", perplexity=f"{logs['batch_perplexity']:.0f}")
-        history.log(logs, step=global_step)
-        if eval_loader is not None and global_step % args.validation_steps == 0:
-            validate(accelerator, model, eval_loader, history, global_step)
-        if global_step % args.checkpointing_steps == 0:
-            save_checkpoint(accelerator, args.output_dir, global_step, args.checkpoints_total_limit)
-    progress.close()
+        return outputs.loss, logs
+
+    def validate_at(step: int) -> None:
+        validate(accelerator, model, eval_loader, run.history, step)
+
+    run_training_loop(
+        run,
+        "train_vqvae",
+        loss_and_logs,
+        validate_at if eval_loader is not None else None,
+        {"loss": ".4f", "batch_perplexity": ".0f"},
+    )
 
 
 def validate(accelerator, model, eval_loader, history, global_step: int) -> dict[str, float]:
