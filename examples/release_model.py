@@ -261,21 +261,8 @@ def main(argv: list[str] | None = None) -> None:
     check_inputs(args)
     sections = read_sections(args.card_sections)
     model_dir, release_dir = Path(args.model_dir), Path(args.release_dir)
-    vqvae = from_pretrained_with_overrides(VQVAEModel, model_dir, args.config_overrides).eval()
-    prior = VQPriorModel.from_pretrained(model_dir / "prior").eval()
-    if prior.config.num_classes and not args.label_column:
-        raise ValueError(
-            f"The prior is class-conditional ({prior.config.num_classes} classes): give --label_column, the "
-            "column of class labels it was trained on, so its NLL is measured with them."
-        )
-    modality = vqvae.config.modality
-    _, raw_eval, _ = load_raw_splits(args, modality)
-    if raw_eval is None:
-        raise ValueError(
-            "Releasing needs a validation split: give --validation_data_files or --validation_data_dir, or a "
-            "--validation_split_percentage above 0."
-        )
-    column = data_column(args, modality)
+    vqvae, prior, raw_eval = load_release(args, model_dir)
+    modality, column = vqvae.config.modality, data_column(args, vqvae.config.modality)
 
     vqvae_dtype, prior_dtype = (
         getattr(torch, args.vqvae_storage_dtype),
@@ -297,23 +284,9 @@ def main(argv: list[str] | None = None) -> None:
     shown = (
         [path for paths in prior_samples.values() for path in paths] + pairs if modality == "image" else []
     )
-    for curves in ("training_curves.png", "prior_training_curves.png"):
-        source = model_dir / "samples" / curves
-        if source.is_file():
-            shown.append(samples_dir / curves)
-            shown[-1].write_bytes(source.read_bytes())
-
+    shown += copied_training_curves(model_dir, samples_dir)
     limitations = sections.pop("Intended use and limitations", None)
-    if modality != "image":
-        sections["Listen" if modality == "audio" else "Watch"] = media_table(
-            release_dir, pairs, prior_samples
-        )
-    if not args.without_training_history:
-        sections["Avoiding codebook collapse"] = (
-            sections.get("Avoiding codebook collapse", "")
-            + "\n\nValidation during training:\n\n"
-            + collapse_table(model_dir / "training_history.jsonl")
-        ).strip()
+    sections |= media_sections(args, modality, model_dir, release_dir, pairs, prior_samples, sections)
     write_model_card(
         release_dir,
         model_id=args.model_id or f"org/{release_dir.name}",
@@ -330,6 +303,49 @@ def main(argv: list[str] | None = None) -> None:
         extra_sections=sections,
     )
     print(json.dumps(metrics, indent=2))
+
+
+def load_release(args, model_dir: Path):
+    """The VQ-VAE (with --config_overrides) and prior to release, and the validation split they are measured on."""
+    vqvae = from_pretrained_with_overrides(VQVAEModel, model_dir, args.config_overrides).eval()
+    prior = VQPriorModel.from_pretrained(model_dir / "prior").eval()
+    if prior.config.num_classes and not args.label_column:
+        raise ValueError(
+            f"The prior is class-conditional ({prior.config.num_classes} classes): give --label_column, the "
+            "column of class labels it was trained on, so its NLL is measured with them."
+        )
+    _, raw_eval, _ = load_raw_splits(args, vqvae.config.modality)
+    if raw_eval is None:
+        raise ValueError(
+            "Releasing needs a validation split: give --validation_data_files or --validation_data_dir, or a "
+            "--validation_split_percentage above 0."
+        )
+    return vqvae, prior, raw_eval
+
+
+def copied_training_curves(model_dir: Path, samples_dir: Path) -> list[Path]:
+    """The training runs' curve plots, copied beside the samples."""
+    copied = []
+    for curves in ("training_curves.png", "prior_training_curves.png"):
+        source = model_dir / "samples" / curves
+        if source.is_file():
+            copied.append(samples_dir / curves)
+            copied[-1].write_bytes(source.read_bytes())
+    return copied
+
+
+def media_sections(args, modality, model_dir, release_dir, pairs, prior_samples, sections) -> dict[str, str]:
+    """The card's "Listen" / "Watch" table of audio and video files, and the codebook-usage table of training."""
+    added = {}
+    if modality != "image":
+        added["Listen" if modality == "audio" else "Watch"] = media_table(release_dir, pairs, prior_samples)
+    if not args.without_training_history:
+        added["Avoiding codebook collapse"] = (
+            sections.get("Avoiding codebook collapse", "")
+            + "\n\nValidation during training:\n\n"
+            + collapse_table(model_dir / "training_history.jsonl")
+        ).strip()
+    return added
 
 
 if __name__ == "__main__":
