@@ -13,6 +13,7 @@ sweep.json, sweep.md and, per guidance scale, the samples (an image grid, one ro
 """
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from hf_vqvae.data import (
     encode_speaker_column,
     prepare_dataset,
 )
+from hf_vqvae.evaluation import metrics
 from hf_vqvae.evaluation.sample_classifier import SampleClassifier, classify, train_classifier
 from hf_vqvae.evaluation.samples import (
     guidance_sweep,
@@ -40,6 +42,7 @@ from hf_vqvae.evaluation.samples import (
 from hf_vqvae.models.number_checks import non_negative_float, positive_int
 from hf_vqvae.models.prior.modeling_prior import VQPriorModel
 from hf_vqvae.pipelines.exporting import save_samples
+from hf_vqvae.pipelines.recordings import reconstruct_recording
 from hf_vqvae.training.arguments import add_data_args, data_column, load_raw_splits
 
 
@@ -206,6 +209,34 @@ def voice_scores(vqvae: VQVAEModel, classifier, speaker_classifier, evaluation: 
     return scores
 
 
+@torch.no_grad()
+def level_scores(args, vqvae: VQVAEModel, raw_eval) -> dict[str, float]:
+    """Whole validation takes reconstructed at their recorded level and peak-normalised to the model's level (with
+    their own speakers): the SNR of each, and the largest gap between the two over the takes."""
+    config = vqvae.config
+    takes = prepare_dataset(
+        raw_eval,
+        dataclasses.replace(build_preprocessor(config, train=False), num_samples=None, peak_level=None),
+        data_column(args, config.modality),
+        speaker_column=args.speaker_column,
+    )
+    recorded, normalised = [], []
+    for take in tqdm(takes, desc="level independence", total=len(takes)):
+        waveform, speaker = take[vqvae.main_input_name], take.get(SPEAKER_KEY)
+        if waveform is None or waveform.abs().max() < 1e-3:
+            continue
+        peaked = waveform * (config.audio_peak_level or 1.0) / waveform.abs().max()
+        for source, scores in ((waveform, recorded), (peaked, normalised)):
+            reconstruction = reconstruct_recording(vqvae, source, speaker_ids=speaker)
+            scores.append(metrics.snr_db(reconstruction[None], source[None]).item())
+    gaps = [abs(a - b) for a, b in zip(recorded, normalised, strict=True)]
+    return {
+        "recording_snr_db_at_recorded_level": sum(recorded) / len(recorded),
+        "recording_snr_db_peak_normalised": sum(normalised) / len(normalised),
+        "recording_snr_db_largest_gap": max(gaps),
+    }
+
+
 def check_speakers(vqvae: VQVAEModel, speaker_names: list[str]) -> None:
     """Voice scores need a VQ-VAE whose speakers are the data's."""
     names = list((vqvae.config.id2speaker or {}).values())
@@ -245,6 +276,8 @@ def main(argv: list[str] | None = None) -> None:
             args, vqvae, "--speaker_classifier_dir", SPEAKER_KEY, train, evaluation, len(speaker_names)
         )
         real.update(voice_scores(vqvae, classifier, speaker_classifier, evaluation))
+    if vqvae.config.modality == "audio":
+        real.update(level_scores(args, vqvae, raw_eval))
     print(json.dumps(real, indent=2))
     rows = []
     if prior is not None:

@@ -2,6 +2,7 @@
 `--speaker_column`, whole-recording reconstruction and voice conversion (Python and `hf-vqvae convert`), the
 pipeline's `speaker_ids`, and the multi-resolution STFT loss."""
 
+import json
 import re
 import subprocess
 import sys
@@ -349,3 +350,44 @@ def test_pipeline_samples_cycle_through_the_speakers_by_default(speaker_pipe):
 def test_pipeline_names_a_bad_speaker_before_sampling(speaker_pipe):
     with pytest.raises(ValueError, match="Unknown speaker 'dan'"):
         speaker_pipe(num_samples=2, speaker_ids="dan")
+
+
+@pytest.mark.slow
+def test_evaluate_samples_scores_voices_conversion_and_level(speaker_parquet, tmp_path):
+    common = [
+        "--data_files", str(speaker_parquet), "--audio_column", "audio", "--label_column", "label",
+        "--validation_split_percentage", "20", "--report_to", "none", "--train_batch_size", "4",
+        "--output_dir", str(tmp_path / "model"), "--max_train_steps", "2",
+    ]  # fmt: skip
+    load_script(EXAMPLES / "train_vqvae.py").main(
+        [
+            *common, "--modality", "audio", "--speaker_column", "speaker", "--config_overrides",
+            "hidden_channels=16,residual_channels=8,codebook_size=16,embedding_dim=8,sample_size=512,"
+            "sampling_rate=8000,downsample_factors=16,audio_peak_level=0.9",
+        ]
+    )  # fmt: skip
+    load_script(EXAMPLES / "train_prior.py").main(
+        [*common, "--vqvae_name_or_path", str(tmp_path / "model"), "--hidden_size", "16", "--num_layers", "1"]
+        + ["--num_heads", "2", "--condition_dropout", "0.1", "--num_validation_samples", "2"]
+    )
+    load_script(EXAMPLES / "evaluate_samples.py").main(
+        [
+            "--model_name_or_path", str(tmp_path / "model"), "--data_files", str(speaker_parquet),
+            "--audio_column", "audio", "--label_column", "label", "--speaker_column", "speaker",
+            "--validation_split_percentage", "20", "--classifier_dir", str(tmp_path / "digits"),
+            "--speaker_classifier_dir", str(tmp_path / "speakers"), "--output_dir", str(tmp_path / "sweep"),
+            "--classifier_epochs", "1", "--samples_per_class", "2", "--guidance_scales", "1", "2",
+        ]
+    )  # fmt: skip
+    summary = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
+    real, rows = summary["real"], summary["sweep"]
+    for key in (
+        "conversion_target_speaker_accuracy",
+        "conversion_digit_accuracy",
+        "speaker_classifier_accuracy",
+    ):
+        assert 0 <= real[key] <= 1
+    # Reconstructing a take at its recorded level or peak-normalised differs only by the restored gain.
+    assert real["recording_snr_db_largest_gap"] < 0.01
+    assert [row["guidance_scale"] for row in rows] == [1, 2]
+    assert all(row["speaker_accuracy"] is not None and row["harmonicity"] is not None for row in rows)
