@@ -142,11 +142,19 @@ def test_unconditional_prior_takes_no_labels():
     codes = random_codes(2, (5, 5))
     assert prior(codes, None)[0].shape == (2, 5, 5, CODEBOOK_SIZE)
     assert sum(name.endswith("class_bias.weight") for name, _ in prior.named_parameters()) == 0
+
     # Labels are checked once, by the model that wraps the backbone.
+    def model(num_classes: int) -> VQPriorModel:
+        return VQPriorModel(
+            VQPriorConfig(
+                prior_type="pixelcnn", codebook_size=CODEBOOK_SIZE, code_shape=[5, 5], num_classes=num_classes
+            )
+        )
+
     with pytest.raises(ValueError, match="unconditional"):
-        VQPriorModel(prior.config)(codes, class_labels=torch.tensor([0, 1]))
+        model(0)(codes, class_labels=torch.tensor([0, 1]))
     with pytest.raises(ValueError, match="class-conditional"):
-        VQPriorModel(tiny_prior(num_classes=3).config)(codes)
+        model(3)(codes)
 
 
 def test_dropout_only_in_training():
