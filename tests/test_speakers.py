@@ -391,3 +391,18 @@ def test_evaluate_samples_scores_voices_conversion_and_level(speaker_parquet, tm
     assert real["recording_snr_db_largest_gap"] < 0.01
     assert [row["guidance_scale"] for row in rows] == [1, 2]
     assert all(row["speaker_accuracy"] is not None and row["harmonicity"] is not None for row in rows)
+
+
+def test_code_noise_replaces_codes_in_training_only():
+    model = speaker_model("audio", code_noise=0.5)
+    inputs = tiny_inputs("audio")
+    with torch.no_grad():
+        clean = model.eval()(inputs, speaker_ids=0).reconstruction
+        again = model(inputs, speaker_ids=0).reconstruction
+        model.train()
+        model.quantizer.eval()  # keep the codebook still, so that only the noise differs
+        noisy = model(inputs, speaker_ids=0).reconstruction
+    assert torch.equal(clean, again)
+    assert not torch.allclose(noisy, clean)
+    with pytest.raises(ValueError, match=r"code_noise must lie in \[0, 1\)"):
+        tiny_config("audio", code_noise=1.0)

@@ -123,6 +123,10 @@ class VQVAEConfig(PreTrainedConfig):
             uncertain. 0 disables it.
         spectral_loss_fft_sizes (`list[int]`, defaults to `[128, 256, 512]`):
             FFT sizes of that loss (Hann windows of the same size, hop a quarter of it).
+        code_noise (`float`, defaults to 0.0):
+            In training, the fraction of code positions whose code the decoder receives replaced by a random one.
+            A decoder trained so learns to decode imperfect code sequences (as a prior samples them) into a clean
+            signal, and to take what the codes no longer tell reliably (the voice) from its speaker. 0 disables it.
     """
 
     model_type = "hf_vqvae"
@@ -158,6 +162,7 @@ class VQVAEConfig(PreTrainedConfig):
     id2speaker: dict[int, str] | None = None
     spectral_loss_weight: float = 0.0
     spectral_loss_fft_sizes: list[int] | tuple[int, ...] = (128, 256, 512)
+    code_noise: float = 0.0
 
     def __post_init__(self, **kwargs):
         modality_named(self.modality)  # an unknown name fails here, naming the known ones
@@ -247,6 +252,8 @@ class VQVAEConfig(PreTrainedConfig):
                 f"spectral_loss_weight is an audio loss; modality={self.modality!r} takes 0, got "
                 f"{self.spectral_loss_weight}."
             )
+        if not is_real(self.code_noise) or not 0.0 <= self.code_noise < 1.0:
+            raise ValueError(f"code_noise must lie in [0, 1), got {self.code_noise!r}.")
         if not self.spectral_loss_fft_sizes or any(size < 4 for size in self.spectral_loss_fft_sizes):
             raise ValueError(
                 f"spectral_loss_fft_sizes must list FFT sizes >= 4, got {self.spectral_loss_fft_sizes}."

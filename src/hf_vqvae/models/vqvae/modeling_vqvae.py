@@ -152,7 +152,7 @@ class VQVAEModel(VQVAEPreTrainedModel):
         latents = self.encoder(self.config.modality_spec.to_channels_first(inputs))
         quantization = self.quantizer(latents)
         reconstruction = self.config.modality_spec.from_channels_first(
-            self.decoder(quantization.quantized, speaker_ids)
+            self.decoder(self._with_code_noise(quantization), speaker_ids)
         )
         reconstruction_loss = self._reconstruction_loss(reconstruction, inputs)
         loss = (
@@ -220,6 +220,17 @@ class VQVAEModel(VQVAEPreTrainedModel):
         self.decoder.speaker_embedding = embedding
         self.config.id2speaker = dict(enumerate(map(str, names)))
         self.config.num_speakers = len(names)
+
+    def _with_code_noise(self, quantization) -> torch.Tensor:
+        """The quantized latents the decoder trains on: with `config.code_noise`, that fraction of positions
+        holds a random code's vector instead (training only; no gradient reaches the encoder through them)."""
+        if not (self.training and self.config.code_noise):
+            return quantization.quantized
+        codes = quantization.codes
+        replaced = torch.rand(codes.shape, device=codes.device) < self.config.code_noise
+        random_codes = torch.randint_like(codes, self.config.codebook_size)
+        noisy = self.quantizer.lookup(random_codes).to(quantization.quantized.dtype)
+        return torch.where(replaced.unsqueeze(1), noisy, quantization.quantized)
 
     def _reconstruction_loss(self, reconstruction: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
         """The reconstruction term `config.reconstruction_loss_type` names, computed in fp32 under autocast."""
