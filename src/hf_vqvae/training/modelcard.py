@@ -107,6 +107,19 @@ model = VQVAEModel.from_pretrained("{{ model_id }}")
 codes = model.encode({{ input_name }}).codes  # torch.long, shape {{ codes_shape }}
 reconstruction = model.decode(codes)
 ```
+{%- if speaker_names %}
+
+The decoder speaks with one of {{ speaker_names | length }} voices ({{ speaker_names | join(", ") }}); give one
+(`speaker_ids`, a name or an id) to decode, and a whole recording of any length converts to another voice:
+
+```python
+reconstruction = model.decode(codes, speaker_ids="{{ speaker_names[0] }}")
+from hf_vqvae.pipelines.recordings import convert_voice
+converted = convert_voice(model, waveform, "{{ speaker_names[-1] }}")  # waveform: (channels, samples) at the model's rate
+```
+
+or from the command line: `hf-vqvae convert {{ model_id }} in.wav --speaker {{ speaker_names[-1] }} --output out.wav`.
+{%- endif %}
 {%- if prior_rows %}
 
 Sampling new {{ noun }} from the prior:
@@ -116,7 +129,7 @@ from transformers import pipeline
 
 pipe = pipeline("vq-sample", model="{{ model_id }}")
 # samples: {{ pipeline_output }}
-samples = pipe(num_samples=4{{ class_labels }}, seed=0)
+samples = pipe(num_samples=4{{ class_labels }}{{ speaker_argument }}, seed=0)
 ```
 {%- endif %}
 
@@ -314,6 +327,18 @@ def _architecture_rows(config: VQVAEConfig) -> list[tuple[str, str]]:
         rows.append(("Bitrate", f"{bits / seconds / 1000:.4g} kbit/s"))
     if config.modality == "audio" and config.audio_peak_level is not None:
         rows.append(("Input loudness", f"each recording scaled to peak {config.audio_peak_level} first"))
+    if config.num_speakers:
+        rows.append(
+            (
+                "Decoder conditioned on",
+                f"{config.num_speakers} speakers: a learned vector each, added before every layer",
+            )
+        )
+    if config.spectral_loss_weight:
+        sizes = ", ".join(map(str, config.spectral_loss_fft_sizes))
+        rows.append(
+            ("Extra loss", f"{config.spectral_loss_weight:g} × multi-resolution STFT loss (FFT {sizes})")
+        )
     return rows
 
 
@@ -339,6 +364,8 @@ def _usage_snippet_values(config: VQVAEConfig, prior_config: VQPriorConfig | Non
         "codes_shape": str((1, *config.code_shape)),
         "class_labels": ", class_labels=[0] * 4" if num_classes else "",
         "pipeline_output": PIPELINE_OUTPUTS[config.modality],
+        "speaker_names": list((config.id2speaker or {}).values()),
+        "speaker_argument": f', speaker_ids="{config.id2speaker[0]}"' if config.num_speakers else "",
     }
 
 
