@@ -22,10 +22,17 @@ import torch
 from torch.utils.data import DataLoader
 
 from hf_vqvae import VQVAEModel
-from hf_vqvae.data import LABEL_KEY, build_preprocessor, collate_examples, prepare_dataset
+from hf_vqvae.data import (
+    LABEL_KEY,
+    SPEAKER_KEY,
+    build_preprocessor,
+    collate_examples,
+    encode_speaker_column,
+    prepare_dataset,
+)
 from hf_vqvae.evaluation.reconstruction import compare_with_code_entropy, evaluate_prior, evaluate_split
 from hf_vqvae.models.prior.modeling_prior import VQPriorModel
-from hf_vqvae.pipelines.exporting import save_outputs, save_reconstructions
+from hf_vqvae.pipelines.exporting import postprocess_samples, save_outputs, save_reconstructions, write_output
 from hf_vqvae.pipelines.vq_sample import VQSamplePipeline, per_class_labels
 from hf_vqvae.training.arguments import add_data_args, data_column, load_raw_splits
 from hf_vqvae.training.code_datasets import encode_batches
@@ -45,6 +52,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--release_dir", required=True, help="The released folder, e.g. model_cards/NAME.")
     parser.add_argument("--model_id", help="Hub id used in the card's snippets (default: org/NAME).")
     add_data_args(parser)
+    parser.add_argument(
+        "--speaker_column",
+        help="A VQ-VAE with speakers: each take's speaker, to reconstruct with it and convert to two others.",
+    )
     parser.add_argument("--dataset_id", nargs="*", default=[], help="Hub dataset ids for the card metadata.")
     parser.add_argument("--eval_split", help="How the validation split was made, in words, for the card.")
     parser.add_argument(
@@ -173,17 +184,34 @@ def store_weights_as(folder: Path, dtype: torch.dtype) -> None:
 
 @torch.no_grad()
 def save_reconstruction_pairs(
-    vqvae: VQVAEModel, raw_eval, column: str, count: int, folder: Path
+    vqvae: VQVAEModel, raw_eval, column: str, count: int, folder: Path, speaker_column: str | None = None
 ) -> list[Path]:
     """The first validation examples and their reconstructions: a two-row PNG grid (originals above), WAV pairs,
-    or GIFs with the original left and the reconstruction right."""
+    or GIFs with the original left and the reconstruction right. With speakers, reconstructed with each example's
+    own speaker, and also converted to the speakers 1 and 3 ids further on (`converted_{i}_to_{name}.wav`)."""
     prepared = prepare_dataset(
         raw_eval.select(range(min(count, len(raw_eval)))),
         build_preprocessor(vqvae.config, train=False),
         column,
+        speaker_column=speaker_column,
     )
-    inputs = collate_examples([prepared[i] for i in range(len(prepared))])[vqvae.main_input_name]
-    return save_reconstructions(inputs, vqvae(inputs).reconstruction, vqvae.config, folder)
+    batch = collate_examples([prepared[i] for i in range(len(prepared))])
+    inputs, speakers = batch[vqvae.main_input_name], batch.get(SPEAKER_KEY)
+    reconstructions = vqvae(inputs, speaker_ids=speakers).reconstruction
+    paths = save_reconstructions(inputs, reconstructions, vqvae.config, folder)
+    if speakers is None:
+        return paths
+    codes = vqvae.encode(inputs).codes
+    for shift in (1, 3):
+        targets = (speakers + shift) % vqvae.config.num_speakers
+        outputs = postprocess_samples(vqvae.decode(codes, speaker_ids=targets), vqvae.config)
+        paths += [
+            write_output(
+                output, vqvae.config, folder / f"converted_{index}_to_{vqvae.config.id2speaker[int(target)]}"
+            )
+            for index, (output, target) in enumerate(zip(outputs, targets, strict=True))
+        ]
+    return paths
 
 
 @torch.no_grad()
@@ -223,8 +251,16 @@ def media_table(release_dir: Path, pairs: list[Path], samples: dict[str, list[Pa
     reconstructions = [
         path for path in pairs if path.suffix == ".wav" and path.stem.startswith("reconstruction_")
     ]
+    converted = [path for path in pairs if path.stem.startswith("converted_")]
     lines = ["Validation examples:", ""]
-    if originals:
+    if originals and converted:
+        lines += ["| original | reconstruction | converted to other speakers |", "|---|---|---|"]
+        for index, (a, b) in enumerate(zip(originals, reconstructions, strict=True)):
+            others = " ".join(
+                cell(path) for path in converted if path.stem.startswith(f"converted_{index}_to_")
+            )
+            lines.append(f"| {cell(a)} | {cell(b)} | {others} |")
+    elif originals:
         lines += ["| original | reconstruction |", "|---|---|"]
         lines += [f"| {cell(a)} | {cell(b)} |" for a, b in zip(originals, reconstructions, strict=True)]
     else:  # videos: original left, reconstruction right, in one GIF
@@ -279,7 +315,9 @@ def main(argv: list[str] | None = None) -> None:
     prior.save_pretrained(release_dir / "prior")
     store_weights_as(release_dir / "prior", prior_dtype)
     samples_dir = release_dir / "samples"
-    pairs = save_reconstruction_pairs(vqvae, raw_eval, column, args.num_samples, samples_dir)
+    pairs = save_reconstruction_pairs(
+        vqvae, raw_eval, column, args.num_samples, samples_dir, args.speaker_column
+    )
     prior_samples = save_prior_samples(prior, vqvae, args.num_samples, samples_dir, args.seed)
     shown = (
         [path for paths in prior_samples.values() for path in paths] + pairs if modality == "image" else []
@@ -314,12 +352,19 @@ def load_release(args, model_dir: Path):
             f"The prior is class-conditional ({prior.config.num_classes} classes): give --label_column, the "
             "column of class labels it was trained on, so its NLL is measured with them."
         )
-    _, raw_eval, _ = load_raw_splits(args, vqvae.config.modality)
+    raw_train, raw_eval, _ = load_raw_splits(args, vqvae.config.modality)
     if raw_eval is None:
         raise ValueError(
             "Releasing needs a validation split: give --validation_data_files or --validation_data_dir, or a "
             "--validation_split_percentage above 0."
         )
+    if args.speaker_column:
+        _, raw_eval, speaker_names = encode_speaker_column(raw_train, raw_eval, args.speaker_column)
+        if speaker_names != list((vqvae.config.id2speaker or {}).values()):
+            raise ValueError(
+                f"--speaker_column gives the speakers {speaker_names}, but the VQ-VAE's are "
+                f"{list((vqvae.config.id2speaker or {}).values()) or 'none'}."
+            )
     return vqvae, prior, raw_eval
 
 
