@@ -1,0 +1,70 @@
+"""The package's layers import one way: cli -> training / pipelines / evaluation -> data -> models. Model files
+import only torch, transformers, numpy and the model package itself, so that they can ship as remote code."""
+
+import ast
+import sys
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "src" / "hf_vqvae"
+# What each layer may not import (its own layer and those below it are fine).
+FORBIDDEN = {
+    "models": {"data", "pipelines", "evaluation", "training", "cli"},
+    "data": {"pipelines", "evaluation", "training", "cli"},
+    "pipelines": {"evaluation", "training", "cli"},
+    "evaluation": {"training", "cli"},
+    "training": {"cli"},
+}
+# transformers itself depends on all of these, so a plain transformers environment has them.
+MODEL_THIRD_PARTY = {"torch", "transformers", "numpy", "safetensors", "huggingface_hub", "tqdm"}
+
+
+def imported_layers(path: Path) -> set[str]:
+    """The hf_vqvae sub-packages a file imports, relative imports resolved."""
+    package = path.relative_to(PACKAGE).parent.parts
+    layers = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            base = list(package[: len(package) - node.level + 1])
+            target = base + (node.module.split(".") if node.module else [])
+            if target:
+                layers.add(target[0])
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("hf_vqvae."):
+            layers.add(node.module.split(".")[1])
+    return layers
+
+
+@pytest.mark.parametrize("layer", sorted(FORBIDDEN))
+def test_layers_import_only_downwards(layer):
+    wrong = {
+        str(path.relative_to(PACKAGE)): sorted(imported_layers(path) & FORBIDDEN[layer])
+        for path in (PACKAGE / layer).rglob("*.py")
+    }
+    assert not {file: layers for file, layers in wrong.items() if layers}
+
+
+def test_model_files_import_only_torch_transformers_and_the_models():
+    for path in (PACKAGE / "models").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [alias.name.split(".")[0] for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and not node.level:
+                names = [node.module.split(".")[0]]
+            else:
+                continue
+            outside = [n for n in names if n not in MODEL_THIRD_PARTY | sys.stdlib_module_names]
+            assert not outside, f"{path.relative_to(PACKAGE)} imports {outside}"
+
+
+def test_the_library_never_imports_examples():
+    for path in PACKAGE.rglob("*.py"):
+        text = path.read_text()
+        modules = [
+            alias.name
+            for node in ast.walk(ast.parse(text))
+            if isinstance(node, ast.Import)
+            for alias in node.names
+        ] + [node.module or "" for node in ast.walk(ast.parse(text)) if isinstance(node, ast.ImportFrom)]
+        assert not any(module.split(".")[0] == "examples" for module in modules), path
+        assert "spec_from_file_location" not in text, f"{path} loads a file by path"
