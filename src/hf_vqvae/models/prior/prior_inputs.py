@@ -2,9 +2,10 @@
 settings), at the public entry points `VQPriorModel.forward` / `generate` and the pipeline: the backbones behind
 them trust their inputs."""
 
+import os
+import sys
 from collections.abc import Sequence
 
-import psutil
 import torch
 
 from ..number_checks import is_int, is_integer_tensor, is_real
@@ -177,7 +178,24 @@ def available_memory(device: torch.device) -> int:
     """Bytes free for sampling on `device`: the accelerator's free memory, or the machine's available RAM."""
     if device.type == "cuda":
         return torch.cuda.mem_get_info(device)[0]
+    try:  # transformers' remote-code check skips imports in try blocks: a plain environment may lack psutil
+        import psutil
+    except ImportError:
+        return _meminfo_available()
     return psutil.virtual_memory().available
+
+
+def _meminfo_available() -> int:
+    """The kernel's MemAvailable (Linux), else free pages; without either, no limit is known."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            return next(int(line.split()[1]) * 1024 for line in meminfo if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration, ValueError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return sys.maxsize
 
 
 def sampling_class_labels(

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-from einops import rearrange
 from torch import nn
 from transformers.utils import ModelOutput
 
@@ -166,7 +165,7 @@ class VectorQuantizer(nn.Module):
                 "quantizer in float32."
             )
         with torch.autocast(device_type=latents.device.type, enabled=False):
-            flat = rearrange(latents, "b d ... -> (b ...) d").float()
+            flat = torch.movedim(latents, 1, -1).reshape(-1, latents.shape[1]).float()  # (b * grid, d)
             codebook = self.codebook.float()
             if self.training and not self.initialized:
                 self._kmeans_init(flat.detach())
@@ -182,9 +181,7 @@ class VectorQuantizer(nn.Module):
             # Straight-through estimator: the forward pass uses the code, the backward pass copies the gradient.
             quantized = flat + (quantized - flat).detach()
         return QuantizerOutput(
-            quantized=rearrange(quantized.to(latents.dtype), "(b n) d -> b d n", b=latents.shape[0]).reshape(
-                latents.shape
-            ),
+            quantized=torch.movedim(quantized.to(latents.dtype).view(latents.shape[0], *grid, -1), -1, 1),
             codes=codes.view(latents.shape[0], *grid),
             codebook_loss=codebook_loss,
             commitment_loss=commitment_loss,
