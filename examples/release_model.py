@@ -306,7 +306,14 @@ def main(argv: list[str] | None = None) -> None:
     )
     round_weights_to(vqvae, vqvae_dtype)
     round_weights_to(prior, prior_dtype)
-    metrics = evaluate_split(vqvae, raw_eval, column, args.eval_batch_size, show_progress_bar=True)
+    metrics = evaluate_split(
+        vqvae,
+        raw_eval,
+        column,
+        args.eval_batch_size,
+        show_progress_bar=True,
+        speaker_column=args.speaker_column,
+    )
     metrics.pop("num_eval_examples")
     metrics |= prior_metrics(prior, vqvae, raw_eval, column, args.label_column, args.eval_batch_size)
 

@@ -46,6 +46,11 @@ def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
     )
     parser.add_argument("--column", help="Column holding the data (default: guessed from the features).")
     parser.add_argument(
+        "--speaker_column",
+        help="For a VQ-VAE with speakers: the column naming each example's speaker, decoded with it (without it, "
+        "with the mean of the speakers).",
+    )
+    parser.add_argument(
         "--builtin_num_examples",
         type=positive_int,
         help="Size of a built-in dataset (as in training; default: the generator's).",
@@ -70,7 +75,11 @@ def run_evaluate(args: argparse.Namespace) -> None:
         check_output_file(args.output_json, "--output_json")  # before the whole evaluation, not after
     model = load_vqvae(args.model, args.device)
     raw = evaluation_split(source, args, model.config)
-    results = evaluate_split(model, raw, args.column, args.batch_size, show_progress_bar=True)
+    if args.speaker_column:
+        raw = with_model_speakers(raw, args.speaker_column, model.config)
+    results = evaluate_split(
+        model, raw, args.column, args.batch_size, show_progress_bar=True, speaker_column=args.speaker_column
+    )
     print(
         format_table(
             ["metric", "value"],
@@ -114,3 +123,20 @@ def data_source(data: list[str]) -> dict:
     if missing:
         raise CommandError(f"--data: no file matches {missing}.")
     return {"data_files": data}
+
+
+def with_model_speakers(raw, speaker_column: str, config):
+    """The split with `speaker_column`'s names as the model's speaker ids (a name it does not know is an error)."""
+    from datasets import ClassLabel
+
+    if not config.num_speakers:
+        raise CommandError("--speaker_column applies to a VQ-VAE with speakers; this one has none.")
+    if speaker_column not in (raw.column_names or []):
+        raise CommandError(
+            f"--speaker_column {speaker_column!r} not found; the data has columns {raw.column_names}."
+        )
+    names = list(config.id2speaker.values())
+    unknown = sorted(set(raw.unique(speaker_column)) - set(names))
+    if unknown:
+        raise CommandError(f"--speaker_column: speakers {unknown} are not the model's ({', '.join(names)}).")
+    return raw.cast_column(speaker_column, ClassLabel(names=names))

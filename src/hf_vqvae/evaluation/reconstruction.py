@@ -5,6 +5,7 @@ averaged per batch: per-batch perplexity, for one, depends on the batch size.
 """
 
 import dataclasses
+import itertools
 from collections.abc import Iterable
 
 import torch
@@ -74,12 +75,14 @@ def evaluate_recordings(
     recordings: Iterable[torch.Tensor],
     show_progress_bar: bool = False,
     num_recordings: int | None = None,
+    speaker_ids: Iterable[int] | None = None,
 ) -> dict[str, float]:
     """Like [`evaluate_reconstruction`], over whole audio recordings of any length rather than fixed windows.
 
     Each recording, `(channels, time)`, is zero-padded to a multiple of the model's hop, encoded and decoded in
     one pass (the model is fully convolutional), and scored over its own samples only: what a user encoding a
     file gets, with no window edges and no padding in the metrics. `num_recordings` is the progress bar's total.
+    A model with speakers decodes each recording with its speaker from `speaker_ids` (in the recordings' order).
     """
     if model.config.modality != "audio":
         raise ValueError(f"evaluate_recordings scores audio models, got modality={model.config.modality!r}.")
@@ -87,10 +90,11 @@ def evaluate_recordings(
 
     def reconstructed():
         progress = tqdm(recordings, "recordings", num_recordings, disable=not show_progress_bar, leave=False)
+        speakers = iter(speaker_ids) if speaker_ids is not None else None
         for waveform in progress:
             length = waveform.shape[-1]
             padded = F.pad(waveform, (0, -length % hop))[None].to(model.device)
-            outputs = model(padded)
+            outputs = model(padded, speaker_ids=next(speakers) if speakers is not None else None)
             reconstruction = outputs.reconstruction.float().clamp(-1, 1)[..., :length]
             yield padded[..., :length].float(), reconstruction, outputs.codes
 
@@ -98,21 +102,34 @@ def evaluate_recordings(
 
 
 def evaluate_split(
-    model: VQVAEModel, raw: Dataset, column: str, batch_size: int = 64, show_progress_bar: bool = False
+    model: VQVAEModel,
+    raw: Dataset,
+    column: str,
+    batch_size: int = 64,
+    show_progress_bar: bool = False,
+    speaker_column: str | None = None,
 ) -> dict[str, float]:
     """Reconstruction metrics of `model` over a raw dataset split, preprocessed as for validation: centred crops
     or clips in batches of `batch_size`, and whole audio recordings one at a time (the metrics a user's files
-    get, so `batch_size` does not apply to audio)."""
+    get, so `batch_size` does not apply to audio). A model with speakers decodes each example with its speaker
+    from `speaker_column` (speaker ids)."""
     preprocessor = build_preprocessor(model.config, train=False)
     if model.config.modality == "audio":
-        whole = prepare_dataset(raw, dataclasses.replace(preprocessor, num_samples=None), column)
+        whole = prepare_dataset(
+            raw, dataclasses.replace(preprocessor, num_samples=None), column, speaker_column=speaker_column
+        )
         # One recording at a time, without a collate that would fail on a batch whose only example is bad: bad
         # recordings are skipped and counted (up to `max_bad_fraction`) as in a batched split.
-        recordings = (example["input_values"] for example in whole if example["input_values"] is not None)
+        good = (example for example in whole if example["input_values"] is not None)
+        for_recordings, for_speakers = itertools.tee(good)  # read in lockstep: one example held at a time
+        recordings = (example["input_values"] for example in for_recordings)
+        speakers = (example[SPEAKER_KEY] for example in for_speakers) if speaker_column else None
         total = len(whole) if isinstance(whole, Dataset) else None
-        return evaluate_recordings(model, recordings, show_progress_bar, num_recordings=total)
+        return evaluate_recordings(model, recordings, show_progress_bar, total, speakers)
     loader = DataLoader(
-        prepare_dataset(raw, preprocessor, column), batch_size=batch_size, collate_fn=collate_examples
+        prepare_dataset(raw, preprocessor, column, speaker_column=speaker_column),
+        batch_size=batch_size,
+        collate_fn=collate_examples,
     )
     return evaluate_reconstruction(model, loader, show_progress_bar=show_progress_bar)
 
