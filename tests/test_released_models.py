@@ -21,6 +21,7 @@ from hf_vqvae.data import (
     read_fashion_mnist,
     split_train_validation,
 )
+from hf_vqvae.data.columns import speakers_as_ids
 from hf_vqvae.data.idx import FASHION_MNIST_DIR
 from hf_vqvae.evaluation.reconstruction import evaluate_split
 
@@ -76,9 +77,16 @@ def card_metric(folder: Path, metric_type: str) -> float:
 
 
 def reconstruction_metrics(model: VQVAEModel, validation, column: str) -> dict[str, float]:
-    """The card's metrics over the first validation examples: whole recordings for audio, else centred inputs."""
+    """The card's metrics over the first validation examples: whole recordings for audio, else centred inputs; a
+    decoder with speakers decodes each take with its own."""
     subset = validation.select(range(min(NUM_CHECKED_EXAMPLES, len(validation))))
-    return evaluate_split(model, subset, column, batch_size=NUM_CHECKED_EXAMPLES)
+    speaker_column = None
+    if model.config.num_speakers:
+        speaker_column = "speaker"
+        subset = speakers_as_ids(subset, speaker_column, list(model.config.id2speaker.values()))
+    return evaluate_split(
+        model, subset, column, batch_size=NUM_CHECKED_EXAMPLES, speaker_column=speaker_column
+    )
 
 
 def assert_sample_shapes(samples: list, model: VQVAEModel) -> None:

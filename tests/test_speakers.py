@@ -16,6 +16,7 @@ from datasets import Dataset
 from transformers import pipeline
 
 from hf_vqvae import VQPriorConfig, VQPriorModel, VQVAEConfig, VQVAEModel
+from hf_vqvae.cli import main as cli_main
 from hf_vqvae.data import encode_speaker_column, make_tones
 from hf_vqvae.models.vqvae.spectral_loss import multi_resolution_stft_loss
 from hf_vqvae.pipelines.recordings import convert_voice, reconstruct_recording
@@ -406,3 +407,12 @@ def test_code_noise_replaces_codes_in_training_only():
     assert not torch.allclose(noisy, clean)
     with pytest.raises(ValueError, match=r"code_noise must lie in \[0, 1\)"):
         tiny_config("audio", code_noise=1.0)
+
+
+def test_cli_evaluate_decodes_each_take_with_its_speaker(speaker_model_dir, speaker_parquet, tmp_path):
+    argv = ["evaluate", str(speaker_model_dir), "--data", str(speaker_parquet), "--column", "audio"]
+    with_speakers, mean_speaker = tmp_path / "speakers.json", tmp_path / "mean.json"
+    assert cli_main([*argv, "--speaker_column", "speaker", "--output_json", str(with_speakers)]) == 0
+    assert cli_main([*argv, "--output_json", str(mean_speaker)]) == 0
+    # The speakers' vectors differ (random in this model), so decoding with the mean one gives other numbers.
+    assert json.loads(with_speakers.read_text())["snr_db"] != json.loads(mean_speaker.read_text())["snr_db"]

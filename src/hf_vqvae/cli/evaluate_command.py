@@ -5,6 +5,7 @@ import glob
 import json
 from pathlib import Path
 
+from ..data.columns import speakers_as_ids
 from ..models.number_checks import positive_int, split_percentage
 from ..models.vqvae.configuration_vqvae import VQVAEConfig
 from .common import (
@@ -76,7 +77,9 @@ def run_evaluate(args: argparse.Namespace) -> None:
     model = load_vqvae(args.model, args.device)
     raw = evaluation_split(source, args, model.config)
     if args.speaker_column:
-        raw = with_model_speakers(raw, args.speaker_column, model.config)
+        if not model.config.num_speakers:
+            raise CommandError("--speaker_column applies to a VQ-VAE with speakers; this one has none.")
+        raw = speakers_as_ids(raw, args.speaker_column, list(model.config.id2speaker.values()))
     results = evaluate_split(
         model, raw, args.column, args.batch_size, show_progress_bar=True, speaker_column=args.speaker_column
     )
@@ -123,20 +126,3 @@ def data_source(data: list[str]) -> dict:
     if missing:
         raise CommandError(f"--data: no file matches {missing}.")
     return {"data_files": data}
-
-
-def with_model_speakers(raw, speaker_column: str, config):
-    """The split with `speaker_column`'s names as the model's speaker ids (a name it does not know is an error)."""
-    from datasets import ClassLabel
-
-    if not config.num_speakers:
-        raise CommandError("--speaker_column applies to a VQ-VAE with speakers; this one has none.")
-    if speaker_column not in (raw.column_names or []):
-        raise CommandError(
-            f"--speaker_column {speaker_column!r} not found; the data has columns {raw.column_names}."
-        )
-    names = list(config.id2speaker.values())
-    unknown = sorted(set(raw.unique(speaker_column)) - set(names))
-    if unknown:
-        raise CommandError(f"--speaker_column: speakers {unknown} are not the model's ({', '.join(names)}).")
-    return raw.cast_column(speaker_column, ClassLabel(names=names))

@@ -196,3 +196,22 @@ def encode_speaker_column(
     train = train.cast_column(speaker_column, label)
     evaluation = evaluation.cast_column(speaker_column, label) if evaluation is not None else None
     return train, evaluation, names
+
+
+def speakers_as_ids(dataset: Dataset, speaker_column: str, speaker_names: list[str]) -> Dataset:
+    """`dataset` with `speaker_column`'s names encoded as the ids of `speaker_names` (a model's `id2speaker`), for
+    evaluating a trained model on data whose speakers it knows.
+
+    Raises:
+        ValueError: for a missing column, or a speaker the model does not know.
+    """
+    if speaker_column not in (dataset.column_names or []):
+        raise ValueError(
+            f"Speaker column {speaker_column!r} not found; the dataset has columns {dataset.column_names}."
+        )
+    unknown = sorted(set(dataset.unique(speaker_column)) - set(speaker_names))
+    if unknown:
+        raise ValueError(
+            f"Speakers {unknown} of {speaker_column!r} are not the model's ({', '.join(speaker_names)})."
+        )
+    return dataset.cast_column(speaker_column, ClassLabel(names=list(speaker_names)))
