@@ -75,3 +75,19 @@ def test_the_library_never_imports_examples():
         ] + [node.module or "" for node in ast.walk(ast.parse(text)) if isinstance(node, ast.ImportFrom)]
         assert not any(module.split(".")[0] == "examples" for module in modules), path
         assert "spec_from_file_location" not in text, f"{path} loads a file by path"
+
+
+def test_each_module_runs_its_main_once():
+    for path in PACKAGE.rglob("*.py"):
+        assert path.read_text().count('if __name__ == "__main__":') <= 1, path
+
+
+@pytest.mark.parametrize("module", ["hf_vqvae.training.train_vqvae", "hf_vqvae.training.train_prior"])
+def test_training_modules_run_with_python_m(module):
+    import subprocess
+
+    result = subprocess.run(
+        [sys.executable, "-m", module, "--help"], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.count("usage:") == 1

@@ -235,7 +235,3 @@ def finish(
 
 if __name__ == "__main__":
     main()
-
-
-if __name__ == "__main__":
-    main()
