@@ -4,6 +4,7 @@ pipeline's `speaker_ids`, and the multi-resolution STFT loss."""
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 
@@ -13,6 +14,7 @@ import soundfile
 import torch
 from conftest import EXAMPLES, load_script, tiny_config, tiny_inputs
 from datasets import Dataset
+from safetensors.torch import save_file
 from transformers import pipeline
 
 from hf_vqvae import VQPriorConfig, VQPriorModel, VQVAEConfig, VQVAEModel
@@ -416,3 +418,54 @@ def test_cli_evaluate_decodes_each_take_with_its_speaker(speaker_model_dir, spea
     assert cli_main([*argv, "--output_json", str(mean_speaker)]) == 0
     # The speakers' vectors differ (random in this model), so decoding with the mean one gives other numbers.
     assert json.loads(with_speakers.read_text())["snr_db"] != json.loads(mean_speaker.read_text())["snr_db"]
+
+
+def test_cli_sample_and_decode_take_speakers(speaker_model_dir, tmp_path, capsys):
+    folder = tmp_path / "pipeline"
+    shutil.copytree(speaker_model_dir, folder)
+    config = VQVAEModel.from_pretrained(folder).config
+    prior = VQPriorConfig(codebook_size=config.codebook_size, code_shape=config.code_shape, hidden_size=16)
+    VQPriorModel(VQPriorConfig(**{**prior.to_dict(), "num_layers": 1, "num_heads": 2})).save_pretrained(
+        folder / "prior"
+    )
+    assert (
+        cli_main(
+            [
+                "sample",
+                str(folder),
+                "--num_samples",
+                "2",
+                "--speakers",
+                "cy",
+                "--output_dir",
+                str(tmp_path / "s"),
+            ]
+        )
+        == 0
+    )
+    sampled = [soundfile.read(tmp_path / "s" / f"sample_{i}.wav")[0] for i in range(2)]
+    assert len(sampled) == 2
+    codes = tmp_path / "codes.safetensors"
+    save_file({"codes": torch.zeros(1, *config.code_shape, dtype=torch.long)}, codes)
+    for speaker in ("ann", "2"):
+        assert (
+            cli_main(
+                [
+                    "decode",
+                    str(folder),
+                    str(codes),
+                    "--speaker",
+                    speaker,
+                    "--output_dir",
+                    str(tmp_path / speaker),
+                ]
+            )
+            == 0
+        )
+    ann, cy = (soundfile.read(tmp_path / name / "decoded_0.wav")[0] for name in ("ann", "2"))
+    assert not np.allclose(ann, cy)
+    with pytest.raises(SystemExit):
+        cli_main(
+            ["decode", str(folder), str(codes), "--speaker", "dan", "--output_dir", str(tmp_path / "dan")]
+        )
+    assert "Unknown speaker 'dan'" in capsys.readouterr().err

@@ -14,6 +14,7 @@ from safetensors.torch import load_file, save_file
 from ..models.number_checks import positive_int
 from ..models.vqvae.configuration_vqvae import VQVAEConfig
 from ..models.vqvae.modalities import IMAGE
+from ..models.vqvae.speakers import speaker_ids_tensor
 from ..pipelines.exporting import VIDEO_FORMATS, postprocess_samples, write_output
 from .common import (
     USER_ERRORS,
@@ -165,6 +166,11 @@ def add_decode_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--output_dir", default="decoded")
     parser.add_argument("--batch_size", type=positive_int, default=16)
     parser.add_argument("--video_format", choices=VIDEO_FORMATS, default="gif")
+    parser.add_argument(
+        "--speaker",
+        help="A VQ-VAE with speakers: the speaker (name or id) every grid is decoded with (default: the mean of the "
+        "speakers).",
+    )
     parser.set_defaults(run=run_decode, user_errors=USER_ERRORS)
     return parser
 
@@ -180,9 +186,16 @@ def run_decode(args: argparse.Namespace) -> None:
             "other signals unless both are the same model.",
             file=sys.stderr,
         )
+    speaker = None
+    if args.speaker is not None:
+        speaker = int(args.speaker) if args.speaker.isdigit() else args.speaker
+        speaker_ids_tensor(model.config, speaker, 1)  # an unknown speaker fails before any decoding
     with torch.no_grad():
         decoded = torch.cat(
-            [model.decode(batch.to(model.device)).float().cpu() for batch in codes.split(args.batch_size)]
+            [
+                model.decode(batch.to(model.device), speaker_ids=speaker).float().cpu()
+                for batch in codes.split(args.batch_size)
+            ]
         )
     stems = output_stems(names, len(decoded))
     paths = [

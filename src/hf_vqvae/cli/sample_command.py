@@ -60,6 +60,12 @@ def add_sample_parser(subparsers) -> argparse.ArgumentParser:
         type=float,
         help="Share of the code grid's first axis that --prompt fixes (default 0.5).",
     )
+    parser.add_argument(
+        "--speakers",
+        nargs="+",
+        help="A VQ-VAE with speakers: one speaker (name or id) for every sample, or one per sample (default: the "
+        "samples cycle through the speakers).",
+    )
     parser.add_argument("--batch_size", type=positive_int, help="Samples generated at once (default: all).")
     parser.add_argument("--output_dir", default="samples")
     parser.add_argument("--video_format", choices=VIDEO_FORMATS, default="gif")
@@ -81,6 +87,7 @@ def run_sample(args: argparse.Namespace) -> None:
         guidance_scale=args.guidance_scale,
         prompt=prompt_file(args.prompt),
         prompt_fraction=args.prompt_fraction,
+        speaker_ids=sampling_labels(args.speakers),
         seed=args.seed,
         batch_size=args.batch_size,
     )
