@@ -424,10 +424,14 @@ def test_cli_sample_and_decode_take_speakers(speaker_model_dir, tmp_path, capsys
     folder = tmp_path / "pipeline"
     shutil.copytree(speaker_model_dir, folder)
     config = VQVAEModel.from_pretrained(folder).config
-    prior = VQPriorConfig(codebook_size=config.codebook_size, code_shape=config.code_shape, hidden_size=16)
-    VQPriorModel(VQPriorConfig(**{**prior.to_dict(), "num_layers": 1, "num_heads": 2})).save_pretrained(
-        folder / "prior"
+    prior = VQPriorConfig(
+        codebook_size=config.codebook_size,
+        code_shape=config.code_shape,
+        hidden_size=16,
+        num_layers=1,
+        num_heads=2,
     )
+    VQPriorModel(prior).save_pretrained(folder / "prior")
     assert (
         cli_main(
             [
