@@ -33,6 +33,7 @@ from hf_vqvae.data import (
 from hf_vqvae.evaluation import metrics
 from hf_vqvae.evaluation.sample_classifier import SampleClassifier, classify, train_classifier
 from hf_vqvae.evaluation.samples import (
+    conversion_targets,
     guidance_sweep,
     harmonicity,
     rows_as_dicts,
@@ -169,15 +170,27 @@ def check_prior_classes(args, prior: VQPriorModel, label_names: list[str] | None
 
 
 @torch.no_grad()
-def decoded_with(
-    vqvae: VQVAEModel, inputs: torch.Tensor, speaker_ids: torch.LongTensor | None, batch_size: int = 500
+def encoded(vqvae: VQVAEModel, inputs: torch.Tensor, batch_size: int = 500) -> torch.LongTensor:
+    """The code grids of `inputs`, batch by batch."""
+    return torch.cat(
+        [
+            vqvae.encode(inputs[start : start + batch_size]).codes
+            for start in range(0, len(inputs), batch_size)
+        ]
+    )
+
+
+@torch.no_grad()
+def decoded(
+    vqvae: VQVAEModel, codes: torch.LongTensor, speaker_ids: torch.LongTensor | None, batch_size: int = 500
 ) -> torch.Tensor:
-    """`inputs` through the VQ-VAE, decoded with `speaker_ids` (a reconstruction, or a voice conversion)."""
+    """`codes` decoded with `speaker_ids` (a reconstruction, or a voice conversion), in [-1, 1], batch by batch."""
     outputs = []
-    for start in range(0, len(inputs), batch_size):
-        codes = vqvae.encode(inputs[start : start + batch_size]).codes
+    for start in range(0, len(codes), batch_size):
         speakers = speaker_ids[start : start + batch_size] if speaker_ids is not None else None
-        outputs.append(vqvae.decode(codes, speaker_ids=speakers).float().clamp(-1, 1))
+        outputs.append(
+            vqvae.decode(codes[start : start + batch_size], speaker_ids=speakers).float().clamp(-1, 1)
+        )
     return torch.cat(outputs)
 
 
@@ -189,18 +202,15 @@ def voice_scores(vqvae: VQVAEModel, classifier, speaker_classifier, evaluation: 
     """Reconstructions with the true speaker, and conversions of every take to the speakers 1 and 3 ids further
     on: how often the digit is kept and the target speaker heard."""
     inputs, labels, speakers = (evaluation[k] for k in (vqvae.main_input_name, LABEL_KEY, SPEAKER_KEY))
-    reconstructions = decoded_with(vqvae, inputs, speakers)
+    codes = encoded(vqvae, inputs)
+    reconstructions = decoded(vqvae, codes, speakers)
     scores = {
         "reconstruction_speaker_accuracy": accuracy_of(speaker_classifier, reconstructions, speakers),
         "reconstruction_harmonicity": harmonicity(reconstructions, vqvae.config.sampling_rate).mean().item(),
     }
-    num_speakers = vqvae.config.num_speakers
-    converted, targets = [], []
-    for shift in (1, 3):
-        target = (speakers + shift) % num_speakers
-        converted.append(decoded_with(vqvae, inputs, target))
-        targets.append(target)
-    converted, targets = torch.cat(converted), torch.cat(targets)
+    targets = conversion_targets(speakers, vqvae.config.num_speakers)
+    converted = torch.cat([decoded(vqvae, codes, target) for target in targets])
+    targets = torch.cat(targets)
     scores["conversion_target_speaker_accuracy"] = accuracy_of(speaker_classifier, converted, targets)
     scores["conversion_source_speaker_accuracy"] = accuracy_of(
         speaker_classifier, converted, speakers.repeat(2)
@@ -237,16 +247,6 @@ def level_scores(args, vqvae: VQVAEModel, raw_eval) -> dict[str, float]:
     }
 
 
-def check_speakers(vqvae: VQVAEModel, speaker_names: list[str]) -> None:
-    """Voice scores need a VQ-VAE whose speakers are the data's."""
-    names = list((vqvae.config.id2speaker or {}).values())
-    if names != speaker_names:
-        raise ValueError(
-            f"--speaker_column gives the speakers {speaker_names}, but the VQ-VAE's are {names or 'none'}: voice "
-            "scores need a VQ-VAE trained with --speaker_column on this data."
-        )
-
-
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     vqvae = VQVAEModel.from_pretrained(args.model_name_or_path).eval()
@@ -259,7 +259,7 @@ def main(argv: list[str] | None = None) -> None:
     speaker_names = None
     if args.speaker_column:
         raw_train, raw_eval, speaker_names = encode_speaker_column(raw_train, raw_eval, args.speaker_column)
-        check_speakers(vqvae, speaker_names)
+        vqvae.config.check_speakers(speaker_names)
     evaluation = load_examples(args, vqvae, raw_eval, "validation")
     train = None
     if not (Path(args.classifier_dir) / "classifier.json").is_file() or (
@@ -299,7 +299,7 @@ def real_data_scores(vqvae: VQVAEModel, classifier, evaluation: dict) -> dict[st
     inputs, labels = evaluation[vqvae.main_input_name], evaluation[LABEL_KEY]
     real = {
         "reconstruction_accuracy": accuracy_of(
-            classifier, decoded_with(vqvae, inputs, evaluation.get(SPEAKER_KEY)), labels
+            classifier, decoded(vqvae, encoded(vqvae, inputs), evaluation.get(SPEAKER_KEY)), labels
         ),
         "diversity": within_class_diversity(classify(classifier, inputs)[1], labels),
         "validation_examples": len(labels),

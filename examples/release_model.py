@@ -31,6 +31,7 @@ from hf_vqvae.data import (
     prepare_dataset,
 )
 from hf_vqvae.evaluation.reconstruction import compare_with_code_entropy, evaluate_prior, evaluate_split
+from hf_vqvae.evaluation.samples import conversion_targets
 from hf_vqvae.models.prior.modeling_prior import VQPriorModel
 from hf_vqvae.pipelines.exporting import postprocess_samples, save_outputs, save_reconstructions, write_output
 from hf_vqvae.pipelines.vq_sample import VQSamplePipeline, per_class_labels
@@ -202,8 +203,7 @@ def save_reconstruction_pairs(
     if speakers is None:
         return paths
     codes = vqvae.encode(inputs).codes
-    for shift in (1, 3):
-        targets = (speakers + shift) % vqvae.config.num_speakers
+    for targets in conversion_targets(speakers, vqvae.config.num_speakers):
         outputs = postprocess_samples(vqvae.decode(codes, speaker_ids=targets), vqvae.config)
         paths += [
             write_output(
@@ -367,11 +367,7 @@ def load_release(args, model_dir: Path):
         )
     if args.speaker_column:
         _, raw_eval, speaker_names = encode_speaker_column(raw_train, raw_eval, args.speaker_column)
-        if speaker_names != list((vqvae.config.id2speaker or {}).values()):
-            raise ValueError(
-                f"--speaker_column gives the speakers {speaker_names}, but the VQ-VAE's are "
-                f"{list((vqvae.config.id2speaker or {}).values()) or 'none'}."
-            )
+        vqvae.config.check_speakers(speaker_names)
     return vqvae, prior, raw_eval
 
 

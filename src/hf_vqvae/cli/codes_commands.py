@@ -187,9 +187,8 @@ def run_decode(args: argparse.Namespace) -> None:
             file=sys.stderr,
         )
     speaker = None
-    if args.speaker is not None:
-        speaker = int(args.speaker) if args.speaker.isdigit() else args.speaker
-        speaker_ids_tensor(model.config, speaker, 1)  # an unknown speaker fails before any decoding
+    if args.speaker is not None:  # an unknown speaker fails before any decoding; ids may be given as digits
+        speaker = int(speaker_ids_tensor(model.config, args.speaker, 1))
     with torch.no_grad():
         decoded = torch.cat(
             [

@@ -45,8 +45,8 @@ def run_convert(args: argparse.Namespace) -> None:
         raise CommandError(
             f"{args.model} is a {model.config.modality} model; voice conversion needs an audio one."
         )
-    speaker = int(args.speaker) if args.speaker.isdigit() else args.speaker
-    speaker_ids_tensor(model.config, speaker, 1)  # an unknown speaker is refused before the file is read
+    # An unknown speaker is refused before the file is read; ids may be given as digits.
+    speaker_id = int(speaker_ids_tensor(model.config, args.speaker, 1))
     if not Path(args.input).is_file():
         raise CommandError(f"no such file: {args.input!r}.")
     try:
@@ -55,7 +55,7 @@ def run_convert(args: argparse.Namespace) -> None:
         raise CommandError(f"cannot read {args.input!r}: {error}") from error
     waveform = resample(mix_channels(waveform, model.config.in_channels), rate, model.config.sampling_rate)
     converted = convert_voice(
-        model, torch.from_numpy(np.ascontiguousarray(waveform, dtype=np.float32)), speaker
+        model, torch.from_numpy(np.ascontiguousarray(waveform, dtype=np.float32)), speaker_id
     )
     import soundfile
 
@@ -64,7 +64,7 @@ def run_convert(args: argparse.Namespace) -> None:
     soundfile.write(partial, converted.numpy().T, model.config.sampling_rate, subtype="PCM_16", format="WAV")
     partial.replace(output)
     resampled = f", resampled from {rate} Hz" if rate != model.config.sampling_rate else ""
-    name = model.config.id2speaker[speaker_ids_tensor(model.config, speaker, 1).item()]
+    name = model.config.id2speaker[speaker_id]
     print(
         f"Converted {args.input} to speaker {name!r}: {output} ({converted.shape[-1] / model.config.sampling_rate:.2f} s "
         f"at {model.config.sampling_rate} Hz{resampled})."

@@ -193,8 +193,15 @@ def rows_as_dicts(rows: list[SweepRow]) -> list[dict]:
     return [asdict(row) for row in rows]
 
 
+def conversion_targets(speaker_ids: torch.LongTensor, num_speakers: int) -> list[torch.LongTensor]:
+    """The speakers each take is converted to when conversion is measured or shown: those 1 and 3 ids further on,
+    two other voices per take, every speaker a target as often as any other."""
+    return [(speaker_ids + shift) % num_speakers for shift in (1, 3)]
+
+
 __all__ = [
     "SweepRow",
+    "conversion_targets",
     "guidance_sweep",
     "harmonicity",
     "sample_decoded",

@@ -14,8 +14,10 @@ from .checkpointing import DEFAULT_PREFIX, check_finite_loss, save_checkpoint
 from .history import TrainingHistory
 from .resumable_data import resumable_batches
 
-# A batch and its place in the run (the batch's number in the epoch) -> the loss and the scalars to log.
-LossFunction = Callable[[dict, int], tuple[torch.Tensor, dict[str, float]]]
+# A batch and its place in the run (the batch's number in the epoch) -> the loss, and a function giving the scalars
+# to log; it is called on the last micro-batch of each optimizer step only, so that reading them back from the
+# device (`.item()`) does not stall every micro-batch of gradient accumulation.
+LossFunction = Callable[[dict, int], tuple[torch.Tensor, Callable[[], dict[str, float]]]]
 
 
 @dataclass
@@ -45,7 +47,7 @@ def run_training_loop(
 
     Args:
         description: the progress bar's label.
-        loss_and_logs: the loss of a batch, and the scalars to log at the step it completes.
+        loss_and_logs: the loss of a batch, and a function giving the scalars to log at the step it completes.
         validate: called with the step every `--validation_steps` steps (`None` without validation data).
         progress_keys: logged scalars shown beside the progress bar, by name -> format (e.g. `{"loss": ".4f"}`).
     """
@@ -74,7 +76,7 @@ def run_training_loop(
             continue
         run.global_step += 1
         progress.update(1)
-        logs = {**logs, "lr": run.scheduler.get_last_lr()[0], "epoch": epoch}
+        logs = {**logs(), "lr": run.scheduler.get_last_lr()[0], "epoch": epoch}
         progress.set_postfix({name: format(logs[name], spec) for name, spec in progress_keys.items()})
         run.history.log(logs, step=run.global_step)
         if validate is not None and run.global_step % args.validation_steps == 0:

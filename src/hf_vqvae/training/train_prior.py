@@ -147,7 +147,7 @@ def train(run: TrainingRun, vqvae: VQVAEModel, eval_loader) -> None:
         )
         codes, augment_labels = training_codes(args, vqvae, batch, generator)
         loss = prior(codes, class_labels=batch.get("class_labels"), augment_labels=augment_labels).loss
-        return loss, {"loss": loss.item(), "bits_per_code": loss.item() / math.log(2)}
+        return loss, lambda: {"loss": loss.item(), "bits_per_code": loss.item() / math.log(2)}
 
     def validate_at(step: int) -> None:
         validate(accelerator, prior, vqvae, eval_loader, run.history, step)

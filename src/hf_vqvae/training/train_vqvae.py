@@ -143,11 +143,8 @@ def with_speakers(model: VQVAEModel, speaker_names: list[str]) -> None:
     if not model.config.num_speakers:
         model.add_speakers(speaker_names)
         logger.info("The decoder learns %d speakers: %s", len(speaker_names), speaker_names)
-    elif list(model.config.id2speaker.values()) != speaker_names:
-        raise ValueError(
-            f"The model's speakers {list(model.config.id2speaker.values())} are not the data's {speaker_names} "
-            "(the same names in the same order are needed)."
-        )
+    else:
+        model.config.check_speakers(speaker_names)
 
 
 def set_train_mode(accelerator: Accelerator, model, decoder_only: bool) -> None:
@@ -263,13 +260,20 @@ def train(run: TrainingRun, eval_loader) -> None:
 
     def loss_and_logs(batch: dict, batch_number: int):
         outputs = model(batch[input_name], speaker_ids=batch.get(SPEAKER_KEY))
-        logs = {
-            "loss": outputs.loss.item(),
-            "reconstruction_loss": outputs.reconstruction_loss.item(),
-            "commitment_loss": outputs.commitment_loss.item(),
-            **({"spectral_loss": outputs.spectral_loss.item()} if outputs.spectral_loss is not None else {}),
-            "batch_perplexity": outputs.perplexity.item(),
-        }
+
+        def logs() -> dict[str, float]:
+            return {
+                "loss": outputs.loss.item(),
+                "reconstruction_loss": outputs.reconstruction_loss.item(),
+                "commitment_loss": outputs.commitment_loss.item(),
+                **(
+                    {"spectral_loss": outputs.spectral_loss.item()}
+                    if outputs.spectral_loss is not None
+                    else {}
+                ),
+                "batch_perplexity": outputs.perplexity.item(),
+            }
+
         return outputs.loss, logs
 
     def validate_at(step: int) -> None:

@@ -212,6 +212,16 @@ class VQVAEConfig(PreTrainedConfig):
         if len(set(self.id2speaker.values())) != len(self.id2speaker):
             raise ValueError(f"id2speaker names each speaker once, got {self.id2speaker}.")
 
+    def check_speakers(self, speaker_names: list[str]) -> None:
+        """Raise a `ValueError` unless the decoder's speakers are `speaker_names`, the same names in the same
+        order (as the data's speaker column encodes them)."""
+        names = list((self.id2speaker or {}).values())
+        if names != list(speaker_names):
+            raise ValueError(
+                f"The data's speakers are {list(speaker_names)}, but the VQ-VAE's are {names or 'none'}; the same "
+                "names in the same order are needed (a VQ-VAE trained with --speaker_column on this data)."
+            )
+
     @property
     def speaker2id(self) -> dict[str, int]:
         """Speaker ids by name (empty without speakers)."""
