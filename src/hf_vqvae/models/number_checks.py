@@ -60,3 +60,11 @@ def non_negative_float(value: str) -> float:
     if not 0 <= number < float("inf"):
         raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {value}")
     return number
+
+
+def positive_float(value: str) -> float:
+    """An argparse type: a finite number > 0."""
+    number = float(value)
+    if not 0 < number < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {value}")
+    return number

@@ -175,12 +175,13 @@ def save_reconstructions(
     return save_outputs(pairs, config, output_dir, "original_vs_reconstruction")
 
 
-def side_by_side(originals: Sequence[PIL.Image.Image], reconstructions: Sequence[PIL.Image.Image]) -> list:
-    """Video frames: each original frame with its reconstruction to the right."""
+def side_by_side(*clips: Sequence[PIL.Image.Image]) -> list:
+    """Video frames: frame t of each clip in a row, left to right (an original beside its reconstruction, or a
+    prompt, a prediction and the truth)."""
     joined = []
-    for frame, reconstructed in zip(originals, reconstructions, strict=True):
-        canvas = PIL.Image.new(frame.mode, (frame.width * 2, frame.height))
-        canvas.paste(frame, (0, 0))
-        canvas.paste(reconstructed, (frame.width, 0))
+    for frames in zip(*clips, strict=True):
+        canvas = PIL.Image.new(frames[0].mode, (sum(frame.width for frame in frames), frames[0].height))
+        for index, frame in enumerate(frames):
+            canvas.paste(frame, (index * frames[0].width, 0))
         joined.append(canvas)
     return joined
