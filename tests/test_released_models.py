@@ -5,16 +5,20 @@ Every test skips cleanly when a folder holds no weights yet, or when its validat
 (CIFAR-10 and FSDD beside the repo in `../shared/data`, Fashion-MNIST from Debian's `dataset-fashion-mnist`).
 """
 
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import EXAMPLES, SHARED_DATA, load_script
 from huggingface_hub import ModelCard
 from test_hub_loading import hub_cache  # noqa: F401  (fixture)
 from transformers import pipeline
 
-from hf_vqvae import VQSamplePipeline, VQVAEModel
+from hf_vqvae import VQPriorModel, VQSamplePipeline, VQVAEModel
 from hf_vqvae.data import (
     load_raw_dataset,
     make_moving_mnist,
@@ -130,3 +134,39 @@ def test_released_model_loads_by_hub_id_from_the_cache(name, hub_cache):  # noqa
     pipe.set_progress_bar_config(disable=True)
     class_label = 0 if pipe.prior.config.num_classes else None
     assert len(pipe(num_samples=1, class_labels=class_label, seed=0)) == 1
+
+
+# Loads a released folder as its card shows for users without the package, and samples one grid.
+REMOTE_SAMPLING = """
+import sys
+sys.modules["hf_vqvae"] = None
+import torch
+from transformers import AutoModel
+
+folder, output = sys.argv[1:3]
+model = AutoModel.from_pretrained(folder, trust_remote_code=True).eval()
+prior = AutoModel.from_pretrained(folder, subfolder="prior", trust_remote_code=True).eval()
+labels = [0] if prior.config.num_classes else None
+codes = prior.generate(1, class_labels=labels, generator=torch.Generator().manual_seed(0))
+with torch.no_grad():
+    torch.save({"codes": codes, "samples": model.decode(codes)}, output)
+"""
+
+
+@pytest.mark.parametrize("name", sorted(RELEASED_MODELS))
+def test_released_model_samples_with_transformers_alone(name, tmp_path):
+    folder = released_folder(name)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules")}
+    result = subprocess.run(
+        [sys.executable, "-c", REMOTE_SAMPLING, str(folder), str(tmp_path / "out.pt")],
+        capture_output=True, text=True, env=env, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    remote = torch.load(tmp_path / "out.pt")
+    model = VQVAEModel.from_pretrained(folder).eval()
+    prior = VQPriorModel.from_pretrained(folder, subfolder="prior").eval()
+    labels = [0] if prior.config.num_classes else None
+    codes = prior.generate(1, class_labels=labels, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(remote["codes"], codes)
+    with torch.no_grad():
+        torch.testing.assert_close(remote["samples"], model.decode(codes), rtol=0, atol=1e-5)

@@ -12,13 +12,13 @@ from transformers import AutoModel, Pipeline
 
 from ..models.number_checks import is_int
 from ..models.prior.prior_inputs import check_class_labels, class_labels_as_tensor
+from ..models.remote_code import PRIOR_SUBFOLDER
 from ..models.vqvae.modeling_vqvae import VQVAEModel
 from ..models.vqvae.speakers import speaker_ids_tensor
 from .exporting import OUTPUT_TYPES, postprocess_samples
 from .hub import push_output_dir
 from .prompting import encode_prompt
 
-PRIOR_SUBFOLDER = "prior"
 DEFAULT_NUM_SAMPLES = 4
 
 

@@ -45,6 +45,20 @@ converted = convert_voice(model, waveform, "{{ speaker_names[-1] }}")  # wavefor
 
 or from the command line: `hf-vqvae convert {{ model_id }} in.wav --speaker {{ speaker_names[-1] }} --output out.wav`.
 {%- endif %}
+
+
+Without `hf_vqvae` installed, transformers loads the models from the code saved in this folder (read it first: it
+runs on your machine):
+
+```python
+from transformers import AutoModel
+
+model = AutoModel.from_pretrained("{{ model_id }}", trust_remote_code=True)
+{%- if prior_rows %}
+prior = AutoModel.from_pretrained("{{ model_id }}", subfolder="prior", trust_remote_code=True)
+samples = model.decode(prior.generate(4{{ class_labels }}))  # in [-1, 1]
+{%- endif %}
+```
 {%- if prior_rows %}
 
 Sampling new {{ noun }} from the prior:

@@ -5,6 +5,7 @@ from math import prod
 from transformers import PreTrainedConfig
 
 from ..number_checks import is_int, is_real
+from ..remote_code import VERSION_KEY, check_code_version
 
 PRIOR_TYPES = ("transformer", "pixelcnn")
 
@@ -78,6 +79,7 @@ class VQPriorConfig(PreTrainedConfig):
     condition_dropout: float = 0.0
 
     def __post_init__(self, **kwargs):
+        check_code_version(type(self), kwargs.get(VERSION_KEY))  # remote code of the config's version
         self.code_shape = [self.code_shape] if is_int(self.code_shape) else list(self.code_shape)
         self._check_fields()
         self.code_shape = [int(size) for size in self.code_shape]

@@ -32,6 +32,7 @@ from transformers.utils import ModelOutput
 from transformers.utils.generic import can_return_tuple
 
 from ..eval_mode import eval_mode
+from ..remote_code import RemoteCodeMixin
 from ..strict_loading import StrictLoadingMixin
 from .configuration_prior import VQPriorConfig
 from .guidance import check_guidance_scale, guided_rows, num_guidance_passes
@@ -165,7 +166,7 @@ def sample_codes(
     return torch.multinomial(probabilities, 1, generator=generator).squeeze(1).to(logits.device)
 
 
-class VQPriorPreTrainedModel(StrictLoadingMixin, PreTrainedModel):
+class VQPriorPreTrainedModel(RemoteCodeMixin, StrictLoadingMixin, PreTrainedModel):
     """Config class, weight initialisation and loading conventions shared by the prior models."""
 
     config: VQPriorConfig

@@ -5,6 +5,7 @@ from math import log2, prod
 from transformers import PreTrainedConfig
 
 from ..number_checks import is_int, is_real
+from ..remote_code import VERSION_KEY, check_code_version
 from .modalities import IMAGE, Modality, modality_named
 
 QUANTIZERS = ("vq", "ema")
@@ -165,6 +166,7 @@ class VQVAEConfig(PreTrainedConfig):
     code_noise: float = 0.0
 
     def __post_init__(self, **kwargs):
+        check_code_version(type(self), kwargs.get(VERSION_KEY))  # remote code of the config's version
         modality_named(self.modality)  # an unknown name fails here, naming the known ones
         if self.quantizer not in QUANTIZERS:
             raise ValueError(f"Unknown quantizer={self.quantizer!r}; expected one of {QUANTIZERS}.")

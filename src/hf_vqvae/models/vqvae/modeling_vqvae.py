@@ -11,6 +11,7 @@ from transformers.utils import ModelOutput, logging
 from transformers.utils.generic import can_return_tuple
 
 from ..number_checks import is_integer_tensor
+from ..remote_code import RemoteCodeMixin
 from ..strict_loading import StrictLoadingMixin
 from ..tracing import is_tracing
 from .configuration_vqvae import VQVAEConfig
@@ -80,7 +81,7 @@ class VQVAEOutput(ModelOutput):
     latents: torch.FloatTensor | None = None
 
 
-class VQVAEPreTrainedModel(StrictLoadingMixin, PreTrainedModel):
+class VQVAEPreTrainedModel(RemoteCodeMixin, StrictLoadingMixin, PreTrainedModel):
     config: VQVAEConfig
     base_model_prefix = "vqvae"
     main_input_name = "pixel_values"
