@@ -121,7 +121,9 @@ def test_save_load_round_trip_is_bit_identical(modality, tmp_path):
         optimizer.zero_grad()
     model.save_pretrained(tmp_path)
     # The weights, the config and the model's code (remote code, tests/test_remote_code.py): no pickles.
-    assert {p.name for p in tmp_path.iterdir() if not p.name.endswith(".py")} == {
+    assert {
+        p.name for p in tmp_path.iterdir() if not p.name.endswith((".py", "preprocessor_config.json"))
+    } == {
         "config.json",
         "model.safetensors",
     }

@@ -346,7 +346,7 @@ def test_save_pretrained_writes_a_folder_the_pipeline_loads(load_saved, tmp_path
     pipe = load_saved("image", num_classes=3)
     pipe.save_pretrained(tmp_path / "saved")
     saved = {path.name for path in (tmp_path / "saved").iterdir() if not path.name.endswith(".py")}
-    assert saved == {"config.json", "model.safetensors", "prior"}
+    assert saved == {"config.json", "model.safetensors", "preprocessor_config.json", "prior"}
     assert (tmp_path / "saved" / "modeling_vqvae.py").is_file()  # remote code (tests/test_remote_code.py)
     assert (tmp_path / "saved" / "prior" / "modeling_prior.py").is_file()
     assert "custom_pipelines" not in (tmp_path / "saved" / "config.json").read_text()

@@ -11,15 +11,17 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from conftest import EXAMPLES, SHARED_DATA, load_script
 from huggingface_hub import ModelCard
 from test_hub_loading import hub_cache  # noqa: F401  (fixture)
-from transformers import pipeline
+from transformers import AutoFeatureExtractor, AutoImageProcessor, pipeline
 
-from hf_vqvae import VQPriorModel, VQSamplePipeline, VQVAEModel
+from hf_vqvae import VQPriorModel, VQSamplePipeline, VQVAEModel, VQVAEVideoProcessor
 from hf_vqvae.data import (
+    build_preprocessor,
     load_raw_dataset,
     make_moving_mnist,
     read_fashion_mnist,
@@ -170,3 +172,29 @@ def test_released_model_samples_with_transformers_alone(name, tmp_path):
     assert torch.equal(remote["codes"], codes)
     with torch.no_grad():
         torch.testing.assert_close(remote["samples"], model.decode(codes), rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", sorted(RELEASED_MODELS))
+def test_released_model_has_the_processor_of_its_data_path(name):
+    folder = released_folder(name)
+    model = VQVAEModel.from_pretrained(folder)
+    config = model.config
+    rng = np.random.default_rng(0)
+    if config.modality == "audio":
+        processor = AutoFeatureExtractor.from_pretrained(folder)
+        raw = rng.uniform(-0.3, 0.3, config.sample_size[0]).astype(np.float32)
+        processed = processor(raw, sampling_rate=config.sampling_rate)["input_values"][0]
+        expected = build_preprocessor(config, train=False)(
+            {"array": raw, "sampling_rate": config.sampling_rate}
+        )
+    else:
+        processor = (
+            AutoImageProcessor.from_pretrained(folder)
+            if config.modality == "image"
+            else VQVAEVideoProcessor.from_pretrained(folder)
+        )
+        shape = (*config.sample_size[:-2], 40, 48, 3)
+        raw = rng.integers(0, 256, shape, dtype=np.uint8)
+        processed = processor(raw)["pixel_values"][0]
+        expected = build_preprocessor(config, train=False)(raw)
+    torch.testing.assert_close(processed, expected, rtol=0, atol=1e-6)

@@ -9,31 +9,37 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 import torch
 from conftest import tiny_config, tiny_inputs
 
 from hf_vqvae import VQPriorConfig, VQPriorModel, VQVAEModel
 from hf_vqvae.models.remote_code import add_remote_code, code_files
+from hf_vqvae.models.vqvae.processors import processor_for
 
 # Runs in a fresh interpreter: the package is made unimportable before transformers loads the folders.
 REMOTE_SCRIPT = """
 import sys
 sys.modules["hf_vqvae"] = None
 import torch
-from transformers import AutoConfig, AutoModel
+from transformers import AutoConfig, AutoFeatureExtractor, AutoImageProcessor, AutoModel
 
 folder, prior_folder, inputs_file, outputs_file = sys.argv[1:5]
 config = AutoConfig.from_pretrained(folder, trust_remote_code=True)
 vqvae = AutoModel.from_pretrained(folder, trust_remote_code=True).eval()
 prior = AutoModel.from_pretrained(prior_folder, trust_remote_code=True).eval()
+processor_class = {"image": AutoImageProcessor, "audio": AutoFeatureExtractor}[config.modality]
+processor = processor_class.from_pretrained(folder, trust_remote_code=True)
+assert type(processor).__module__.startswith("transformers_modules"), type(processor).__module__
 assert type(vqvae).__module__.startswith("transformers_modules"), type(vqvae).__module__
 assert type(config).__name__ == "VQVAEConfig" and type(prior).__name__ == "VQPriorModel"
-inputs = torch.load(inputs_file)
+inputs, raw = torch.load(inputs_file, weights_only=False)
 with torch.no_grad():
     encoded = vqvae.encode(inputs)
     outputs = {
         "reconstruction": vqvae(inputs).reconstruction,
+        "processed": processor(raw)[vqvae.main_input_name] if raw is not None else None,
         "codes": encoded.codes,
         "logits": prior(encoded.codes, class_labels=torch.tensor([0, 1])).logits,
         "samples": prior.generate(2, class_labels=[0, 1], guidance_scale=2.0,
@@ -77,7 +83,13 @@ def saved_models(tmp_path, modality="image", prior_type="transformer"):
 def test_folders_load_and_run_where_the_package_is_not_installed(tmp_path, modality, prior_type):
     vqvae, prior = saved_models(tmp_path, modality, prior_type)
     inputs = tiny_inputs(modality)[:2]
-    torch.save(inputs, tmp_path / "inputs.pt")
+    rng = np.random.default_rng(0)
+    raw = (
+        rng.integers(0, 256, (20, 24, 3), dtype=np.uint8)
+        if modality == "image"
+        else rng.uniform(-0.5, 0.5, 300)
+    )
+    torch.save((inputs, raw), tmp_path / "inputs.pt")
     result = run_without_package(
         tmp_path / "model", tmp_path / "model" / "prior", tmp_path / "inputs.pt", tmp_path / "outputs.pt",
         env_extra={"HF_MODULES_CACHE": str(tmp_path / "modules")},
@@ -88,6 +100,7 @@ def test_folders_load_and_run_where_the_package_is_not_installed(tmp_path, modal
         encoded = vqvae.encode(inputs)
         torch.testing.assert_close(remote["reconstruction"], vqvae(inputs).reconstruction, rtol=0, atol=1e-6)
         assert torch.equal(remote["codes"], encoded.codes)
+        assert torch.equal(remote["processed"], processor_for(vqvae.config)(raw)[vqvae.main_input_name])
         logits = prior(encoded.codes, class_labels=torch.tensor([0, 1])).logits
         torch.testing.assert_close(remote["logits"], logits, rtol=0, atol=1e-6)
     samples = prior.generate(
@@ -104,7 +117,8 @@ def test_folders_load_and_run_where_the_package_is_not_installed(tmp_path, modal
 def test_saved_code_is_flat_and_the_config_points_at_it(tmp_path):
     saved_models(tmp_path)
     for folder, expected in [
-        (tmp_path / "model", {"AutoConfig": "configuration_vqvae.VQVAEConfig", "AutoModel": "modeling_vqvae.VQVAEModel"}),
+        (tmp_path / "model", {"AutoConfig": "configuration_vqvae.VQVAEConfig", "AutoModel": "modeling_vqvae.VQVAEModel",
+                              "AutoImageProcessor": "image_processing_vqvae.VQVAEImageProcessor"}),
         (tmp_path / "model" / "prior", {"AutoConfig": "configuration_prior.VQPriorConfig", "AutoModel": "modeling_prior.VQPriorModel"}),
     ]:  # fmt: skip
         config = json.loads((folder / "config.json").read_text())

@@ -2,6 +2,7 @@
 """VQ-VAE (van den Oord, Vinyals, Kavukcuoglu, 2017): encoder -> vector quantizer -> decoder, for images, audio and
 video from one rank-parameterised implementation."""
 
+import os
 from dataclasses import dataclass
 
 import torch
@@ -20,6 +21,11 @@ from .encoder_decoder import VQVAEDecoder, VQVAEEncoder
 from .quantization import VectorQuantizer
 from .speakers import SpeakerIds, speaker_ids_tensor
 from .spectral_loss import multi_resolution_stft_loss
+
+try:  # the processors need Pillow, which the model does not: as remote code it needs only torch and transformers
+    from .processors import processor_auto_map, save_processor
+except ImportError:
+    processor_auto_map = save_processor = None
 
 logger = logging.get_logger(__name__)
 
@@ -90,6 +96,24 @@ class VQVAEPreTrainedModel(RemoteCodeMixin, StrictLoadingMixin, PreTrainedModel)
     _no_split_modules = ["VectorQuantizer"]
     # Distances, argmin and the codebook statistics must stay fp32 even when the model is loaded in bf16/fp16.
     _keep_in_fp32_modules_strict = ["quantizer"]
+
+    def remote_code_auto_map(self) -> dict[str, str]:
+        """The model's Auto classes, and the Auto class of its processor (image processor, feature extractor or
+        video processor) where the processors can be imported."""
+        extra = processor_auto_map(self.config.modality) if processor_auto_map is not None else {}
+        return {**super().remote_code_auto_map(), **extra}
+
+    def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs) -> None:
+        """transformers' `save_pretrained`, with the model's code (`RemoteCodeMixin`) and its processor
+        (`preprocessor_config.json`, or `video_preprocessor_config.json`), so that the folder alone says how a file
+        becomes model input."""
+        if (
+            save_processor is not None
+            and kwargs.get("is_main_process", True)
+            and not os.path.isfile(save_directory)
+        ):
+            save_processor(self.config, save_directory)
+        super().save_pretrained(save_directory, *args, **kwargs)
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:

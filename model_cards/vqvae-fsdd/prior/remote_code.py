@@ -78,12 +78,14 @@ def write_remote_code(model_class: type, save_directory: str | os.PathLike) -> l
     return written
 
 
-def add_remote_code(model_class: type, folder: str | os.PathLike) -> list[Path]:
+def add_remote_code(
+    model_class: type, folder: str | os.PathLike, extra_auto_map: dict[str, str] | None = None
+) -> list[Path]:
     """Make an already saved folder loadable as remote code without rewriting its weights: write the code and
-    add `auto_map` and the version to its config.json."""
+    add `auto_map` (with `extra_auto_map`, e.g. the processor's) and the version to its config.json."""
     config_file = Path(folder, "config.json")
     config = json.loads(config_file.read_text())
-    config["auto_map"] = auto_map(model_class)
+    config["auto_map"] = {**auto_map(model_class), **(extra_auto_map or {})}
     config[VERSION_KEY] = own_version(model_class.__module__)
     config_file.write_text(json.dumps(dict(sorted(config.items())), indent=2) + "\n")
     return write_remote_code(model_class, folder)
@@ -108,12 +110,16 @@ def check_code_version(config_class: type, config_version: str | None) -> None:
 class RemoteCodeMixin:
     """`save_pretrained` that also writes the model's code and points config.json's `auto_map` at it."""
 
+    def remote_code_auto_map(self) -> dict[str, str]:
+        """The `auto_map` written into config.json (models with a processor add it)."""
+        return auto_map(type(self))
+
     def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs) -> None:
         if os.path.isfile(save_directory):
             raise NotADirectoryError(
                 f"save_directory {os.fspath(save_directory)!r} is a file; give a folder to save the model to."
             )
-        self.config.auto_map = auto_map(type(self))
+        self.config.auto_map = self.remote_code_auto_map()
         setattr(self.config, VERSION_KEY, own_version(type(self).__module__))
         if kwargs.get("is_main_process", True):
             # Before the weights: `push_to_hub=True` uploads the folder as transformers leaves it.

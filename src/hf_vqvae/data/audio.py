@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from scipy.signal import resample_poly
 
+from ..models.vqvae.feature_extraction_vqvae import mix_channels, set_level
 from .cropping import window_start
 from .robustness import BadExampleError
 
@@ -137,17 +138,6 @@ def _read_with_pyav(source: io.BytesIO | str | os.PathLike) -> tuple[np.ndarray,
     return np.concatenate(chunks, axis=1), sampling_rate
 
 
-def mix_channels(waveform: np.ndarray, channels: int) -> np.ndarray:
-    """(C, T) -> (channels, T): averages to mono, repeats mono, or keeps matching channel counts."""
-    if waveform.shape[0] == channels:
-        return waveform
-    if channels == 1:
-        return waveform.mean(axis=0, keepdims=True)
-    if waveform.shape[0] == 1:
-        return np.repeat(waveform, channels, axis=0)
-    raise BadExampleError(f"cannot mix {waveform.shape[0]} audio channels to {channels}")
-
-
 def resample(waveform: np.ndarray, orig_sampling_rate: int, target_sampling_rate: int) -> np.ndarray:
     """Polyphase resampling of a (C, T) waveform along time; the length scales by target/orig."""
     if orig_sampling_rate == target_sampling_rate:
@@ -223,12 +213,11 @@ class AudioPreprocessor:
     def load_waveform(self, value: Any) -> torch.Tensor:
         """The whole recording, `torch.FloatTensor` of shape (channels, T) at `sampling_rate`, in [-1, 1]."""
         waveform, sampling_rate = decode_audio(value)
-        waveform = resample(mix_channels(waveform, self.channels), sampling_rate, self.sampling_rate)
-        if self.peak_level is not None:
-            peak = np.abs(waveform).max(initial=0.0)
-            waveform = waveform * (self.peak_level / peak) if peak > 0 else waveform
-        # Float files may exceed full scale and resampling overshoots slightly; the model expects [-1, 1].
-        return torch.from_numpy(np.ascontiguousarray(np.clip(waveform, -1.0, 1.0), dtype=np.float32))
+        try:  # the feature extractor's channels and level (VQVAEFeatureExtractor), resampled in between
+            waveform = resample(mix_channels(waveform, self.channels), sampling_rate, self.sampling_rate)
+        except ValueError as error:
+            raise BadExampleError(str(error)) from error
+        return torch.from_numpy(np.ascontiguousarray(set_level(waveform, self.peak_level), dtype=np.float32))
 
     def __call__(self, value: Any) -> torch.Tensor:
         waveform = self.load_waveform(value)

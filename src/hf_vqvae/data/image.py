@@ -12,21 +12,9 @@ import PIL.Image
 import PIL.ImageOps
 import torch
 
+from ..models.vqvae.image_processing_vqvae import CHANNEL_MODES, VQVAEImageProcessor, convert_mode, to_8_bit
 from .cropping import window_start
 from .robustness import BadExampleError
-
-# PIL mode for each supported number of channels.
-CHANNEL_MODES = {1: "L", 3: "RGB"}
-
-
-def _flattened(image: PIL.Image.Image) -> PIL.Image.Image:
-    """An image with transparency composited on white, as it shows on a page: converting it to RGB or L directly
-    would keep the colours hidden under transparent pixels."""
-    has_alpha = image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info
-    if not has_alpha:
-        return image
-    rgba = image.convert("RGBA")
-    return PIL.Image.alpha_composite(PIL.Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
 
 
 def decode_image(value: Any, mode: str | None = None) -> PIL.Image.Image:
@@ -51,26 +39,11 @@ def decode_image(value: Any, mode: str | None = None) -> PIL.Image.Image:
         image.load()  # decode now, so a truncated file fails here rather than later in a resize
         # As `datasets`' own decoder does: a photo's EXIF orientation says which way is up.
         image = PIL.ImageOps.exif_transpose(image)
-        image = _to_8_bit(image)
-        image = _flattened(image) if mode is not None and "A" not in mode else image
-        image = image.convert(mode) if mode is not None and image.mode != mode else image
+        image = convert_mode(image, mode) if mode is not None else to_8_bit(image)
     except (OSError, ValueError, TypeError, PIL.Image.DecompressionBombError) as error:
         raise BadExampleError(f"cannot decode image: {error}") from error
     if image.width == 0 or image.height == 0:
         raise BadExampleError(f"image has zero size {image.size}")
-    return image
-
-
-def _to_8_bit(image: PIL.Image.Image) -> PIL.Image.Image:
-    """16-bit greyscale scaled to 8 bits (PIL's `convert` would clip every value above 255 to white); 32-bit
-    integer and float images are refused, since nothing says what range their values span."""
-    if image.mode.startswith("I;16"):
-        return PIL.Image.fromarray((np.asarray(image, dtype=np.uint16) >> 8).astype(np.uint8))
-    if image.mode in ("I", "F"):
-        raise BadExampleError(
-            f"image mode {image.mode!r} (32-bit integer or float) has no known value range; convert it to 8 or "
-            "16 bits per channel first."
-        )
     return image
 
 
@@ -101,30 +74,11 @@ def _as_uint8_image_array(array: np.ndarray) -> np.ndarray:
     return array.astype(np.uint8, copy=False)
 
 
-def resize_to_cover(image: PIL.Image.Image, size: tuple[int, int]) -> PIL.Image.Image:
-    """Resizes `image`, keeping its aspect ratio, to the smallest size that covers `size` = (height, width).
-
-    For a square target this is the usual "resize the shorter side" step before a crop.
-    """
-    height, width = size
-    scale = max(height / image.height, width / image.width)
-    if scale == 1.0:
-        return image
-    new_size = (max(width, round(image.width * scale)), max(height, round(image.height * scale)))
-    return image.resize(new_size, PIL.Image.Resampling.BICUBIC)
-
-
-def image_to_tensor(image: PIL.Image.Image) -> torch.Tensor:
-    """`PIL.Image` (mode L or RGB) -> `torch.FloatTensor` of shape (C, H, W) with values in [-1, 1]."""
-    array = np.asarray(image, dtype=np.float32) / 127.5 - 1.0
-    array = array[:, :, None] if array.ndim == 2 else array
-    return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
-
-
 @dataclass
 class ImagePreprocessor:
     """
-    Turns one raw image into a model input: decode -> RGB/L -> resize to cover `size` -> crop -> [-1, 1].
+    Turns one raw image into a model input: decode, then the model's image processor ([`VQVAEImageProcessor`]:
+    RGB/L -> resize to cover `size` -> crop -> [-1, 1]), with a random crop while training.
 
     Args:
         size (`tuple[int, int]`): Output (height, width), usually `config.sample_size`.
@@ -148,10 +102,24 @@ class ImagePreprocessor:
         if self.channels not in CHANNEL_MODES:
             raise ValueError(f"Images need channels in {sorted(CHANNEL_MODES)}, got {self.channels}.")
         self.size = tuple(self.size)
+        height, width = self.size
+        self.processor = VQVAEImageProcessor(
+            size={"height": height, "width": width}, num_channels=self.channels
+        )
 
     def __call__(self, value: Any) -> torch.Tensor:
-        image = resize_to_cover(decode_image(value, CHANNEL_MODES[self.channels]), self.size)
-        height, width = self.size
-        top = window_start(image.height, height, self.random_crop, self.generator)
-        left = window_start(image.width, width, self.random_crop, self.generator)
-        return image_to_tensor(image.crop((left, top, left + width, top + height)))
+        image = self.processor.resized(decode_image(value, CHANNEL_MODES[self.channels]))
+        return self.processor.crop_to_tensor(
+            image, *crop_window(image, self.size, self.random_crop, self.generator)
+        )
+
+
+def crop_window(
+    image: PIL.Image.Image, size: tuple[int, int], random: bool, generator: torch.Generator | None = None
+) -> tuple[int, int]:
+    """(top, left) of a `size` crop of a resized image: random while training, else the centre."""
+    height, width = size
+    return (
+        window_start(image.height, height, random, generator),
+        window_start(image.width, width, random, generator),
+    )

@@ -19,8 +19,9 @@ import PIL.Image
 import torch
 
 from ..models.number_checks import is_int
+from ..models.vqvae.image_processing_vqvae import CHANNEL_MODES, VQVAEImageProcessor
 from .cropping import window_start
-from .image import CHANNEL_MODES, decode_image, image_to_tensor, resize_to_cover
+from .image import crop_window, decode_image
 from .robustness import BadExampleError
 
 # PyAV pixel format of the lossless clips `encode_video` writes, by channel count.
@@ -252,19 +253,17 @@ class VideoPreprocessor:
         if self.channels not in CHANNEL_MODES:
             raise ValueError(f"Videos need channels in {sorted(CHANNEL_MODES)}, got {self.channels}.")
         self.size = tuple(self.size)
+        height, width = self.size
+        self.processor = VQVAEImageProcessor(
+            size={"height": height, "width": width}, num_channels=self.channels
+        )
 
     def __call__(self, value: Any) -> torch.Tensor:
         frames, _ = decode_video(value, self.clip_frame_indices)
-        clip = [
-            resize_to_cover(decode_image(frame, CHANNEL_MODES[self.channels]), self.size) for frame in frames
-        ]
-        height, width = self.size
+        clip = [self.processor.resized(decode_image(frame, CHANNEL_MODES[self.channels])) for frame in frames]
         # One crop window for the whole clip, so the crop does not jitter from frame to frame.
-        top = window_start(clip[0].height, height, self.random_clip, self.generator)
-        left = window_start(clip[0].width, width, self.random_clip, self.generator)
-        return torch.stack(
-            [image_to_tensor(frame.crop((left, top, left + width, top + height))) for frame in clip]
-        )
+        top, left = crop_window(clip[0], self.size, self.random_clip, self.generator)
+        return torch.stack([self.processor.crop_to_tensor(frame, top, left) for frame in clip])
 
     def clip_frame_indices(self, num_available: int, source_fps: float | None) -> list[int]:
         """The source frames of one clip at `fps` (consecutive ones when either rate is unknown)."""

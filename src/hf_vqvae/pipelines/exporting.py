@@ -9,13 +9,12 @@ from pathlib import Path
 import numpy as np
 import PIL.Image
 import torch
-from diffusers.image_processor import VaeImageProcessor
 from diffusers.utils import make_image_grid
-from diffusers.video_processor import VideoProcessor
 
 from ..models.vqvae.configuration_vqvae import VQVAEConfig
+from ..models.vqvae.image_processing_vqvae import OUTPUT_TYPES
+from ..models.vqvae.processors import processor_for
 
-OUTPUT_TYPES = ("pil", "np", "pt")
 VIDEO_FORMATS = ("gif", "mp4")
 
 
@@ -24,7 +23,8 @@ def postprocess_samples(samples: torch.Tensor, config: VQVAEConfig, output_type:
 
     Images: `PIL.Image.Image`, uint8 `(H, W, C)` (`"np"`) or float `(C, H, W)` in [0, 1] (`"pt"`). Video: a list of
     PIL frames, uint8 `(T, H, W, C)` or float `(T, C, H, W)` in [0, 1]. Audio: `{"audio": (C, T) in [-1, 1],
-    "sampling_rate"}`, a numpy array unless `"pt"`. The [-1, 1] <-> PIL/np/pt conversions are diffusers' processors.
+    "sampling_rate"}`, a numpy array unless `"pt"`. Images and video frames are converted by the model's processor
+    (`VQVAEImageProcessor.postprocess`).
     """
     if output_type not in OUTPUT_TYPES:
         raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}.")
@@ -37,17 +37,7 @@ def postprocess_samples(samples: torch.Tensor, config: VQVAEConfig, output_type:
             }
             for sample in samples
         ]
-    if config.modality == "image":
-        converted = VaeImageProcessor(do_resize=False).postprocess(samples, output_type=output_type)
-    else:  # diffusers' VideoProcessor wants (batch, channels, frames, height, width)
-        converted = VideoProcessor(do_resize=False).postprocess_video(
-            samples.transpose(1, 2), output_type=output_type
-        )
-    if (
-        output_type == "np"
-    ):  # diffusers gives float arrays in [0, 1]; return the uint8 levels media are stored in
-        return [np.round(array * 255).astype(np.uint8) for array in converted]
-    return list(converted)
+    return processor_for(config).postprocess(samples, output_type)
 
 
 def save_image_grid(images: Sequence[PIL.Image.Image], path: str | Path, rows: int | None = None) -> Path:

@@ -32,6 +32,12 @@ model = VQVAEModel.from_pretrained("{{ model_id }}")
 codes = model.encode({{ input_name }}).codes  # torch.long, shape {{ codes_shape }}
 reconstruction = model.decode(codes)
 ```
+
+From files, the folder's processor prepares the input and turns outputs back into media:
+
+```python
+{{ processor_snippet | replace("{model_id}", model_id) }}
+```
 {%- if speaker_names %}
 
 The decoder speaks with one of {{ speaker_names | length }} voices ({{ speaker_names | join(", ") }}); give one

@@ -12,6 +12,28 @@ from ..models.vqvae.configuration_vqvae import VQVAEConfig
 from .model_card_template import MODEL_CARD_TEMPLATE
 
 # Bit depth of the uncompressed signal the compression factor is measured against: 8-bit pixels, 16-bit PCM.
+# How a file becomes model input with the folder's processor (saved as its preprocessor config).
+PROCESSOR_SNIPPETS = {
+    "image": (
+        "from transformers import AutoImageProcessor\n\n"
+        'processor = AutoImageProcessor.from_pretrained("{model_id}")\n'
+        'pixel_values = processor(PIL.Image.open("photo.jpg"))["pixel_values"]  # resized, cropped, in [-1, 1]\n'
+        "images = processor.postprocess(model.decode(model.encode(pixel_values).codes))  # PIL images"
+    ),
+    "audio": (
+        "from transformers import AutoFeatureExtractor\n\n"
+        'feature_extractor = AutoFeatureExtractor.from_pretrained("{model_id}")\n'
+        "inputs = feature_extractor(waveform, sampling_rate={sampling_rate})  # mono, the model's level, padded\n"
+        'codes = model.encode(inputs["input_values"]).codes'
+    ),
+    "video": (
+        "from hf_vqvae import VQVAEVideoProcessor  # transformers' AutoVideoProcessor needs torchvision\n\n"
+        'processor = VQVAEVideoProcessor.from_pretrained("{model_id}")\n'
+        'pixel_values = processor(frames)["pixel_values"]  # the first {num_frames} frames, in [-1, 1]\n'
+        "clips = processor.postprocess(model.decode(model.encode(pixel_values).codes))  # lists of PIL frames"
+    ),
+}
+
 PIPELINE_OUTPUTS = {
     "image": "a list of PIL images",
     "audio": 'a list of {"audio": np.ndarray (channels, samples), "sampling_rate": int}',
@@ -264,6 +286,9 @@ def _usage_snippet_values(config: VQVAEConfig, prior_config: VQPriorConfig | Non
         "codes_shape": str((1, *config.code_shape)),
         "class_labels": ", class_labels=[0] * 4" if num_classes else "",
         "pipeline_output": PIPELINE_OUTPUTS[config.modality],
+        "processor_snippet": PROCESSOR_SNIPPETS[config.modality].format(
+            model_id="{model_id}", sampling_rate=config.sampling_rate, num_frames=config.sample_size[0]
+        ),
         "speaker_names": list((config.id2speaker or {}).values()),
         "speaker_argument": f', speaker_ids="{config.id2speaker[0]}"' if config.num_speakers else "",
     }
