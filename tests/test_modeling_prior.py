@@ -390,3 +390,24 @@ def test_output_hidden_states_returns_the_input_and_every_layer(prior_type):
     # From the config, as transformers' models read it, and in the tuple output.
     prior.config.output_hidden_states = True
     assert len(prior(codes, return_dict=False)) == 3
+
+
+def test_compiled_sampling_draws_the_same_codes_as_the_cached_sampler():
+    """`generate(compile=True)`: a static key/value cache and a compiled step, with guidance and a prompt, give the
+    eager sampler's codes for the same seed; a second run reuses the compiled step."""
+    prior = tiny_prior(num_classes=3, condition_dropout=0.1)
+    labels, prompt = [0, 1, 2], torch.tensor([[3, 5, 7]])
+    for options in ({"guidance_scale": 1.0}, {"guidance_scale": 2.0, "prompt_codes": prompt}):
+        expected = prior.generate(3, labels, generator=torch.Generator().manual_seed(1), **options)
+        compiled = prior.generate(
+            3, labels, generator=torch.Generator().manual_seed(1), compile=True, **options
+        )
+        assert torch.equal(compiled, expected), options
+    assert len(prior.backbone._static_steps) == 2  # batch 3 unguided, 6 guided: one compiled step each
+
+
+def test_compiled_sampling_needs_the_transformer_prior_and_its_cache():
+    with pytest.raises(ValueError, match="compile=True samples through a static key/value cache"):
+        tiny_prior(prior_type="pixelcnn").generate(1, compile=True)
+    with pytest.raises(ValueError, match="use_cache=False"):
+        tiny_prior().generate(1, use_cache=False, compile=True)
