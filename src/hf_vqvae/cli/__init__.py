@@ -4,6 +4,8 @@
     hf-vqvae sample demo_outputs/image --class_labels star --num_samples 8
     hf-vqvae encode demo_outputs/image a.png b.jpg --output codes.safetensors
     hf-vqvae decode demo_outputs/image codes.safetensors --output_dir decoded
+    hf-vqvae compress demo_outputs/image a.png b.jpg --output compressed    # bitstreams coded with the prior
+    hf-vqvae decompress demo_outputs/image compressed/a.vqz --output decompressed
     hf-vqvae evaluate demo_outputs/audio --data builtin:tones --split_percentage 5
 
 A MODEL is a local folder or a Hub repo holding a VQ-VAE at its root (and, for `sample`, a prior in `prior/`).
@@ -15,6 +17,7 @@ import argparse
 
 from .codes_commands import add_decode_parser, add_encode_parser
 from .common import CommandError
+from .compression_commands import add_compress_parser, add_decompress_parser
 from .convert_command import add_convert_parser
 from .demo_command import add_demo_parser
 from .evaluate_command import add_evaluate_parser
@@ -44,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
         add_encode_parser,
         add_decode_parser,
         add_convert_parser,
+        add_compress_parser,
+        add_decompress_parser,
         add_evaluate_parser,
     ):
         subparser = add(subparsers)

@@ -37,6 +37,23 @@ def prompt_slices(config: VQVAEConfig, prompt_fraction: float) -> int:
     return min(max(round(prompt_fraction * first_axis), 1), first_axis - 1)
 
 
+def preprocess_one(vqvae: VQVAEModel, value: Any, name: str = "inputs") -> torch.Tensor:
+    """One image, recording or clip (see `ACCEPTED_PROMPTS`) as model input, as validation preprocesses it; a
+    `ValueError` naming `name` and what is accepted when it cannot be read as the model's modality."""
+    from ..data import (
+        build_preprocessor,  # the data extras (datasets, PyAV, soundfile) only when reading files
+    )
+
+    config = vqvae.config
+    try:
+        return build_preprocessor(config, train=False)(value)
+    except (ValueError, TypeError, OSError) as error:
+        raise ValueError(
+            f"{name}: cannot read {type(value).__name__} as input to this {config.modality} model ({error}); "
+            f"it takes {ACCEPTED_PROMPTS[config.modality]}."
+        ) from error
+
+
 @torch.no_grad()
 def encode_prompt(vqvae: VQVAEModel, prompt: Any, prompt_fraction: float = 0.5) -> torch.LongTensor:
     """
@@ -53,23 +70,15 @@ def encode_prompt(vqvae: VQVAEModel, prompt: Any, prompt_fraction: float = 0.5) 
     Raises:
         ValueError: when the prompt cannot be read as the model's modality, naming what is accepted.
     """
-    from ..data import build_preprocessor  # the data extras (datasets, PyAV, soundfile) only when prompting
-
     config = vqvae.config
     kept = prompt_slices(config, prompt_fraction)
     if prompt is None or (isinstance(prompt, (list, tuple, str, bytes)) and len(prompt) == 0):
         raise ValueError(
             f"prompt is empty; this {config.modality} model takes {ACCEPTED_PROMPTS[config.modality]}."
         )
-    try:
-        inputs = build_preprocessor(config, train=False)(prompt)
-    except (ValueError, TypeError, OSError) as error:
-        raise ValueError(
-            f"prompt: cannot read {type(prompt).__name__} as input to this {config.modality} model ({error}); "
-            f"it takes {ACCEPTED_PROMPTS[config.modality]}."
-        ) from error
+    inputs = preprocess_one(vqvae, prompt, "prompt")
     codes = vqvae.encode(inputs[None].to(vqvae.device, vqvae.dtype)).codes
     return codes[:, :kept]
 
 
-__all__ = ["ACCEPTED_PROMPTS", "encode_prompt", "prompt_slices"]
+__all__ = ["ACCEPTED_PROMPTS", "encode_prompt", "preprocess_one", "prompt_slices"]

@@ -15,9 +15,10 @@ from ..models.prior.prior_inputs import check_class_labels, class_labels_as_tens
 from ..models.remote_code import PRIOR_SUBFOLDER
 from ..models.vqvae.modeling_vqvae import VQVAEModel
 from ..models.vqvae.speakers import speaker_ids_tensor
+from .compression import compress, decompress
 from .exporting import OUTPUT_TYPES, postprocess_samples
 from .hub import push_output_dir
-from .prompting import encode_prompt
+from .prompting import encode_prompt, preprocess_one
 
 DEFAULT_NUM_SAMPLES = 4
 
@@ -252,6 +253,27 @@ class VQSamplePipeline(Pipeline):
         config = self.prior.config
         names = {name: int(index) for index, name in (config.id2label or {}).items()}
         return {**names, **{name: int(index) for name, index in (config.label2id or {}).items()}}
+
+    def compress(self, inputs, class_labels=None) -> bytes:
+        """
+        A bitstream of one input (an image, recording or clip, as `prompt` takes it, brought to the model's size as
+        its processor does; or a float tensor already in the model's input layout and range): its codes
+        entropy-coded with the prior (`pipelines/compression.py`). A class label (id or name) conditions the prior
+        and is stored in the file; without one, a conditional prior codes with its unconditional distribution.
+        """
+        label = None
+        if class_labels is not None:
+            label = int(self._label_tensor([class_labels], 1)[0])
+            check_class_labels(torch.tensor([label]), 1, self.prior.config.num_classes)
+        if not (isinstance(inputs, torch.Tensor) and inputs.is_floating_point()):
+            inputs = preprocess_one(self.model, inputs)
+        return compress(self.model, self.prior, inputs, label)
+
+    def decompress(self, data: bytes, output_type: str = "pil"):
+        """The input a [`compress`] bitstream holds, decoded, as `output_type` (one item, as `pipe(...)` gives)."""
+        return postprocess_samples(
+            decompress(self.model, self.prior, data)[None], self.model.config, output_type
+        )[0]
 
     def _forward(
         self,

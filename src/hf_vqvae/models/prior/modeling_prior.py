@@ -357,6 +357,31 @@ class VQPriorModel(PriorSurgeryMixin, VQPriorPreTrainedModel):
             rows, class_labels, sample_next, use_cache, show_progress_bar, prompt, compile
         )[:num_samples]
 
+    @torch.no_grad()
+    def generate_with(
+        self,
+        choose_next: Callable[[torch.FloatTensor], torch.LongTensor],
+        class_labels: ClassLabels | None = None,
+        guidance_scale: float = 1.0,
+    ) -> torch.LongTensor:
+        """
+        Runs the sampler over one grid with `choose_next` in place of sampling: it receives the fp32 logits
+        `(1, codebook_size)` of each position in raster order, after guidance, and returns the code there. An
+        entropy coder uses it to encode known codes and to decode them again from exactly the same logits
+        (`pipelines/compression.py`). Guidance at scale 0 gives the unconditional distribution of a conditional
+        prior.
+
+        Returns:
+            `torch.LongTensor` of shape `(1, *code_shape)`: the chosen codes.
+        """
+        check_guidance_scale(guidance_scale, self.config)
+        class_labels = sampling_class_labels(class_labels, 1, self.config.num_classes, self.device)
+        class_labels, choose_next, _ = guided_rows(
+            class_labels, choose_next, None, guidance_scale, self.config
+        )
+        rows = 1 if guidance_scale == 1 else num_guidance_passes(self.config)
+        return self._sample_rows(rows, class_labels, choose_next, True, False, None)[:1]
+
     def _sample_rows(
         self,
         rows: int,

@@ -50,7 +50,8 @@ class StaticDecodingStep(nn.Module):
         for block, keys, values in zip(decoder.h, self.keys, self.values, strict=True):
             query, key, value = block.attn.c_attn(block.ln_1(hidden)).split(decoder.config.n_embd, dim=2)
             query, key, value = (
-                x.view(batch_size, 1, self.num_heads, self.head_dim).transpose(1, 2) for x in (query, key, value)
+                x.view(batch_size, 1, self.num_heads, self.head_dim).transpose(1, 2)
+                for x in (query, key, value)
             )
             keys[:, :, position : position + 1] = key
             values[:, :, position : position + 1] = value
@@ -69,7 +70,9 @@ def decoding_step(backbone: nn.Module, batch_size: int) -> tuple[StaticDecodingS
     position symbolic, serves every later one."""
     weight = backbone.decoder.wte.weight
     key = (batch_size, weight.dtype, weight.device)
-    steps = backbone.__dict__.setdefault("_static_steps", {})  # not a submodule: no weights of its own to save
+    steps = backbone.__dict__.setdefault(
+        "_static_steps", {}
+    )  # not a submodule: no weights of its own to save
     if key not in steps:
         step = StaticDecodingStep(backbone, batch_size)
         steps[key] = (step, torch.compile(step, fullgraph=True, dynamic=True))

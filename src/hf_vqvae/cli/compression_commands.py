@@ -1,0 +1,114 @@
+"""`hf-vqvae compress` and `hf-vqvae decompress`: files to bitstreams coded with the prior, and back."""
+
+import argparse
+import math
+from pathlib import Path
+
+from transformers import pipeline
+
+from ..models.vqvae.modalities import IMAGE
+from ..pipelines.compression import CompressedFileError
+from ..pipelines.exporting import VIDEO_FORMATS, write_output
+from .codes_commands import read_inputs
+from .common import (
+    USER_ERRORS,
+    CommandError,
+    add_model_args,
+    add_subparser,
+    check_output_dir,
+    format_table,
+    load_vqvae,
+)
+
+SUFFIX = ".vqz"
+
+
+def add_compress_parser(subparsers) -> argparse.ArgumentParser:
+    """`hf-vqvae compress`."""
+    parser = add_subparser(
+        subparsers,
+        "compress",
+        "Compress files to bitstreams: their codes, entropy-coded with the prior.",
+        "Encode each file with the VQ-VAE (brought to the model's size as `encode` does) and entropy-code its "
+        "codes with the prior in MODEL/prior (a range coder over the prior's conditional distributions). Writes "
+        f"DIR/<name>{SUFFIX} per file; `decompress` with the same model reads them back.",
+    )
+    add_model_args(parser)
+    parser.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
+        help=f"Files of the model's modality (images: {', '.join(IMAGE.file_extensions)}).",
+    )
+    parser.add_argument("--output", required=True, metavar="DIR", help="Folder for the compressed files.")
+    parser.add_argument(
+        "--class_label",
+        help="Class id or name to condition a class-conditional prior on (stored in each file; without it, the "
+        "prior's unconditional distribution codes the files).",
+    )
+    parser.set_defaults(run=run_compress, user_errors=(*USER_ERRORS, ImportError))  # without the extra
+    return parser
+
+
+def add_decompress_parser(subparsers) -> argparse.ArgumentParser:
+    """`hf-vqvae decompress`."""
+    parser = add_subparser(
+        subparsers,
+        "decompress",
+        "Decompress files made by `compress` with the same model.",
+        f"Decode each {SUFFIX} file's codes with the prior and the VQ-VAE, and write DIR/<name>.png / .wav / .gif.",
+    )
+    add_model_args(parser)
+    parser.add_argument("inputs", nargs="+", metavar=f"FILE{SUFFIX}")
+    parser.add_argument("--output", required=True, metavar="DIR", help="Folder for the decoded files.")
+    parser.add_argument("--video_format", choices=VIDEO_FORMATS, default="gif")
+    parser.set_defaults(run=run_decompress, user_errors=(*USER_ERRORS, ImportError))
+    return parser
+
+
+def load_pipeline(args: argparse.Namespace):
+    vqvae = load_vqvae(args.model, args.device)
+    return pipeline("vq-sample", model=vqvae, device=args.device)
+
+
+def run_compress(args: argparse.Namespace) -> None:
+    check_output_dir(args.output, "--output")
+    pipe = load_pipeline(args)
+    label = (
+        int(args.class_label)
+        if args.class_label is not None and args.class_label.isdigit()
+        else args.class_label
+    )
+    inputs = read_inputs(args.inputs, pipe.model.config)
+    num_codes = math.prod(pipe.prior.config.code_shape)
+    fixed_bytes = num_codes * math.ceil(math.log2(pipe.prior.config.codebook_size)) / 8
+    output = Path(args.output)
+    output.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for path, example in zip(args.inputs, inputs, strict=True):
+        data = pipe.compress(example, class_labels=label)
+        target = output / (Path(path).stem + SUFFIX)
+        target.write_bytes(data)
+        rows.append(
+            [
+                str(target),
+                str(len(data)),
+                f"{8 * len(data) / num_codes:.2f}",
+                f"{len(data) / fixed_bytes:.2f}x",
+            ]
+        )
+    print(format_table(["file", "bytes", "bits per code", "of fixed-width codes"], rows))
+
+
+def run_decompress(args: argparse.Namespace) -> None:
+    check_output_dir(args.output, "--output")
+    pipe = load_pipeline(args)
+    for path in map(Path, args.inputs):
+        if not path.is_file():
+            raise CommandError(f"no such file: {str(path)!r}.")
+        try:
+            decoded = pipe.decompress(path.read_bytes())
+        except CompressedFileError as error:
+            raise CommandError(f"cannot decompress {str(path)!r}: {error}") from error
+        written = write_output(decoded, pipe.model.config, Path(args.output) / path.stem, args.video_format)
+        print(f"{path} -> {written}")

@@ -1,0 +1,188 @@
+"""Bitstreams (`pipelines/compression.py`, `hf-vqvae compress` / `decompress`): codes entropy-coded with the prior
+decode back exactly, in another process with another thread count, at about the prior's likelihood; damaged,
+foreign and future files are refused with a reason."""
+
+import math
+import os
+import struct
+import subprocess
+import sys
+import textwrap
+import zlib
+
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+from conftest import tiny_inputs
+from test_pipeline import quiet, tiny_prior, tiny_vqvae
+
+from hf_vqvae import VQSamplePipeline
+from hf_vqvae.cli import main
+from hf_vqvae.pipelines.compression import CompressedFileError, compress, decompress, read_header
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    vqvae = tiny_vqvae("image")  # 16x16 images, 4x4 codes, K=16
+    prior = tiny_prior(vqvae.config.code_shape, num_classes=3, condition_dropout=0.1)
+    return quiet(VQSamplePipeline(model=vqvae, prior=prior))
+
+
+def decoded_codes(pipe, inputs) -> torch.Tensor:
+    with torch.no_grad():
+        return pipe.model.decode(pipe.model.encode(inputs[None]).codes)[0].clamp(-1, 1)
+
+
+@pytest.mark.parametrize("class_label", [None, 2])
+def test_a_bitstream_decodes_to_the_inputs_codes(pipe, class_label):
+    inputs = tiny_inputs("image")[0]
+    data = compress(pipe.model, pipe.prior, inputs, class_label)
+    header = read_header(data)
+    assert (header.modality, header.class_label, header.code_shape) == ("image", class_label, (4, 4))
+    torch.testing.assert_close(
+        decompress(pipe.model, pipe.prior, data), decoded_codes(pipe, inputs), rtol=0, atol=1e-6
+    )
+
+
+def test_the_pixelcnn_prior_codes_too():
+    vqvae = tiny_vqvae("image")
+    prior = tiny_prior(vqvae.config.code_shape, prior_type="pixelcnn")
+    inputs = tiny_inputs("image")[1]
+    data = compress(vqvae, prior, inputs)
+    with torch.no_grad():
+        expected = vqvae.decode(vqvae.encode(inputs[None]).codes)[0].clamp(-1, 1)
+    torch.testing.assert_close(decompress(vqvae, prior, data), expected, rtol=0, atol=1e-6)
+
+
+def test_the_payload_is_about_the_priors_likelihood_of_the_codes(pipe):
+    inputs = tiny_inputs("image")
+    payload_bits, nll_bits = 0, 0.0
+    header_bytes = 12 + 1 + 2 * 2 + 4  # magic .. label, 2 axes, CRC-32
+    for example in inputs:
+        payload_bits += 8 * (len(compress(pipe.model, pipe.prior, example, 1)) - header_bytes)
+        with torch.no_grad():
+            codes = pipe.model.encode(example[None]).codes
+            nll_bits += (
+                pipe.prior(codes, class_labels=torch.tensor([1])).loss.item() * codes.numel() / math.log(2)
+            )
+    # The range coder adds at most two 32-bit words per stream (rounding up and flushing).
+    assert nll_bits - 1 <= payload_bits <= nll_bits + 64 * len(inputs)
+
+
+def test_another_process_with_other_threads_decodes_the_same(pipe, tmp_path):
+    pipe.save_pretrained(tmp_path / "model")
+    inputs = tiny_inputs("image")[2]
+    (tmp_path / "file.vqz").write_bytes(pipe.compress(inputs, class_labels=1))
+    script = textwrap.dedent(
+        """
+        import sys, torch
+        torch.set_num_threads(2)
+        from transformers import pipeline
+        import hf_vqvae
+        pipe = pipeline("vq-sample", model=sys.argv[1])
+        pipe.prior.generate(5, class_labels=[0, 1, 2, 0, 1])  # another batch size through the same prior first
+        torch.save(pipe.decompress(open(sys.argv[2], "rb").read(), output_type="pt"), sys.argv[3])
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "model"), str(tmp_path / "file.vqz"), str(tmp_path / "out.pt")],
+        capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    expected = pipe.decompress((tmp_path / "file.vqz").read_bytes(), output_type="pt")
+    assert torch.equal(torch.load(tmp_path / "out.pt"), expected)
+    torch.testing.assert_close(expected, (decoded_codes(pipe, inputs) + 1) / 2, rtol=0, atol=1e-6)
+
+
+def with_checksum(body: bytes) -> bytes:
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda data: data[:-3], "damaged or truncated"),
+        (lambda data: data[:10] + bytes([data[10] ^ 1]) + data[11:], "damaged or truncated"),
+        (lambda data: b"", "Not an hf_vqvae compressed file"),
+        (lambda data: b"GIF89a" + data[6:], "Not an hf_vqvae compressed file"),
+        (lambda data: with_checksum(data[:4] + bytes([2]) + data[5:-4]), r"format version 2; this hf_vqvae reads version 1 \(a newer"),
+    ],
+    ids=["truncated", "flipped-bit", "empty", "other-format", "future-version"],
+)  # fmt: skip
+def test_damaged_and_future_files_are_refused_with_a_reason(pipe, damage, message):
+    data = pipe.compress(tiny_inputs("image")[0], class_labels=0)
+    with pytest.raises(CompressedFileError, match=message):
+        pipe.decompress(damage(data))
+
+
+def test_a_file_of_other_weights_is_refused(pipe):
+    data = pipe.compress(tiny_inputs("image")[0])
+    other = tiny_prior(pipe.model.config.code_shape, num_classes=3, condition_dropout=0.1)
+    with torch.no_grad():
+        other.backbone.head.bias.add_(0.01)
+    with pytest.raises(CompressedFileError, match="compressed with other model weights"):
+        decompress(pipe.model, other, data)
+
+
+def test_class_names_and_bad_labels(pipe):
+    inputs = tiny_inputs("image")[0]
+    assert read_header(pipe.compress(inputs, class_labels="dog")).class_label == 1
+    with pytest.raises(ValueError, match="Unknown class names"):
+        pipe.compress(inputs, class_labels="zebra")
+
+
+def test_the_command_line_round_trip_and_its_errors(pipe, tmp_path, capsys):
+    pipe.save_pretrained(tmp_path / "model")
+    image = PIL.Image.fromarray(np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8))
+    image.save(tmp_path / "photo.png")
+    main(
+        [
+            "compress",
+            str(tmp_path / "model"),
+            str(tmp_path / "photo.png"),
+            "--class_label",
+            "1",
+            "--output",
+            str(tmp_path / "z"),
+        ]
+    )
+    assert "photo.vqz" in capsys.readouterr().out
+    main(
+        [
+            "decompress",
+            str(tmp_path / "model"),
+            str(tmp_path / "z" / "photo.vqz"),
+            "--output",
+            str(tmp_path / "back"),
+        ]
+    )
+    expected = pipe.decompress((tmp_path / "z" / "photo.vqz").read_bytes(), output_type="np")
+    assert np.array_equal(np.asarray(PIL.Image.open(tmp_path / "back" / "photo.png")), expected)
+    (tmp_path / "z" / "bad.vqz").write_bytes(b"HFVQ\x01" + bytes(19))
+    with pytest.raises(SystemExit):
+        main(
+            [
+                "decompress",
+                str(tmp_path / "model"),
+                str(tmp_path / "z" / "bad.vqz"),
+                "--output",
+                str(tmp_path / "back"),
+            ]
+        )
+    error = capsys.readouterr().err
+    assert "cannot decompress" in error and "bad.vqz" in error and "damaged or truncated" in error
+
+
+def test_video_and_audio_models_code_their_grids():
+    for modality in ("audio", "video"):
+        vqvae = tiny_vqvae(modality)
+        prior = tiny_prior(vqvae.config.code_shape)
+        inputs = torch.rand(vqvae.config.in_channels, *tiny_inputs(modality).shape[2:]) * 2 - 1
+        if modality == "video":
+            inputs = tiny_inputs(modality)[0]
+        data = compress(vqvae, prior, inputs)
+        assert read_header(data).modality == modality
+        with torch.no_grad():
+            expected = vqvae.decode(vqvae.encode(inputs[None]).codes)[0].clamp(-1, 1)
+        torch.testing.assert_close(decompress(vqvae, prior, data), expected, rtol=0, atol=1e-6)
