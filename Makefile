@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: demo test test-quick benchmark clean
+.PHONY: demo test test-quick space benchmark clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,9 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(BIN)/pytest -q
+
+space: $(VENV)/.installed
+	cd space && ../$(BIN)/python app.py --host 127.0.0.1 --port 7860
 
 test-quick: $(VENV)/.installed
 	$(BIN)/pytest -q -m "not slow"

@@ -68,7 +68,9 @@ def webp_bitstream_bytes(data: bytes) -> int:
 
 def scores(decoded: list[np.ndarray], originals: torch.Tensor) -> tuple[float, float]:
     """PSNR (dB, 8-bit) and SSIM of uint8 images `(H, W, C)` against the originals in [-1, 1]."""
-    batch = torch.stack([torch.from_numpy(image).permute(2, 0, 1).float() / 127.5 - 1 for image in decoded])
+    batch = torch.stack(
+        [torch.from_numpy(np.array(image)).permute(2, 0, 1).float() / 127.5 - 1 for image in decoded]
+    )
     return psnr_uint8(batch, originals).item(), ssim(batch, originals).item()
 
 

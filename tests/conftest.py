@@ -63,3 +63,12 @@ def tiny_inputs(modality: str, seed: int = 0) -> torch.Tensor:
 @pytest.fixture(autouse=True)
 def _seed_everything():
     torch.manual_seed(0)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item):
+    """Keeps each phase's report on the test item (`item.rep_call`), so fixtures can tell that a test failed (the
+    browser tests then print the browser's console)."""
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)
