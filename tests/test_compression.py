@@ -19,7 +19,14 @@ from test_pipeline import quiet, tiny_prior, tiny_vqvae
 
 from hf_vqvae import VQSamplePipeline
 from hf_vqvae.cli import main
-from hf_vqvae.pipelines.compression import CompressedFileError, compress, decompress, read_header
+from hf_vqvae.pipelines.compression import (
+    CompressedFileError,
+    compress,
+    compress_many,
+    decompress,
+    decompress_many,
+    read_header,
+)
 
 
 @pytest.fixture(scope="module")
@@ -186,3 +193,13 @@ def test_video_and_audio_models_code_their_grids():
         with torch.no_grad():
             expected = vqvae.decode(vqvae.encode(inputs[None]).codes)[0].clamp(-1, 1)
         torch.testing.assert_close(decompress(vqvae, prior, data), expected, rtol=0, atol=1e-6)
+
+
+def test_files_do_not_depend_on_how_many_are_coded_together(pipe):
+    inputs = tiny_inputs("image")
+    together = compress_many(pipe.model, pipe.prior, inputs[:3], 2)
+    assert together == [compress(pipe.model, pipe.prior, example, 2) for example in inputs[:3]]
+    unlabelled = compress(pipe.model, pipe.prior, inputs[3])
+    decoded = decompress_many(pipe.model, pipe.prior, [together[0], unlabelled, together[2]])
+    for example, expected in zip(decoded, (inputs[0], inputs[3], inputs[2]), strict=True):
+        torch.testing.assert_close(example, decoded_codes(pipe, expected), rtol=0, atol=1e-6)

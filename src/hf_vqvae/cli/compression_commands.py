@@ -7,8 +7,14 @@ from pathlib import Path
 from transformers import pipeline
 
 from ..models.vqvae.modalities import IMAGE
-from ..pipelines.compression import CompressedFileError
-from ..pipelines.exporting import VIDEO_FORMATS, write_output
+from ..pipelines.compression import (
+    CompressedFileError,
+    checked_file,
+    compress_many,
+    decompress_many,
+    model_fingerprint,
+)
+from ..pipelines.exporting import VIDEO_FORMATS, postprocess_samples, write_output
 from .codes_commands import read_inputs
 from .common import (
     USER_ERRORS,
@@ -84,9 +90,10 @@ def run_compress(args: argparse.Namespace) -> None:
     fixed_bytes = num_codes * math.ceil(math.log2(pipe.prior.config.codebook_size)) / 8
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
+    label = None if label is None else pipe.class_id(label)
+    files = compress_many(pipe.model, pipe.prior, inputs, label)
     rows = []
-    for path, example in zip(args.inputs, inputs, strict=True):
-        data = pipe.compress(example, class_labels=label)
+    for path, data in zip(args.inputs, files, strict=True):
         target = output / (Path(path).stem + SUFFIX)
         target.write_bytes(data)
         rows.append(
@@ -103,12 +110,19 @@ def run_compress(args: argparse.Namespace) -> None:
 def run_decompress(args: argparse.Namespace) -> None:
     check_output_dir(args.output, "--output")
     pipe = load_pipeline(args)
-    for path in map(Path, args.inputs):
-        if not path.is_file():
-            raise CommandError(f"no such file: {str(path)!r}.")
+    fingerprint = model_fingerprint(pipe.model, pipe.prior)
+    paths = [Path(path) for path in args.inputs]
+    missing = [str(path) for path in paths if not path.is_file()]
+    if missing:
+        raise CommandError(f"no such file: {missing[0]!r}.")
+    files = []
+    for path in paths:
         try:
-            decoded = pipe.decompress(path.read_bytes())
+            files.append(checked_file(pipe.model, pipe.prior, path.read_bytes(), fingerprint))
         except CompressedFileError as error:
             raise CommandError(f"cannot decompress {str(path)!r}: {error}") from error
-        written = write_output(decoded, pipe.model.config, Path(args.output) / path.stem, args.video_format)
+    decoded = decompress_many(pipe.model, pipe.prior, [data for data in map(Path.read_bytes, paths)])
+    outputs = postprocess_samples(decoded, pipe.model.config, "pil")
+    for path, output in zip(paths, outputs, strict=True):
+        written = write_output(output, pipe.model.config, Path(args.output) / path.stem, args.video_format)
         print(f"{path} -> {written}")

@@ -2,9 +2,9 @@
 with the prior's conditional distributions (a range coder, `constriction`); `decompress` decodes the codes back
 with the same distributions and decodes them with the VQ-VAE.
 
-The decoder must see exactly the encoder's probabilities. Both run the prior's cached sampler over one grid at a
-time (`VQPriorModel.generate_with`), on one thread, so that the logits do not depend on a batch size or a thread
-count; the file names the models it was made with (a fingerprint of their weights), so that other weights are
+The decoder must see exactly the encoder's probabilities. Both run the prior's cached sampler over batches of
+exactly `CODING_BATCH` grids (padded; `VQPriorModel.generate_with`), on one thread, so that the logits do not
+depend on how many files are coded together or on a thread count; the file names the models it was made with (a fingerprint of their weights), so that other weights are
 refused rather than decoded into noise.
 
 File layout (little-endian), format version 1:
@@ -39,6 +39,9 @@ from ..models.vqvae.modeling_vqvae import VQVAEModel
 MAGIC = b"HFVQ"
 FORMAT_VERSION = 1
 MODALITY_IDS = {"image": 0, "audio": 1, "video": 2}
+# Grids coded at once: always this many rows (padded), so that the logits, and the decoder's probabilities, do not
+# depend on how many files are coded together.
+CODING_BATCH = 64
 _FIXED = struct.Struct("<4sBB4sh")
 _LENGTH = struct.Struct("<I")
 
@@ -93,20 +96,29 @@ def one_thread() -> Iterator[None]:
 
 
 def code_probabilities(logits: torch.FloatTensor) -> np.ndarray:
-    """The coder's model of one position: float64 probabilities from fp32 logits, computed the same way on both
-    sides (numpy, not a threaded kernel)."""
-    values = logits.double().cpu().numpy()[0]
-    values = np.exp(values - values.max())
-    return values / values.sum()
+    """The coder's model of each row's position: float64 probabilities `(rows, K)` from fp32 logits, computed the
+    same way on both sides (numpy, not a threaded kernel)."""
+    values = logits.double().cpu().numpy()
+    values = np.exp(values - values.max(axis=-1, keepdims=True))
+    return values / values.sum(axis=-1, keepdims=True)
 
 
-def conditioning(prior: VQPriorModel, class_label: int | None) -> tuple[int | None, float]:
-    """The label and guidance scale the coder runs the prior with: the class's own distribution (scale 1), or,
-    for a conditional prior coding without a label, its unconditional distribution (a learned null label, or the
-    mixture of its classes): scale 0, under which the label passed along has no weight."""
-    if class_label is None and prior.config.num_classes:
-        return 0, 0.0
-    return class_label, 1.0
+def conditioning(prior: VQPriorModel, class_labels: list[int] | None) -> tuple[list[int] | None, float]:
+    """The labels and guidance scale the coder runs the prior with: each class's own distribution (scale 1), or,
+    for a conditional prior coding without labels, its unconditional distribution (a learned null label, or the
+    mixture of its classes): scale 0, under which the labels passed along have no weight."""
+    if class_labels is None and prior.config.num_classes:
+        return [0] * CODING_BATCH, 0.0
+    return class_labels, 1.0
+
+
+def run_coder(prior: VQPriorModel, choose_next, class_labels: list[int | None]) -> torch.LongTensor:
+    """The prior's sampler over one coding batch (`CODING_BATCH` rows, always), with `choose_next` deciding the
+    codes: a fixed batch shape keeps every row's logits the same whatever the number of files."""
+    labels = None if class_labels[0] is None else class_labels + [0] * (CODING_BATCH - len(class_labels))
+    labels, scale = conditioning(prior, labels)
+    with one_thread():
+        return prior.generate_with(choose_next, CODING_BATCH, labels, scale)
 
 
 @torch.no_grad()
@@ -114,7 +126,7 @@ def compress(
     vqvae: VQVAEModel, prior: VQPriorModel, inputs: torch.Tensor, class_label: int | None = None
 ) -> bytes:
     """
-    Compress one example.
+    Compress one example (see [`compress_many`]).
 
     Args:
         inputs (`torch.Tensor`): one model input without the batch axis, in [-1, 1] (an image `(C, H, W)`, a
@@ -124,35 +136,51 @@ def compress(
     Returns:
         `bytes`: the file's contents.
     """
+    return compress_many(vqvae, prior, inputs[None], class_label)[0]
+
+
+@torch.no_grad()
+def compress_many(
+    vqvae: VQVAEModel, prior: VQPriorModel, inputs: torch.Tensor, class_label: int | None = None
+) -> list[bytes]:
+    """One file per example of a batch `(N, ...)` of model inputs, coded `CODING_BATCH` at a time."""
     constriction = range_coder()
     prior.config.check_matches(vqvae.config)
-    codes = vqvae.encode(inputs[None].to(vqvae.device, vqvae.dtype)).codes[0].flatten().tolist()
-    encoder = constriction.stream.queue.RangeEncoder()
-    position = iter(range(len(codes)))
-
-    def encode_next(logits: torch.FloatTensor) -> torch.LongTensor:
-        code = codes[next(position)]
-        encoder.encode(code, constriction.stream.model.Categorical(code_probabilities(logits), perfect=False))
-        return torch.tensor([code], device=logits.device)
-
-    with one_thread():
-        prior.generate_with(encode_next, *conditioning(prior, class_label))
-    payload = encoder.get_compressed().astype("<u4").tobytes()
-    header = CompressedHeader(
-        FORMAT_VERSION,
-        vqvae.config.modality,
-        model_fingerprint(vqvae, prior),
-        class_label,
-        tuple(prior.config.code_shape),
+    header = write_header(
+        CompressedHeader(
+            FORMAT_VERSION,
+            vqvae.config.modality,
+            model_fingerprint(vqvae, prior),
+            class_label,
+            tuple(prior.config.code_shape),
+        )
     )
-    body = write_header(header) + payload
-    return body + _LENGTH.pack(zlib.crc32(body))
+    files = []
+    for chunk in inputs.split(CODING_BATCH):
+        codes = vqvae.encode(chunk.to(vqvae.device, vqvae.dtype)).codes.flatten(1).cpu()
+        encoders = [constriction.stream.queue.RangeEncoder() for _ in chunk]
+        position = iter(range(codes.shape[1]))
+
+        def encode_next(logits: torch.FloatTensor, codes=codes, encoders=encoders, position=position):
+            step, tables = next(position), code_probabilities(logits)
+            for row, encoder in enumerate(encoders):
+                code = int(codes[row, step])
+                encoder.encode(code, constriction.stream.model.Categorical(tables[row], perfect=False))
+            chosen = torch.zeros(len(logits), dtype=torch.long)
+            chosen[: len(encoders)] = codes[:, step]
+            return chosen.to(logits.device)
+
+        run_coder(prior, encode_next, [class_label] * len(chunk))
+        for encoder in encoders:
+            body = header + encoder.get_compressed().astype("<u4").tobytes()
+            files.append(body + _LENGTH.pack(zlib.crc32(body)))
+    return files
 
 
 @torch.no_grad()
 def decompress(vqvae: VQVAEModel, prior: VQPriorModel, data: bytes) -> torch.Tensor:
     """
-    Decompress one file made by [`compress`] with the same models.
+    Decompress one file made by [`compress`] with the same models (see [`decompress_many`]).
 
     Returns:
         `torch.Tensor`: the decoded example without the batch axis, in [-1, 1].
@@ -160,28 +188,59 @@ def decompress(vqvae: VQVAEModel, prior: VQPriorModel, data: bytes) -> torch.Ten
     Raises:
         CompressedFileError: a damaged or truncated file, another format version, or another model's file.
     """
+    return decompress_many(vqvae, prior, [data])[0]
+
+
+@torch.no_grad()
+def decompress_many(vqvae: VQVAEModel, prior: VQPriorModel, files: list[bytes]) -> torch.Tensor:
+    """The examples `(N, ...)` that files made by [`compress`] / [`compress_many`] hold, `CODING_BATCH` at a
+    time (files with and without a class label in separate batches)."""
     constriction = range_coder()
+    fingerprint = model_fingerprint(vqvae, prior)
+    parsed = [checked_file(vqvae, prior, data, fingerprint) for data in files]
+    decoded = [None] * len(files)
+    for has_label in (False, True):
+        indices = [i for i, (header, _) in enumerate(parsed) if (header.class_label is not None) == has_label]
+        for start in range(0, len(indices), CODING_BATCH):
+            chunk = indices[start : start + CODING_BATCH]
+            decoders = [constriction.stream.queue.RangeDecoder(as_words(parsed[i][1])) for i in chunk]
+
+            def decode_next(logits: torch.FloatTensor, decoders=decoders) -> torch.LongTensor:
+                tables = code_probabilities(logits)
+                chosen = torch.zeros(len(logits), dtype=torch.long)
+                for row, decoder in enumerate(decoders):
+                    chosen[row] = int(
+                        decoder.decode(constriction.stream.model.Categorical(tables[row], perfect=False))
+                    )
+                return chosen.to(logits.device)
+
+            codes = run_coder(prior, decode_next, [parsed[i][0].class_label for i in chunk])[: len(chunk)]
+            outputs = vqvae.decode(codes.to(vqvae.device)).float().clamp(-1, 1).cpu()
+            for row, index in enumerate(chunk):
+                decoded[index] = outputs[row]
+    return torch.stack(decoded)
+
+
+def checked_file(
+    vqvae: VQVAEModel, prior: VQPriorModel, data: bytes, fingerprint: bytes
+) -> tuple[CompressedHeader, bytes]:
+    """A file's header and payload, checked against the models that are to decode it (`fingerprint`: theirs)."""
     header, payload = split_file(data)
-    if header.fingerprint != model_fingerprint(vqvae, prior):
+    if header.fingerprint != fingerprint:
         raise CompressedFileError(
-            "This file was compressed with other model weights (its fingerprint "
-            f"{header.fingerprint.hex()} is not this model's {model_fingerprint(vqvae, prior).hex()}); decompress "
-            "it with the model that made it."
+            f"This file was compressed with other model weights (its fingerprint {header.fingerprint.hex()} is not "
+            f"this model's {fingerprint.hex()}); decompress it with the model that made it."
         )
     if header.modality != vqvae.config.modality or header.code_shape != tuple(prior.config.code_shape):
         raise CompressedFileError(
             f"This file holds a {header.modality} code grid {list(header.code_shape)}, this model makes "
             f"{vqvae.config.modality} grids {list(prior.config.code_shape)}."
         )
-    decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(payload, dtype="<u4").astype(np.uint32))
+    return header, payload
 
-    def decode_next(logits: torch.FloatTensor) -> torch.LongTensor:
-        model = constriction.stream.model.Categorical(code_probabilities(logits), perfect=False)
-        return torch.tensor([int(decoder.decode(model))], device=logits.device)
 
-    with one_thread():
-        codes = prior.generate_with(decode_next, *conditioning(prior, header.class_label))
-    return vqvae.decode(codes.to(vqvae.device))[0].float().clamp(-1, 1).cpu()
+def as_words(payload: bytes) -> np.ndarray:
+    return np.frombuffer(payload, dtype="<u4").astype(np.uint32)
 
 
 def write_header(header: CompressedHeader) -> bytes:
@@ -228,7 +287,9 @@ __all__ = [
     "CompressedFileError",
     "CompressedHeader",
     "compress",
+    "compress_many",
     "decompress",
+    "decompress_many",
     "model_fingerprint",
     "read_header",
 ]

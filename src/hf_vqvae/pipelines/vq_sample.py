@@ -247,6 +247,12 @@ class VQSamplePipeline(Pipeline):
             class_labels = [names[label] if isinstance(label, str) else label for label in class_labels]
         return class_labels_as_tensor(class_labels, num_samples)
 
+    def class_id(self, label: int | str) -> int:
+        """One class, given by id or name, as its id; a `ValueError` for an unknown name or an id out of range."""
+        class_id = int(self._label_tensor([label], 1)[0])
+        check_class_labels(torch.tensor([class_id]), 1, self.prior.config.num_classes)
+        return class_id
+
     def class_ids_by_name(self) -> dict[str, int]:
         """The prior's class names and their ids. transformers fills `label2id` only when it is given, so a
         config that sets only `id2label` still names its classes."""
@@ -261,10 +267,7 @@ class VQSamplePipeline(Pipeline):
         entropy-coded with the prior (`pipelines/compression.py`). A class label (id or name) conditions the prior
         and is stored in the file; without one, a conditional prior codes with its unconditional distribution.
         """
-        label = None
-        if class_labels is not None:
-            label = int(self._label_tensor([class_labels], 1)[0])
-            check_class_labels(torch.tensor([label]), 1, self.prior.config.num_classes)
+        label = None if class_labels is None else self.class_id(class_labels)
         if not (isinstance(inputs, torch.Tensor) and inputs.is_floating_point()):
             inputs = preprocess_one(self.model, inputs)
         return compress(self.model, self.prior, inputs, label)
