@@ -4,7 +4,7 @@ WebP at the qualities that bring their files nearest in size, on the cards' vali
     python benchmarks/benchmark_compression.py --num_images 200 --output_dir runs/compression
 
 Sizes are counted two ways: whole files, and without container headers (hf_vqvae: the range coder's payload, no
-17 + 2n-byte header and checksum; JPEG: the entropy-coded scan from its SOS marker on, no tables; WebP: the VP8
+19 + 2n-byte header and checksum; JPEG: the entropy-coded scan from its SOS marker on, no tables; WebP: the VP8
 bitstream inside its RIFF chunk). Distortion: PSNR on 8-bit pixels and SSIM, against the original 32x32 images.
 hf_vqvae codes without a class label (the prior's unconditional distribution). Writes a table and a PNG plot.
 """
@@ -34,7 +34,7 @@ from hf_vqvae.pipelines.compression import (
 
 MODEL = Path(__file__).resolve().parents[1] / "model_cards" / "vqvae-cifar10"
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10" / "train.parquet"
-HEADER_BYTES = 12 + 1 + 2 * 2 + 4
+HEADER_BYTES = 14 + 1 + 2 * 2 + 4
 
 
 def parse_args() -> argparse.Namespace:

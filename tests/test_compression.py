@@ -65,7 +65,7 @@ def test_the_pixelcnn_prior_codes_too():
 def test_the_payload_is_about_the_priors_likelihood_of_the_codes(pipe):
     inputs = tiny_inputs("image")
     payload_bits, nll_bits = 0, 0.0
-    header_bytes = 12 + 1 + 2 * 2 + 4  # magic .. label, 2 axes, CRC-32
+    header_bytes = 14 + 1 + 2 * 2 + 4  # magic .. speaker, 2 axes, CRC-32
     for example in inputs:
         payload_bits += 8 * (len(compress(pipe.model, pipe.prior, example, 1)) - header_bytes)
         with torch.no_grad():
@@ -203,3 +203,18 @@ def test_files_do_not_depend_on_how_many_are_coded_together(pipe):
     decoded = decompress_many(pipe.model, pipe.prior, [together[0], unlabelled, together[2]])
     for example, expected in zip(decoded, (inputs[0], inputs[3], inputs[2]), strict=True):
         torch.testing.assert_close(example, decoded_codes(pipe, expected), rtol=0, atol=1e-6)
+
+
+def test_a_vqvae_with_speakers_decodes_with_the_speaker_in_the_file():
+    vqvae = tiny_vqvae("audio", num_speakers=3)
+    with torch.no_grad():
+        vqvae.decoder.speaker_embedding.weight.normal_(0, 1)  # speakers that change the output
+    prior = tiny_prior(vqvae.config.code_shape)
+    inputs = torch.rand(2, 256) * 2 - 1
+    data = compress(vqvae, prior, inputs, speaker_id=2)
+    assert read_header(data).speaker_id == 2 and read_header(compress(vqvae, prior, inputs)).speaker_id == 0
+    with torch.no_grad():
+        expected = vqvae.decode(vqvae.encode(inputs[None]).codes, speaker_ids=torch.tensor([2]))[0].clamp(
+            -1, 1
+        )
+    torch.testing.assert_close(decompress(vqvae, prior, data), expected, rtol=0, atol=1e-6)

@@ -7,6 +7,7 @@ from pathlib import Path
 from transformers import pipeline
 
 from ..models.vqvae.modalities import IMAGE
+from ..models.vqvae.speakers import speaker_ids_tensor
 from ..pipelines.compression import (
     CompressedFileError,
     checked_file,
@@ -25,6 +26,7 @@ from .common import (
     format_table,
     load_vqvae,
 )
+from .sample_command import sampling_labels
 
 SUFFIX = ".vqz"
 
@@ -51,6 +53,10 @@ def add_compress_parser(subparsers) -> argparse.ArgumentParser:
         "--class_label",
         help="Class id or name to condition a class-conditional prior on (stored in each file; without it, the "
         "prior's unconditional distribution codes the files).",
+    )
+    parser.add_argument(
+        "--speaker",
+        help="A VQ-VAE with speakers: the voice the files decode with (name or id; default the first).",
     )
     parser.set_defaults(run=run_compress, user_errors=(*USER_ERRORS, ImportError))  # without the extra
     return parser
@@ -91,7 +97,10 @@ def run_compress(args: argparse.Namespace) -> None:
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
     label = None if label is None else pipe.class_id(label)
-    files = compress_many(pipe.model, pipe.prior, inputs, label)
+    speaker = None
+    if args.speaker is not None:
+        speaker = int(speaker_ids_tensor(pipe.model.config, sampling_labels([args.speaker]), 1)[0])
+    files = compress_many(pipe.model, pipe.prior, inputs, label, speaker)
     rows = []
     for path, data in zip(args.inputs, files, strict=True):
         target = output / (Path(path).stem + SUFFIX)

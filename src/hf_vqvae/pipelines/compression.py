@@ -16,11 +16,12 @@ File layout (little-endian), format version 1:
 | 1 | modality (0 image, 1 audio, 2 video) |
 | 4 | model fingerprint: the first 4 bytes of SHA-256 over the VQ-VAE's and the prior's weights (float32) |
 | 2 | class label, -1 for none (int16) |
+| 2 | speaker the decoder speaks with, -1 for a VQ-VAE without speakers (int16) |
 | 1 + 2n | code grid: n axes, then each axis's size (uint16) |
 | 4k | payload: the range coder's k 32-bit words |
 | 4 | CRC-32 of everything before it |
 
-The header and checksum take 17 + 2n bytes (21 for an 8x8 grid).
+The header and checksum take 19 + 2n bytes (23 for an 8x8 grid).
 """
 
 import hashlib
@@ -42,7 +43,7 @@ MODALITY_IDS = {"image": 0, "audio": 1, "video": 2}
 # Grids coded at once: always this many rows (padded), so that the logits, and the decoder's probabilities, do not
 # depend on how many files are coded together.
 CODING_BATCH = 64
-_FIXED = struct.Struct("<4sBB4sh")
+_FIXED = struct.Struct("<4sBB4shh")
 _LENGTH = struct.Struct("<I")
 
 
@@ -60,6 +61,7 @@ class CompressedHeader:
     fingerprint: bytes
     class_label: int | None
     code_shape: tuple[int, ...]
+    speaker_id: int | None = None
 
 
 def range_coder():
@@ -123,7 +125,11 @@ def run_coder(prior: VQPriorModel, choose_next, class_labels: list[int | None]) 
 
 @torch.no_grad()
 def compress(
-    vqvae: VQVAEModel, prior: VQPriorModel, inputs: torch.Tensor, class_label: int | None = None
+    vqvae: VQVAEModel,
+    prior: VQPriorModel,
+    inputs: torch.Tensor,
+    class_label: int | None = None,
+    speaker_id: int | None = None,
 ) -> bytes:
     """
     Compress one example (see [`compress_many`]).
@@ -132,16 +138,22 @@ def compress(
         inputs (`torch.Tensor`): one model input without the batch axis, in [-1, 1] (an image `(C, H, W)`, a
             window of audio `(C, T)`, a clip `(T, C, H, W)`), as the model's processor gives it.
         class_label (`int`, *optional*): the class the prior is conditioned on (stored in the file).
+        speaker_id (`int`, *optional*): a VQ-VAE with speakers: the voice the file decodes with (stored in the
+            file; default speaker 0).
 
     Returns:
         `bytes`: the file's contents.
     """
-    return compress_many(vqvae, prior, inputs[None], class_label)[0]
+    return compress_many(vqvae, prior, inputs[None], class_label, speaker_id)[0]
 
 
 @torch.no_grad()
 def compress_many(
-    vqvae: VQVAEModel, prior: VQPriorModel, inputs: torch.Tensor, class_label: int | None = None
+    vqvae: VQVAEModel,
+    prior: VQPriorModel,
+    inputs: torch.Tensor,
+    class_label: int | None = None,
+    speaker_id: int | None = None,
 ) -> list[bytes]:
     """One file per example of a batch `(N, ...)` of model inputs, coded `CODING_BATCH` at a time."""
     constriction = range_coder()
@@ -153,6 +165,7 @@ def compress_many(
             model_fingerprint(vqvae, prior),
             class_label,
             tuple(prior.config.code_shape),
+            (speaker_id or 0) if vqvae.config.num_speakers else None,
         )
     )
     files = []
@@ -215,7 +228,9 @@ def decompress_many(vqvae: VQVAEModel, prior: VQPriorModel, files: list[bytes]) 
                 return chosen.to(logits.device)
 
             codes = run_coder(prior, decode_next, [parsed[i][0].class_label for i in chunk])[: len(chunk)]
-            outputs = vqvae.decode(codes.to(vqvae.device)).float().clamp(-1, 1).cpu()
+            speakers = [parsed[i][0].speaker_id for i in chunk]
+            speaker_ids = torch.tensor(speakers, device=vqvae.device) if vqvae.config.num_speakers else None
+            outputs = vqvae.decode(codes.to(vqvae.device), speaker_ids=speaker_ids).float().clamp(-1, 1).cpu()
             for row, index in enumerate(chunk):
                 decoded[index] = outputs[row]
     return torch.stack(decoded)
@@ -231,6 +246,11 @@ def checked_file(
             f"This file was compressed with other model weights (its fingerprint {header.fingerprint.hex()} is not "
             f"this model's {fingerprint.hex()}); decompress it with the model that made it."
         )
+    speakers = vqvae.config.num_speakers
+    if (header.speaker_id is None) != (not speakers) or (speakers and header.speaker_id >= speakers):
+        raise CompressedFileError(
+            f"This file's speaker {header.speaker_id} does not fit this VQ-VAE ({speakers} speakers)."
+        )
     if header.modality != vqvae.config.modality or header.code_shape != tuple(prior.config.code_shape):
         raise CompressedFileError(
             f"This file holds a {header.modality} code grid {list(header.code_shape)}, this model makes "
@@ -245,7 +265,10 @@ def as_words(payload: bytes) -> np.ndarray:
 
 def write_header(header: CompressedHeader) -> bytes:
     label = -1 if header.class_label is None else header.class_label
-    fixed = _FIXED.pack(MAGIC, header.version, MODALITY_IDS[header.modality], header.fingerprint, label)
+    speaker = -1 if header.speaker_id is None else header.speaker_id
+    fixed = _FIXED.pack(
+        MAGIC, header.version, MODALITY_IDS[header.modality], header.fingerprint, label, speaker
+    )
     shape = struct.pack(f"<B{len(header.code_shape)}H", len(header.code_shape), *header.code_shape)
     return fixed + shape
 
@@ -254,7 +277,7 @@ def split_file(data: bytes) -> tuple[CompressedHeader, bytes]:
     """The header and payload of a compressed file, after checking its magic, version, length and checksum."""
     if len(data) < _FIXED.size + 1 + _LENGTH.size or data[:4] != MAGIC:
         raise CompressedFileError("Not an hf_vqvae compressed file (no HFVQ header, or too short).")
-    magic, version, modality_id, fingerprint, label = _FIXED.unpack_from(data)
+    magic, version, modality_id, fingerprint, label, speaker = _FIXED.unpack_from(data)
     if version != FORMAT_VERSION:
         raise CompressedFileError(
             f"This file has format version {version}; this hf_vqvae reads version {FORMAT_VERSION}"
@@ -274,7 +297,14 @@ def split_file(data: bytes) -> tuple[CompressedHeader, bytes]:
     modality = {value: key for key, value in MODALITY_IDS.items()}.get(modality_id)
     if modality is None:
         raise CompressedFileError(f"Unknown modality id {modality_id} in the header.")
-    header = CompressedHeader(version, modality, fingerprint, None if label < 0 else label, tuple(code_shape))
+    header = CompressedHeader(
+        version,
+        modality,
+        fingerprint,
+        None if label < 0 else label,
+        tuple(code_shape),
+        None if speaker < 0 else speaker,
+    )
     return header, payload
 
 

@@ -260,7 +260,7 @@ class VQSamplePipeline(Pipeline):
         names = {name: int(index) for index, name in (config.id2label or {}).items()}
         return {**names, **{name: int(index) for name, index in (config.label2id or {}).items()}}
 
-    def compress(self, inputs, class_labels=None) -> bytes:
+    def compress(self, inputs, class_labels=None, speaker_ids=None) -> bytes:
         """
         A bitstream of one input (an image, recording or clip, as `prompt` takes it, brought to the model's size as
         its processor does; or a float tensor already in the model's input layout and range): its codes
@@ -270,7 +270,10 @@ class VQSamplePipeline(Pipeline):
         label = None if class_labels is None else self.class_id(class_labels)
         if not (isinstance(inputs, torch.Tensor) and inputs.is_floating_point()):
             inputs = preprocess_one(self.model, inputs)
-        return compress(self.model, self.prior, inputs, label)
+        speaker = None
+        if speaker_ids is not None:
+            speaker = int(speaker_ids_tensor(self.model.config, speaker_ids, 1)[0])
+        return compress(self.model, self.prior, inputs, label, speaker)
 
     def decompress(self, data: bytes, output_type: str = "pil"):
         """The input a [`compress`] bitstream holds, decoded, as `output_type` (one item, as `pipe(...)` gives)."""
