@@ -50,10 +50,14 @@ def tiny_prior(prior_type: str) -> VQPriorModel:
 
 
 def example_inputs(model: VQVAEModel, batch: int) -> torch.Tensor:
-    return torch.rand(batch, model.config.in_channels, *model.config.sample_size) * 2 - 1
+    config = model.config
+    if config.modality == "video":  # (B, T, C, H, W)
+        num_frames, *size = config.sample_size
+        return torch.rand(batch, num_frames, config.in_channels, *size) * 2 - 1
+    return torch.rand(batch, config.in_channels, *config.sample_size) * 2 - 1
 
 
-@pytest.mark.parametrize("modality", ["image", "audio"])
+@pytest.mark.parametrize("modality", ["image", "audio", "video"])
 @pytest.mark.parametrize("dynamic", [False, True])
 def test_vqvae_encode_and_decode_export_and_match_eager(modality, dynamic):
     model = tiny_vqvae(modality)
