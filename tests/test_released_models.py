@@ -30,6 +30,7 @@ from hf_vqvae.data import (
 from hf_vqvae.data.columns import speakers_as_ids
 from hf_vqvae.data.idx import FASHION_MNIST_DIR
 from hf_vqvae.evaluation.reconstruction import evaluate_split
+from hf_vqvae.models.remote_code import code_files
 
 MODEL_CARDS = Path(__file__).resolve().parents[1] / "model_cards"
 NUM_CHECKED_EXAMPLES = 64
@@ -198,3 +199,15 @@ def test_released_model_has_the_processor_of_its_data_path(name):
         processed = processor(raw)["pixel_values"][0]
         expected = build_preprocessor(config, train=False)(raw)
     torch.testing.assert_close(processed, expected, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", sorted(RELEASED_MODELS))
+def test_released_folders_carry_the_packages_current_model_code(name):
+    """The code a released folder runs as remote code is the package's own (refresh it with
+    `hf_vqvae.models.remote_code.add_remote_code` after changing the models)."""
+    folder = released_folder(name)
+    expected = code_files(VQVAEModel.__module__) | code_files(VQPriorModel.__module__)
+    for file_name, source in expected.items():
+        assert (folder / file_name).read_text() == source, f"{name}/{file_name} is stale"
+    for file_name, source in code_files(VQPriorModel.__module__).items():
+        assert (folder / "prior" / file_name).read_text() == source, f"{name}/prior/{file_name} is stale"

@@ -47,9 +47,11 @@ def flatten_alpha(image: PIL.Image.Image) -> PIL.Image.Image:
 
 
 def convert_mode(image: PIL.Image.Image, mode: str) -> PIL.Image.Image:
-    """`image` in `mode` ("RGB" or "L"): 16-bit greyscale scaled to 8 bits, transparency composited on white,
-    then PIL's conversion (RGB to L by ITU-R 601 luma; L to RGB by repeating the grey)."""
-    image = flatten_alpha(to_8_bit(image))
+    """`image` in `mode` ("RGB" or "L"; a mode with alpha keeps it): 16-bit greyscale scaled to 8 bits,
+    transparency composited on white, then PIL's conversion (RGB to L by ITU-R 601 luma; L to RGB by repeating
+    the grey)."""
+    image = to_8_bit(image)
+    image = image if "A" in mode else flatten_alpha(image)
     return image.convert(mode) if image.mode != mode else image
 
 

@@ -299,6 +299,7 @@ class VQPriorModel(PriorSurgeryMixin, VQPriorPreTrainedModel):
         show_progress_bar: bool = False,
         guidance_scale: float | None = None,
         prompt_codes: torch.LongTensor | None = None,
+        compile: bool = False,
     ) -> torch.LongTensor:
         """
         Samples code grids one code at a time in raster order, in eval mode (the training mode is restored).
@@ -327,12 +328,21 @@ class VQPriorModel(PriorSurgeryMixin, VQPriorPreTrainedModel):
             prompt_codes (`torch.LongTensor`, *optional*):
                 The first codes of every grid, kept exactly while the prior samples the rest: `(num_samples or 1,
                 P)` in raster order, or the first slices of the grid's first axis (see `prompt_as_prefix`).
+            compile (`bool`, defaults to `False`):
+                Transformer prior: sample with a static key/value cache and a `torch.compile`d decoding step
+                (`static_decoding.py`). The same codes as without it, several times faster once compiled; the
+                first call for a batch size compiles (seconds), later ones reuse it.
 
         Returns:
             `torch.LongTensor` of shape `(num_samples, *code_shape)` with values in [0, codebook_size).
         """
         guidance_scale = self.default_guidance_scale if guidance_scale is None else guidance_scale
         check_sampling_arguments(num_samples, temperature, top_k, top_p, generator)
+        if compile and (self.config.prior_type != "transformer" or not use_cache):
+            raise ValueError(
+                "compile=True samples through a static key/value cache: it needs the transformer prior and "
+                f"use_cache=True (got prior_type={self.config.prior_type!r}, use_cache={use_cache})."
+            )
         check_guidance_scale(guidance_scale, self.config)
         passes = 1 if guidance_scale == 1 else num_guidance_passes(self.config)
         check_sampling_memory(num_samples * passes, self.config, available_memory(self.device))
@@ -344,9 +354,39 @@ class VQPriorModel(PriorSurgeryMixin, VQPriorPreTrainedModel):
             class_labels, sample_next, prompt, guidance_scale, self.config
         )
         rows = num_samples * passes
-        return self._sample_rows(rows, class_labels, sample_next, use_cache, show_progress_bar, prompt)[
-            :num_samples
-        ]
+        return self._sample_rows(
+            rows, class_labels, sample_next, use_cache, show_progress_bar, prompt, compile
+        )[:num_samples]
+
+    @torch.no_grad()
+    def generate_with(
+        self,
+        choose_next: Callable[[torch.FloatTensor], torch.LongTensor],
+        num_samples: int = 1,
+        class_labels: ClassLabels | None = None,
+        guidance_scale: float = 1.0,
+    ) -> torch.LongTensor:
+        """
+        Runs the sampler over `num_samples` grids with `choose_next` in place of sampling: it receives the fp32
+        logits `(num_samples, codebook_size)` of each position in raster order, after guidance, and returns the
+        codes there `(num_samples,)`. An entropy coder uses it to encode known codes and to decode them again from
+        exactly the same logits (`pipelines/compression.py`). Guidance at scale 0 gives the unconditional
+        distribution of a conditional prior.
+
+        Returns:
+            `torch.LongTensor` of shape `(num_samples, *code_shape)`: the chosen codes.
+        """
+        check_guidance_scale(guidance_scale, self.config)
+        class_labels = sampling_class_labels(class_labels, num_samples, self.config.num_classes, self.device)
+        if guidance_scale == 0 and self.config.null_label_id is not None:
+            # The unconditional distribution is the learned null label's own: one pass, not two weighted ones.
+            null_labels = torch.full_like(class_labels, self.config.null_label_id)
+            return self._sample_rows(num_samples, null_labels, choose_next, True, False, None)
+        class_labels, choose_next, _ = guided_rows(
+            class_labels, choose_next, None, guidance_scale, self.config
+        )
+        rows = num_samples * (1 if guidance_scale == 1 else num_guidance_passes(self.config))
+        return self._sample_rows(rows, class_labels, choose_next, True, False, None)[:num_samples]
 
     def _sample_rows(
         self,
@@ -356,13 +396,17 @@ class VQPriorModel(PriorSurgeryMixin, VQPriorPreTrainedModel):
         use_cache: bool,
         show_progress_bar: bool,
         prompt: torch.LongTensor | None,
+        compile: bool = False,
     ) -> torch.LongTensor:
         """The backbone's sampling loop over `rows` grids (every guidance pass of every sample), in eval mode,
         with a progress bar over the codes it generates (those after the prompt)."""
         to_sample = self.config.num_codes - (prompt.shape[1] if prompt is not None else 0)
         with eval_mode(self), tqdm(total=to_sample, desc="Codes", disable=not show_progress_bar) as bar:
             progress = bar.update if show_progress_bar else None
-            return self.backbone.sample(rows, class_labels, sample_next, use_cache, progress, prompt)
+            options = {"compile": True} if compile else {}
+            return self.backbone.sample(
+                rows, class_labels, sample_next, use_cache, progress, prompt, **options
+            )
 
     @property
     def default_guidance_scale(self) -> float:

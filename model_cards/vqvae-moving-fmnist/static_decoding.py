@@ -1,0 +1,83 @@
+# hf_vqvae 0.1.0: model code saved beside the weights, loaded with trust_remote_code=True.
+"""Fast sampling for the transformer prior: one decoding step over a static key/value cache, compiled once.
+
+The cached sampler (`TransformerPrior.sample`) runs transformers' `GPT2Model` one position at a time; much of each
+step is the per-call work of the library around a few small matrix products. Here one step is a plain function
+of the step's token and position over key/value buffers allocated once for the run's full length, and
+`torch.compile` turns it into one fused program, compiled on the first call (the position and the prefix length
+symbolic) and reused by every later step and run of the same batch size.
+
+The step reads the decoder's own modules (embeddings, layer norms, projections, MLPs, head): it is the same model,
+not a copy, and gives the same logits as the decoder up to float rounding.
+"""
+
+from math import prod
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class StaticDecodingStep(nn.Module):
+    """
+    Logits for the next code of `batch_size` sequences, given the code at `position` (the start token at 0).
+
+    Args:
+        backbone ([`TransformerPrior`]): the prior whose decoder and head run the step.
+        batch_size (`int`): rows sampled together (every guidance pass of every sample).
+    """
+
+    def __init__(self, backbone: nn.Module, batch_size: int):
+        super().__init__()
+        self.backbone = backbone
+        decoder = backbone.decoder
+        self.num_positions = prod(backbone.code_shape)
+        self.num_heads = decoder.config.n_head
+        self.head_dim = decoder.config.n_embd // self.num_heads
+        weight = decoder.wte.weight
+        shape = (batch_size, self.num_heads, self.num_positions, self.head_dim)
+        self.keys = [weight.new_zeros(shape) for _ in decoder.h]
+        self.values = [weight.new_zeros(shape) for _ in decoder.h]
+
+    def forward(self, tokens: torch.LongTensor, position: int) -> torch.FloatTensor:
+        """`tokens` `(batch, 1)` at `position` -> logits `(batch, codebook_size)` of the code after it. Attention
+        reads the filled prefix of the buffers only: on a CPU a step is bound by reading the cache and the weights
+        (attending over the whole buffer under a mask, the textbook static cache, measured slower than the eager
+        sampler). The prefix length is a symbolic size of the compiled program, so one compilation serves every
+        position."""
+        decoder = self.backbone.decoder
+        batch_size = tokens.shape[0]
+        hidden = decoder.wte(tokens) + decoder.wpe.weight[position : position + 1]
+        for block, keys, values in zip(decoder.h, self.keys, self.values, strict=True):
+            query, key, value = block.attn.c_attn(block.ln_1(hidden)).split(decoder.config.n_embd, dim=2)
+            query, key, value = (
+                x.view(batch_size, 1, self.num_heads, self.head_dim).transpose(1, 2)
+                for x in (query, key, value)
+            )
+            keys[:, :, position : position + 1] = key
+            values[:, :, position : position + 1] = value
+            attended = F.scaled_dot_product_attention(
+                query, keys[:, :, : position + 1], values[:, :, : position + 1], scale=block.attn.scaling
+            )
+            hidden = hidden + block.attn.c_proj(attended.transpose(1, 2).reshape(batch_size, 1, -1))
+            hidden = hidden + block.mlp(block.ln_2(hidden))
+        return self.backbone.head(decoder.ln_f(hidden)[:, -1])
+
+
+def decoding_step(backbone: nn.Module, batch_size: int) -> tuple[StaticDecodingStep, nn.Module]:
+    """The backbone's step for `batch_size` rows, eager and compiled (the same module and buffers), built once and
+    kept on the backbone: compiling takes seconds, so later runs of the same batch size, dtype and device reuse
+    it. torch.compile specialises the positions 0 and 1, so those run eager and the compiled program, with the
+    position symbolic, serves every later one."""
+    weight = backbone.decoder.wte.weight
+    key = (batch_size, weight.dtype, weight.device)
+    steps = backbone.__dict__.setdefault(
+        "_static_steps", {}
+    )  # not a submodule: no weights of its own to save
+    if key not in steps:
+        step = StaticDecodingStep(backbone, batch_size)
+        steps[key] = (step, torch.compile(step, fullgraph=True, dynamic=True))
+    return steps[key]
+
+
+__all__ = ["StaticDecodingStep", "decoding_step"]
