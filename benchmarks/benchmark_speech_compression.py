@@ -3,7 +3,7 @@ encoder) at its lowest bitrates, on the cards' validation split of FSDD (every 1
 
     python benchmarks/benchmark_speech_compression.py --classifier_dir runs/classifier-fsdd --output_dir runs/compression
 
-Each take is the model's input window (4,096 samples at 8 kHz, the take centred and zero-padded, peak level 0.9),
+Each file carries its take's speaker, so that it decodes in that voice. Each take is the model's input window (4,096 samples at 8 kHz, the take centred and zero-padded, peak level 0.9),
 so both codecs code the same 0.51 s. Sizes: whole files (hf_vqvae with its 21-byte header and checksum; Opus in
 Ogg) and without container headers (the range coder's payload; the Opus packets). Distortion: the log-mel
 distance to the original (lower is better) and how often a digit classifier trained on the training split
@@ -22,6 +22,7 @@ from machine import cpu_model
 
 from hf_vqvae import VQPriorModel, VQVAEModel
 from hf_vqvae.data import build_preprocessor, load_raw_dataset, prepare_dataset, split_train_validation
+from hf_vqvae.data.columns import speakers_as_ids
 from hf_vqvae.evaluation.metrics import log_mel_distance
 from hf_vqvae.evaluation.sample_classifier import SampleClassifier, classify
 from hf_vqvae.pipelines.compression import compress_many, decompress_many
@@ -43,13 +44,20 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def validation_takes(vqvae: VQVAEModel, data_file: str, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+def validation_takes(
+    vqvae: VQVAEModel, data_file: str, count: int
+) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+    """The takes as model inputs, their digits, and their speakers' ids in the model (each file decodes with its
+    own speaker's voice, as the encoder is told it)."""
     _, validation = split_train_validation(load_raw_dataset(data_files=data_file), 10)
     validation = validation.select(range(min(count, len(validation))))
-    prepared = prepare_dataset(validation, build_preprocessor(vqvae.config, train=False), "audio", "label")
-    examples = list(prepared)
-    return torch.stack([e["input_values"] for e in examples]), torch.tensor(
-        [e["class_labels"] for e in examples]
+    validation = speakers_as_ids(validation, "speaker", list(vqvae.config.id2speaker.values()))
+    preprocessor = build_preprocessor(vqvae.config, train=False)
+    examples = list(prepare_dataset(validation, preprocessor, "audio", "label", speaker_column="speaker"))
+    return (
+        torch.stack([e["input_values"] for e in examples]),
+        torch.tensor([e["class_labels"] for e in examples]),
+        [int(e["speaker_ids"]) for e in examples],
     )
 
 
@@ -90,7 +98,7 @@ def main() -> None:
     vqvae = VQVAEModel.from_pretrained(MODEL).eval()
     prior = VQPriorModel.from_pretrained(MODEL, subfolder="prior").eval()
     classifier, _ = SampleClassifier.load(args.classifier_dir)
-    takes, labels = validation_takes(vqvae, args.data_file, args.num_takes)
+    takes, labels, speakers = validation_takes(vqvae, args.data_file, args.num_takes)
     rate, seconds = vqvae.config.sampling_rate, takes.shape[-1] / vqvae.config.sampling_rate
     rows = [
         {
@@ -100,7 +108,7 @@ def main() -> None:
             **scores(takes, takes, labels, classifier, rate),
         }
     ]
-    files = compress_many(vqvae, prior, takes)
+    files = compress_many(vqvae, prior, takes, speaker_ids=speakers)
     decoded = decompress_many(vqvae, prior, files)
     rows.append(
         {

@@ -153,21 +153,30 @@ def compress_many(
     prior: VQPriorModel,
     inputs: torch.Tensor,
     class_label: int | None = None,
-    speaker_id: int | None = None,
+    speaker_ids: int | list[int] | None = None,
 ) -> list[bytes]:
-    """One file per example of a batch `(N, ...)` of model inputs, coded `CODING_BATCH` at a time."""
+    """One file per example of a batch `(N, ...)` of model inputs, coded `CODING_BATCH` at a time; `speaker_ids`:
+    one speaker for all files or one per file (a VQ-VAE with speakers; default the first)."""
     constriction = range_coder()
     prior.config.check_matches(vqvae.config)
-    header = write_header(
-        CompressedHeader(
-            FORMAT_VERSION,
-            vqvae.config.modality,
-            model_fingerprint(vqvae, prior),
-            class_label,
-            tuple(prior.config.code_shape),
-            (speaker_id or 0) if vqvae.config.num_speakers else None,
+    if not vqvae.config.num_speakers:
+        speakers = [None] * len(inputs)
+    else:
+        speakers = speaker_ids if isinstance(speaker_ids, list) else [speaker_ids or 0] * len(inputs)
+    fingerprint = model_fingerprint(vqvae, prior)
+    headers = [
+        write_header(
+            CompressedHeader(
+                FORMAT_VERSION,
+                vqvae.config.modality,
+                fingerprint,
+                class_label,
+                tuple(prior.config.code_shape),
+                speaker,
+            )
         )
-    )
+        for speaker in speakers
+    ]
     files = []
     for chunk in inputs.split(CODING_BATCH):
         codes = vqvae.encode(chunk.to(vqvae.device, vqvae.dtype)).codes.flatten(1).cpu()
@@ -185,7 +194,7 @@ def compress_many(
 
         run_coder(prior, encode_next, [class_label] * len(chunk))
         for encoder in encoders:
-            body = header + encoder.get_compressed().astype("<u4").tobytes()
+            body = headers[len(files)] + encoder.get_compressed().astype("<u4").tobytes()
             files.append(body + _LENGTH.pack(zlib.crc32(body)))
     return files
 
