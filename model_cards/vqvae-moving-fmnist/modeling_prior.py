@@ -35,6 +35,7 @@ from transformers.utils.generic import can_return_tuple
 from .eval_mode import eval_mode
 from .remote_code import RemoteCodeMixin
 from .strict_loading import StrictLoadingMixin
+from .coding import PriorCodingMixin
 from .configuration_prior import VQPriorConfig
 from .guidance import check_guidance_scale, guided_rows, num_guidance_passes
 from .pixelcnn_backbone import GatedPixelCNNPrior
@@ -44,6 +45,7 @@ from .prior_inputs import (
     check_augment_labels,
     check_class_labels,
     check_codes,
+    check_compile,
     check_sampling_arguments,
     check_sampling_memory,
     prompt_as_prefix,
@@ -218,7 +220,7 @@ class VQPriorPreTrainedModel(RemoteCodeMixin, StrictLoadingMixin, PreTrainedMode
             module.reset_parameters()
 
 
-class VQPriorModel(PriorSurgeryMixin, VQPriorPreTrainedModel):
+class VQPriorModel(PriorCodingMixin, PriorSurgeryMixin, VQPriorPreTrainedModel):
     """
     An autoregressive prior over the code grids of a [`VQVAEModel`]: `p(codes | class)` factorised over the
     codes in raster order. `forward` scores grids (training, likelihood); `generate` samples new ones.
@@ -310,18 +312,12 @@ class VQPriorModel(PriorSurgeryMixin, VQPriorPreTrainedModel):
             class_labels (`int`, `list[int]` or `torch.LongTensor` of shape `(num_samples,)`, *optional*):
                 Classes to sample, in [0, num_classes); an int gives every sample that class. Required if and
                 only if `config.num_classes > 0`.
-            temperature (`float`, defaults to 1.0):
-                Divides the logits; below 1 sharpens the distribution, above 1 flattens it.
-            top_k (`int`, *optional*):
-                Sample among the `top_k` most likely codes only (1 = greedy).
-            top_p (`float`, *optional*):
-                Nucleus sampling: among the most likely codes whose probabilities sum to `top_p` (in (0, 1]).
-            generator (`torch.Generator`, *optional*):
-                Source of randomness: the same seed gives the same samples.
-            use_cache (`bool`, defaults to `True`):
-                Let the backbone reuse the work of earlier codes (same samples, much faster).
-            show_progress_bar (`bool`, defaults to `False`):
-                Show a tqdm bar over the codes of the grid.
+            temperature (`float`, defaults to 1.0): divides the logits; below 1 sharpens, above 1 flattens.
+            top_k (`int`, *optional*): sample among the `top_k` most likely codes only (1 = greedy).
+            top_p (`float`, *optional*): nucleus sampling, among the likeliest codes of total mass `top_p`.
+            generator (`torch.Generator`, *optional*): source of randomness; the same seed, the same samples.
+            use_cache (`bool`, defaults to `True`): reuse the work of earlier codes (same samples, much faster).
+            show_progress_bar (`bool`, defaults to `False`): a tqdm bar over the codes of the grid.
             guidance_scale (`float`, *optional*):
                 Classifier-free guidance (`hf_vqvae.models.prior.guidance`): 1 is none, above 1 clearer classes, 0 the
                 unconditional distribution. Defaults to `default_guidance_scale`.
@@ -329,64 +325,30 @@ class VQPriorModel(PriorSurgeryMixin, VQPriorPreTrainedModel):
                 The first codes of every grid, kept exactly while the prior samples the rest: `(num_samples or 1,
                 P)` in raster order, or the first slices of the grid's first axis (see `prompt_as_prefix`).
             compile (`bool`, defaults to `False`):
-                Transformer prior: sample with a static key/value cache and a `torch.compile`d decoding step
-                (`static_decoding.py`). The same codes as without it, several times faster once compiled; the
-                first call for a batch size compiles (seconds), later ones reuse it.
+                Transformer prior: a static key/value cache and a compiled step (`static_decoding.py`); the same
+                codes, faster after the first call of a batch size, which compiles.
 
         Returns:
             `torch.LongTensor` of shape `(num_samples, *code_shape)` with values in [0, codebook_size).
         """
         guidance_scale = self.default_guidance_scale if guidance_scale is None else guidance_scale
         check_sampling_arguments(num_samples, temperature, top_k, top_p, generator)
-        if compile and (self.config.prior_type != "transformer" or not use_cache):
-            raise ValueError(
-                "compile=True samples through a static key/value cache: it needs the transformer prior and "
-                f"use_cache=True (got prior_type={self.config.prior_type!r}, use_cache={use_cache})."
-            )
+        check_compile(compile, use_cache, self.config)
         check_guidance_scale(guidance_scale, self.config)
         passes = 1 if guidance_scale == 1 else num_guidance_passes(self.config)
         check_sampling_memory(num_samples * passes, self.config, available_memory(self.device))
         class_labels = sampling_class_labels(class_labels, num_samples, self.config.num_classes, self.device)
         prompt = prompt_as_prefix(prompt_codes, num_samples, self.config, self.device)
-        warpers = logits_warpers(temperature, top_k, top_p)
-        sample_next = partial(sample_codes, warpers=warpers, generator=generator)
-        class_labels, sample_next, prompt = guided_rows(
+        sample_next = partial(
+            sample_codes, warpers=logits_warpers(temperature, top_k, top_p), generator=generator
+        )
+        labels, sample_next, prompt = guided_rows(
             class_labels, sample_next, prompt, guidance_scale, self.config
         )
         rows = num_samples * passes
-        return self._sample_rows(
-            rows, class_labels, sample_next, use_cache, show_progress_bar, prompt, compile
-        )[:num_samples]
-
-    @torch.no_grad()
-    def generate_with(
-        self,
-        choose_next: Callable[[torch.FloatTensor], torch.LongTensor],
-        num_samples: int = 1,
-        class_labels: ClassLabels | None = None,
-        guidance_scale: float = 1.0,
-    ) -> torch.LongTensor:
-        """
-        Runs the sampler over `num_samples` grids with `choose_next` in place of sampling: it receives the fp32
-        logits `(num_samples, codebook_size)` of each position in raster order, after guidance, and returns the
-        codes there `(num_samples,)`. An entropy coder uses it to encode known codes and to decode them again from
-        exactly the same logits (`pipelines/compression.py`). Guidance at scale 0 gives the unconditional
-        distribution of a conditional prior.
-
-        Returns:
-            `torch.LongTensor` of shape `(num_samples, *code_shape)`: the chosen codes.
-        """
-        check_guidance_scale(guidance_scale, self.config)
-        class_labels = sampling_class_labels(class_labels, num_samples, self.config.num_classes, self.device)
-        if guidance_scale == 0 and self.config.null_label_id is not None:
-            # The unconditional distribution is the learned null label's own: one pass, not two weighted ones.
-            null_labels = torch.full_like(class_labels, self.config.null_label_id)
-            return self._sample_rows(num_samples, null_labels, choose_next, True, False, None)
-        class_labels, choose_next, _ = guided_rows(
-            class_labels, choose_next, None, guidance_scale, self.config
-        )
-        rows = num_samples * (1 if guidance_scale == 1 else num_guidance_passes(self.config))
-        return self._sample_rows(rows, class_labels, choose_next, True, False, None)[:num_samples]
+        return self._sample_rows(rows, labels, sample_next, use_cache, show_progress_bar, prompt, compile)[
+            :num_samples
+        ]
 
     def _sample_rows(
         self,

@@ -222,7 +222,17 @@ def class_labels_as_tensor(class_labels: ClassLabels | None, num_samples: int) -
     raise TypeError(f"class_labels must be an int, a list of ints or a LongTensor, got {class_labels!r}.")
 
 
+def check_compile(compile: bool, use_cache: bool, config: VQPriorConfig) -> None:
+    """`generate(compile=True)` samples through a static key/value cache: the transformer prior, with its cache."""
+    if compile and (config.prior_type != "transformer" or not use_cache):
+        raise ValueError(
+            "compile=True samples through a static key/value cache: it needs the transformer prior and "
+            f"use_cache=True (got prior_type={config.prior_type!r}, use_cache={use_cache})."
+        )
+
+
 __all__ = [
+    "check_compile",
     "check_codes",
     "check_class_labels",
     "check_augment_labels",
