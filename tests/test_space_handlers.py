@@ -42,7 +42,7 @@ def test_uploads_must_exist_have_content_and_recordings_last_at_most_a_minute(tm
 def test_the_code_grid_is_drawn_one_colour_per_code(shape, size):
     codes = torch.arange(int(np.prod(shape))).reshape(shape) % 16
     image = handlers.code_grid_image(codes, 16)
-    assert image.size == size and len(set(image.getdata())) == min(16, codes.numel())
+    assert image.size == size and len(image.getcolors(maxcolors=4096)) == min(16, codes.numel())
 
 
 def test_sampling_and_encoding_the_released_image_model(tmp_path):
