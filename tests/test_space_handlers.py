@@ -56,3 +56,25 @@ def test_sampling_and_encoding_the_released_image_model(tmp_path):
     pair, _, _, grid, summary = handlers.encode("vqvae-cifar10", str(tmp_path / "red.png"), str(tmp_path))
     assert PIL.Image.open(pair).size == (256, 128) and grid.size == (128, 128)
     assert "**64 codes**" in summary and "PSNR" in summary
+
+
+def test_speech_and_video_models_sample_and_encode(tmp_path):
+    names = handlers.model_locations()
+    if not {"vqvae-fsdd", "vqvae-moving-fmnist"} <= names.keys():
+        pytest.skip("the released speech and video folders are not here")
+    _, (rate, audio), status = handlers.sample(
+        "vqvae-fsdd", "7", "theo", 4.0, 1.0, "0", 2, None, str(tmp_path)
+    )
+    assert rate == 8000 and audio.dtype == np.int16 and len(audio) > 2 * 4096 and "2 sample(s)" in status
+    with wave.open(str(tmp_path / "take.wav"), "wb") as recording:
+        recording.setnchannels(1)
+        recording.setsampwidth(2)
+        recording.setframerate(8000)
+        recording.writeframes((np.sin(np.arange(4000) * 0.3) * 8000).astype(np.int16).tobytes())
+    picture, original, reconstruction, _, summary = handlers.encode(
+        "vqvae-fsdd", str(tmp_path / "take.wav"), str(tmp_path)
+    )
+    assert picture is None and original[0] == reconstruction[0] == 8000 and "SNR" in summary
+    clips, _, _ = handlers.sample("vqvae-moving-fmnist", None, None, 1.0, 1.0, "0", 2, None, str(tmp_path))
+    animation = PIL.Image.open(clips)
+    assert animation.n_frames == 16 and animation.size == (256, 128)
