@@ -532,3 +532,12 @@ def test_folder_without_prior(tmp_path):
     save_pipeline_folder(tmp_path, tiny_vqvae("image"), prior=None)
     with pytest.raises(ValueError, match=r"No prior found at .*/prior: a vq-sample model folder holds"):
         pipeline("vq-sample", model=str(tmp_path))
+
+
+def test_compile_reaches_the_prior_and_gives_the_same_samples():
+    vqvae = tiny_vqvae("image")
+    pipe = quiet(VQSamplePipeline(model=vqvae, prior=tiny_prior(vqvae.config.code_shape, num_classes=3)))
+    eager = pipe(num_samples=2, class_labels=1, seed=0, output_type="pt")
+    compiled = pipe(num_samples=2, class_labels=1, seed=0, output_type="pt", compile=True)
+    torch.testing.assert_close(stack(compiled), stack(eager), rtol=0, atol=0)
+    assert pipe.prior.backbone._static_steps  # the compiled step was built

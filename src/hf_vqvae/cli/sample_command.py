@@ -67,6 +67,12 @@ def add_sample_parser(subparsers) -> argparse.ArgumentParser:
         "samples cycle through the speakers).",
     )
     parser.add_argument("--batch_size", type=positive_int, help="Samples generated at once (default: all).")
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="Transformer prior: sample through a static key/value cache with a compiled step (the same samples; "
+        "faster for long grids, after a first call that compiles for seconds).",
+    )
     parser.add_argument("--output_dir", default="samples")
     parser.add_argument("--video_format", choices=VIDEO_FORMATS, default="gif")
     parser.set_defaults(run=run_sample, user_errors=USER_ERRORS)
@@ -90,6 +96,7 @@ def run_sample(args: argparse.Namespace) -> None:
         speaker_ids=sampling_labels(args.speakers),
         seed=args.seed,
         batch_size=args.batch_size,
+        compile=args.compile,
     )
     paths = save_outputs(
         outputs, vqvae.config, args.output_dir, video_format=args.video_format, grid_name="samples_grid.png"

@@ -148,6 +148,7 @@ class VQSamplePipeline(Pipeline):
         prompt=None,
         prompt_fraction=None,
         speaker_ids=None,
+        compile=None,
     ):
         preprocess = {
             k: v
@@ -176,6 +177,7 @@ class VQSamplePipeline(Pipeline):
                 "generator": generator,
                 "batch_size": sampling_batch_size,
                 "guidance_scale": guidance_scale,
+                "compile": compile,
             }.items()
             if v is not None
         }
@@ -291,8 +293,10 @@ class VQSamplePipeline(Pipeline):
         generator=None,
         batch_size=None,
         guidance_scale=None,
+        compile=False,
     ):
-        """2. Sample code grids from the prior, batch by batch; 3. decode them with the VQ-VAE."""
+        """2. Sample code grids from the prior, batch by batch (`compile=True`: the transformer prior's static cache
+        and compiled step, see `VQPriorModel.generate`); 3. decode them with the VQ-VAE."""
         num_samples, class_labels = model_inputs["num_samples"], model_inputs["class_labels"]
         batch_size = batch_size or num_samples
         if generator is None and seed is not None:
@@ -312,6 +316,7 @@ class VQSamplePipeline(Pipeline):
                 generator=generator,
                 guidance_scale=guidance_scale,
                 prompt_codes=prompt_codes,
+                compile=compile,
                 show_progress_bar=not self._progress_bar_config.get("disable", False),
             )
             speakers = model_inputs["speaker_ids"]
