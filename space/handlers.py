@@ -18,7 +18,7 @@ from hf_vqvae import VQSamplePipeline
 from hf_vqvae.evaluation.metrics import psnr_uint8, snr_db
 from hf_vqvae.models.vqvae.processors import processor_for
 from hf_vqvae.pipelines.compression import compress
-from hf_vqvae.pipelines.exporting import save_image_grid
+from hf_vqvae.pipelines.exporting import save_image_grid, side_by_side
 from hf_vqvae.pipelines.prompting import preprocess_one
 
 MODEL_CARDS = Path(__file__).resolve().parents[1] / "model_cards"
@@ -125,14 +125,11 @@ def joined_audio(outputs: list[dict]) -> tuple[int, np.ndarray]:
 
 
 def clips_as_gif(clips: list[list[PIL.Image.Image]], path: Path, fps: int) -> Path:
-    """Clips side by side in one animated GIF."""
-    width, height = clips[0][0].size
-    frames = []
-    for step in range(len(clips[0])):
-        canvas = PIL.Image.new("L", (width * len(clips), height))
-        for index, clip in enumerate(clips):
-            canvas.paste(clip[step].convert("L"), (index * width, 0))
-        frames.append(canvas.resize((canvas.width * 2, canvas.height * 2), PIL.Image.Resampling.NEAREST))
+    """Clips side by side in one animated GIF, at twice their size."""
+    frames = [
+        frame.resize((frame.width * 2, frame.height * 2), PIL.Image.Resampling.NEAREST)
+        for frame in side_by_side(*clips)
+    ]
     frames[0].save(path, save_all=True, append_images=frames[1:], duration=round(1000 / fps), loop=0)
     return path
 
@@ -200,10 +197,8 @@ def encode(name: str, upload_path: str | None, work_dir: str):
         return None, *as_audio, grid, summary
     processor = processor_for(config)
     if config.modality == "image":
-        pair = processor.postprocess(torch.stack([inputs, reconstruction]))
-        canvas = PIL.Image.new(pair[0].mode, (pair[0].width * 2, pair[0].height))
-        canvas.paste(pair[0], (0, 0))
-        canvas.paste(pair[1], (pair[0].width, 0))
+        original, reconstructed = processor.postprocess(torch.stack([inputs, reconstruction]))
+        canvas = side_by_side([original], [reconstructed])[0]
         canvas = canvas.resize((canvas.width * 4, canvas.height * 4), PIL.Image.Resampling.NEAREST)
         canvas.save(path.with_suffix(".png"))
         return str(path.with_suffix(".png")), None, None, grid, summary

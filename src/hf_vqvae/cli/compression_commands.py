@@ -86,17 +86,12 @@ def load_pipeline(args: argparse.Namespace):
 def run_compress(args: argparse.Namespace) -> None:
     check_output_dir(args.output, "--output")
     pipe = load_pipeline(args)
-    label = (
-        int(args.class_label)
-        if args.class_label is not None and args.class_label.isdigit()
-        else args.class_label
-    )
     inputs = read_inputs(args.inputs, pipe.model.config)
     num_codes = math.prod(pipe.prior.config.code_shape)
     fixed_bytes = num_codes * math.ceil(math.log2(pipe.prior.config.codebook_size)) / 8
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
-    label = None if label is None else pipe.class_id(label)
+    label = None if args.class_label is None else pipe.class_id(sampling_labels([args.class_label]))
     speaker = None
     if args.speaker is not None:
         speaker = int(speaker_ids_tensor(pipe.model.config, sampling_labels([args.speaker]), 1)[0])
@@ -124,13 +119,13 @@ def run_decompress(args: argparse.Namespace) -> None:
     missing = [str(path) for path in paths if not path.is_file()]
     if missing:
         raise CommandError(f"no such file: {missing[0]!r}.")
-    files = []
-    for path in paths:
+    files = [path.read_bytes() for path in paths]
+    for path, data in zip(paths, files, strict=True):  # each checked here, so that an error names its file
         try:
-            files.append(checked_file(pipe.model, pipe.prior, path.read_bytes(), fingerprint))
+            checked_file(pipe.model, pipe.prior, data, fingerprint)
         except CompressedFileError as error:
             raise CommandError(f"cannot decompress {str(path)!r}: {error}") from error
-    decoded = decompress_many(pipe.model, pipe.prior, [data for data in map(Path.read_bytes, paths)])
+    decoded = decompress_many(pipe.model, pipe.prior, files)
     outputs = postprocess_samples(decoded, pipe.model.config, "pil")
     for path, output in zip(paths, outputs, strict=True):
         written = write_output(output, pipe.model.config, Path(args.output) / path.stem, args.video_format)

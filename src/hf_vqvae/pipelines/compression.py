@@ -44,7 +44,7 @@ MODALITY_IDS = {"image": 0, "audio": 1, "video": 2}
 # depend on how many files are coded together.
 CODING_BATCH = 64
 _FIXED = struct.Struct("<4sBB4shh")
-_LENGTH = struct.Struct("<I")
+_CHECKSUM = struct.Struct("<I")
 
 
 class CompressedFileError(ValueError):
@@ -195,7 +195,7 @@ def compress_many(
         run_coder(prior, encode_next, [class_label] * len(chunk))
         for encoder in encoders:
             body = headers[len(files)] + encoder.get_compressed().astype("<u4").tobytes()
-            files.append(body + _LENGTH.pack(zlib.crc32(body)))
+            files.append(body + _CHECKSUM.pack(zlib.crc32(body)))
     return files
 
 
@@ -284,7 +284,7 @@ def write_header(header: CompressedHeader) -> bytes:
 
 def split_file(data: bytes) -> tuple[CompressedHeader, bytes]:
     """The header and payload of a compressed file, after checking its magic, version, length and checksum."""
-    if len(data) < _FIXED.size + 1 + _LENGTH.size or data[:4] != MAGIC:
+    if len(data) < _FIXED.size + 1 + _CHECKSUM.size or data[:4] != MAGIC:
         raise CompressedFileError("Not an hf_vqvae compressed file (no HFVQ header, or too short).")
     magic, version, modality_id, fingerprint, label, speaker = _FIXED.unpack_from(data)
     if version != FORMAT_VERSION:
@@ -292,15 +292,15 @@ def split_file(data: bytes) -> tuple[CompressedHeader, bytes]:
             f"This file has format version {version}; this hf_vqvae reads version {FORMAT_VERSION}"
             f"{' (a newer hf_vqvae made it)' if version > FORMAT_VERSION else ''}."
         )
-    (checksum,) = _LENGTH.unpack_from(data, len(data) - _LENGTH.size)
-    if zlib.crc32(data[: -_LENGTH.size]) != checksum:
+    (checksum,) = _CHECKSUM.unpack_from(data, len(data) - _CHECKSUM.size)
+    if zlib.crc32(data[: -_CHECKSUM.size]) != checksum:
         raise CompressedFileError("The file is damaged or truncated (its CRC-32 does not match).")
     num_axes = data[_FIXED.size]
     offset = _FIXED.size + 1 + 2 * num_axes
-    if len(data) < offset + _LENGTH.size:
+    if len(data) < offset + _CHECKSUM.size:
         raise CompressedFileError("The file is damaged or truncated (shorter than its header).")
     code_shape = struct.unpack_from(f"<{num_axes}H", data, _FIXED.size + 1)
-    payload = data[offset : -_LENGTH.size]
+    payload = data[offset : -_CHECKSUM.size]
     if len(payload) % 4:
         raise CompressedFileError("The file is damaged or truncated (its payload is not whole 32-bit words).")
     modality = {value: key for key, value in MODALITY_IDS.items()}.get(modality_id)
