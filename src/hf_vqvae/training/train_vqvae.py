@@ -266,11 +266,14 @@ def train(run: TrainingRun, eval_loader) -> None:
                 "loss": outputs.loss.item(),
                 "reconstruction_loss": outputs.reconstruction_loss.item(),
                 "commitment_loss": outputs.commitment_loss.item(),
-                **(
-                    {"spectral_loss": outputs.spectral_loss.item()}
-                    if outputs.spectral_loss is not None
-                    else {}
-                ),
+                **{
+                    name: value.item()
+                    for name, value in (
+                        ("spectral_loss", outputs.spectral_loss),
+                        ("speaker_adversary_loss", outputs.speaker_adversary_loss),
+                    )
+                    if value is not None
+                },
                 "batch_perplexity": outputs.perplexity.item(),
             }
 

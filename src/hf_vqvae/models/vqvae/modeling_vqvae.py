@@ -18,6 +18,7 @@ from ..tracing import is_tracing
 from .configuration_vqvae import VQVAEConfig
 from .encoder_decoder import VQVAEDecoder, VQVAEEncoder
 from .quantization import VectorQuantizer
+from .speaker_adversary import SpeakerAdversary
 from .speakers import SpeakerIds, speaker_ids_tensor
 from .spectral_loss import multi_resolution_stft_loss
 
@@ -66,6 +67,9 @@ class VQVAEOutput(ModelOutput):
             the mean over examples of `10 * log10(MSE_i)`.
         spectral_loss (`torch.FloatTensor` of shape `()`, *optional*):
             The multi-resolution STFT loss, unweighted (audio with `config.spectral_loss_weight > 0`).
+        speaker_adversary_loss (`torch.FloatTensor` of shape `()`, *optional*):
+            The speaker adversary's cross-entropy, unweighted (training with speaker ids and
+            `config.speaker_adversary_weight > 0`); the encoder is trained to raise it.
         codebook_loss (`torch.FloatTensor` of shape `()`):
             ||sg[z_e] - e||^2 (zero for the EMA codebook, which is learned without gradients).
         commitment_loss (`torch.FloatTensor` of shape `()`):
@@ -81,6 +85,7 @@ class VQVAEOutput(ModelOutput):
     codes: torch.LongTensor | None = None
     reconstruction_loss: torch.FloatTensor | None = None
     spectral_loss: torch.FloatTensor | None = None
+    speaker_adversary_loss: torch.FloatTensor | None = None
     codebook_loss: torch.FloatTensor | None = None
     commitment_loss: torch.FloatTensor | None = None
     perplexity: torch.FloatTensor | None = None
@@ -123,6 +128,8 @@ class VQVAEPreTrainedModel(RemoteCodeMixin, StrictLoadingMixin, PreTrainedModel)
             # PyTorch's default (Kaiming-uniform) init, as in the reference implementations; transformers' default
             # would re-initialise convs with N(0, 0.02).
             module.reset_parameters()
+        elif isinstance(module, nn.Linear):
+            module.reset_parameters()
         elif isinstance(module, VQVAEDecoder) and module.speaker_embedding is not None:
             # Zero: a decoder given speakers starts as the decoder without them (fine-tuning adds them safely).
             init.zeros_(module.speaker_embedding.weight)
@@ -154,6 +161,7 @@ class VQVAEModel(VQVAEPreTrainedModel):
         self.encoder = VQVAEEncoder(config)
         self.quantizer = VectorQuantizer(config)
         self.decoder = VQVAEDecoder(config)
+        self.speaker_adversary = self._new_speaker_adversary()
         self.post_init()
         # Built under another default dtype (`from_config(..., dtype=torch.bfloat16)`), the quantizer still keeps
         # fp32 state, as `from_pretrained(..., dtype=...)` keeps it (`_keep_in_fp32_modules_strict`).
@@ -191,12 +199,17 @@ class VQVAEModel(VQVAEPreTrainedModel):
                 reconstruction, inputs, self.config.spectral_loss_fft_sizes
             )
             loss = loss + self.config.spectral_loss_weight * spectral_loss
+        speaker_adversary_loss = None
+        if self.training and self.speaker_adversary is not None and speaker_ids is not None:
+            speaker_adversary_loss = self.speaker_adversary(latents, speaker_ids)
+            loss = loss + self.config.speaker_adversary_weight * speaker_adversary_loss
         return VQVAEOutput(
             loss=loss,
             reconstruction=reconstruction,
             codes=quantization.codes,
             reconstruction_loss=reconstruction_loss,
             spectral_loss=spectral_loss,
+            speaker_adversary_loss=speaker_adversary_loss,
             codebook_loss=quantization.codebook_loss,
             commitment_loss=quantization.commitment_loss,
             perplexity=quantization.perplexity,
@@ -245,6 +258,15 @@ class VQVAEModel(VQVAEPreTrainedModel):
         self.decoder.speaker_embedding = embedding
         self.config.id2speaker = dict(enumerate(map(str, names)))
         self.config.num_speakers = len(names)
+        self.speaker_adversary = self._new_speaker_adversary()
+        if self.speaker_adversary is not None:
+            self.speaker_adversary.to(weight.device)
+
+    def _new_speaker_adversary(self) -> SpeakerAdversary | None:
+        """The training-only speaker adversary (`config.speaker_adversary_weight`), for a model with speakers."""
+        if not (self.config.num_speakers and self.config.speaker_adversary_weight):
+            return None
+        return SpeakerAdversary(self.config)
 
     def _with_code_noise(self, quantization) -> torch.Tensor:
         """The quantized latents the decoder trains on: with `config.code_noise`, that fraction of positions
