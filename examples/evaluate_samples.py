@@ -41,6 +41,7 @@ from hf_vqvae.evaluation.samples import (
     within_class_diversity,
 )
 from hf_vqvae.models.number_checks import non_negative_float, positive_int
+from hf_vqvae.models.prior.guidance import GUIDANCE_SCHEDULES
 from hf_vqvae.models.prior.modeling_prior import VQPriorModel
 from hf_vqvae.pipelines.exporting import save_samples
 from hf_vqvae.pipelines.recordings import reconstruct_recording
@@ -62,6 +63,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--output_dir", required=True)
     parser.add_argument(
         "--guidance_scales", type=non_negative_float, nargs="+", default=[1.0, 1.5, 2.0, 3.0, 4.0]
+    )
+    parser.add_argument(
+        "--guidance_schedule",
+        choices=GUIDANCE_SCHEDULES,
+        default="constant",
+        help="How each scale is applied over the code grid (see VQPriorModel.generate).",
     )
     parser.add_argument("--samples_per_class", type=positive_int, default=50)
     parser.add_argument("--sampling_batch_size", type=positive_int, default=100)
@@ -323,6 +330,7 @@ def sweep_and_save(args, vqvae, prior, classifier, speaker_classifier, real_dive
         args.seed,
         args.sampling_batch_size,
         speaker_classifier,
+        args.guidance_schedule,
     )
     output_dir = Path(args.output_dir)
     for scale, decoded in samples.items():

@@ -22,7 +22,7 @@ from transformers import AutoModel, pipeline
 
 from hf_vqvae import VQPriorConfig, VQPriorModel
 from hf_vqvae.cli import main
-from hf_vqvae.models.prior.guidance import guided_batch
+from hf_vqvae.models.prior.guidance import guided_batch, scheduled_scales
 from hf_vqvae.models.prior.modeling_prior import sample_codes
 from hf_vqvae.pipelines.exporting import postprocess_samples
 
@@ -162,12 +162,12 @@ def test_combine_gives_the_guided_logits_of_the_first_position(prior_type, mode,
     model = distinct_prior(prior_type, mode)
     labels = torch.tensor([2, 0, 1, 2])
     codes = random_codes()
-    guided = guided_batch(labels, scale, model.config)
+    guided = guided_batch(labels, model.config)
     num_passes = 2 if mode == "null_label" else NUM_CLASSES
     assert guided.num_passes == num_passes and guided.class_labels.shape == (num_passes * 4,)
     # The sampler feeds every pass the same codes.
     logits = flat_logits(model, codes.repeat(num_passes, 1, 1), guided.class_labels)[:, 0]
-    combined = guided.combine(logits)
+    combined = guided.combine(logits, scale)
     assert combined.shape == (4, K)
 
     conditional = flat_logits(model, codes, labels)[:, 0]
@@ -197,6 +197,66 @@ def test_greedy_guided_samples_take_the_top_code_of_the_guided_logits_everywhere
     assert not torch.equal(codes, model.generate(4, LABELS, top_k=1))
 
 
+# ---- guidance schedules
+
+
+def test_scheduled_scales_rise_from_0_to_the_scale_over_the_grid():
+    assert scheduled_scales(3.0, "constant", 4) == [3.0] * 4
+    assert scheduled_scales(3.0, "linear", 4) == pytest.approx([0.0, 1.0, 2.0, 3.0])
+    assert scheduled_scales(4.0, "cosine", 5) == pytest.approx([0.0, 2 - 2**0.5, 2.0, 2 + 2**0.5, 4.0])
+    assert scheduled_scales(3.0, "linear", 4, first_code=2) == pytest.approx([2.0, 3.0])  # after a prompt
+    assert scheduled_scales(3.0, "cosine", 1) == [0.0]
+
+
+def scheduled_hand_guided_log_probs(model, codes, class_labels, scale, schedule) -> torch.Tensor:
+    """`hand_guided_log_probs` with each position's scale of `schedule`."""
+    scales = torch.tensor(scheduled_scales(scale, schedule, model.config.num_codes))[:, None]
+    return hand_guided_log_probs(model, codes, class_labels, scales)
+
+
+@pytest.mark.parametrize("prior_type", PRIOR_TYPES)
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("schedule", ["linear", "cosine"])
+def test_greedy_scheduled_guidance_takes_the_top_code_of_each_positions_guided_logits(
+    prior_type, mode, schedule
+):
+    model = distinct_prior(prior_type, mode)
+    codes = model.generate(4, LABELS, top_k=1, guidance_scale=5.0, guidance_schedule=schedule)
+    expected = scheduled_hand_guided_log_probs(model, codes, LABELS, 5.0, schedule).argmax(dim=-1)
+    assert torch.equal(codes.flatten(1), expected)
+    assert not torch.equal(codes, model.generate(4, LABELS, top_k=1, guidance_scale=5.0))
+
+
+@pytest.mark.parametrize("schedule", ["linear", "cosine"])
+def test_a_schedule_continues_a_prompt_at_the_prompts_end(schedule):
+    model = distinct_prior("transformer", "null_label")
+    prompt = random_codes()[:1].flatten(1)[:, :5]
+    codes = model.generate(
+        4, LABELS, top_k=1, guidance_scale=5.0, guidance_schedule=schedule, prompt_codes=prompt
+    )
+    assert torch.equal(codes.flatten(1)[:, :5], prompt.expand(4, -1))
+    expected = scheduled_hand_guided_log_probs(model, codes, LABELS, 5.0, schedule).argmax(dim=-1)
+    assert torch.equal(codes.flatten(1)[:, 5:], expected[:, 5:])
+
+
+@pytest.mark.parametrize("prior_type", PRIOR_TYPES)
+def test_a_schedule_at_scale_1_still_guides_and_constant_1_does_not(prior_type, monkeypatch):
+    model = distinct_prior(prior_type, "null_label")
+    sizes = record_batch_sizes(model, monkeypatch)
+    model.generate(4, LABELS, guidance_scale=1.0, guidance_schedule="constant")
+    model.generate(4, LABELS, guidance_scale=1.0, guidance_schedule="linear")
+    assert sizes == [4, 8]
+
+
+def test_bad_guidance_schedules_are_named():
+    with pytest.raises(
+        ValueError, match=r"guidance_schedule must be one of \('constant', 'linear', 'cosine'\), got 'ramp'"
+    ):
+        distinct_prior().generate(2, 0, guidance_schedule="ramp")
+    with pytest.raises(ValueError, match="guidance_schedule='linear' schedules .* unconditional"):
+        tiny_prior(num_classes=0).generate(2, guidance_schedule="linear")
+
+
 @pytest.mark.parametrize("prior_type", PRIOR_TYPES)
 def test_scale_0_samples_the_no_label_distribution_whatever_the_class(prior_type):
     model = distinct_prior(prior_type, "null_label")
@@ -219,11 +279,14 @@ def test_scale_0_of_the_class_mixture_does_not_depend_on_the_class(prior_type):
     ("prior_type", "code_shape"), [("transformer", (4, 4)), ("transformer", (6,)), ("pixelcnn", (4, 4))]
 )
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("scale", [0.0, 3.0])
-def test_guided_sampling_with_the_cache_equals_sampling_without(prior_type, code_shape, mode, scale):
+@pytest.mark.parametrize(("scale", "schedule"), [(0.0, "constant"), (3.0, "constant"), (6.0, "cosine")])
+def test_guided_sampling_with_the_cache_equals_sampling_without(
+    prior_type, code_shape, mode, scale, schedule
+):
     model = distinct_prior(prior_type, mode, code_shape)
-    cached = model.generate(4, LABELS, guidance_scale=scale, generator=seeded(3))
-    uncached = model.generate(4, LABELS, guidance_scale=scale, generator=seeded(3), use_cache=False)
+    kwargs = {"guidance_scale": scale, "guidance_schedule": schedule}
+    cached = model.generate(4, LABELS, generator=seeded(3), **kwargs)
+    uncached = model.generate(4, LABELS, generator=seeded(3), use_cache=False, **kwargs)
     assert torch.equal(cached, uncached)
     assert cached.shape == (4, *code_shape)
 
@@ -428,6 +491,18 @@ def test_a_saved_guidance_scale_is_the_default(tmp_path, mode):
         assert not torch.equal(loaded.generate(4, LABELS, guidance_scale=1, generator=seeded()), expected)
 
 
+def test_a_saved_guidance_schedule_is_the_default(tmp_path):
+    model = distinct_prior("transformer", "null_label")
+    model.generation_config.guidance_scale = 6.0
+    model.generation_config.guidance_schedule = "cosine"
+    model.save_pretrained(tmp_path)
+    loaded = VQPriorModel.from_pretrained(tmp_path)
+    expected = loaded.generate(4, LABELS, guidance_scale=6.0, guidance_schedule="cosine", generator=seeded())
+    assert torch.equal(loaded.generate(4, LABELS, generator=seeded()), expected)
+    constant = loaded.generate(4, LABELS, guidance_schedule="constant", generator=seeded())
+    assert not torch.equal(constant, expected)
+
+
 def test_a_saved_guidance_scale_of_0_is_kept(tmp_path):
     model = distinct_prior("transformer", "null_label")
     model.generation_config.guidance_scale = 0.0
@@ -474,10 +549,13 @@ def test_the_pipeline_samples_with_guidance(tmp_path, mode):
     unguided, guided = run(), run(guidance_scale=2.0)
     torch.testing.assert_close(run(guidance_scale=1.0), unguided, rtol=0, atol=0)
     assert not torch.equal(guided, unguided)
-    codes = pipe.prior.generate(3, [0, 1, 2], guidance_scale=2.0, generator=seeded())
-    with torch.no_grad():
-        expected = postprocess_samples(pipe.model.decode(codes), pipe.model.config, "pt")
-    torch.testing.assert_close(guided, stack(expected))
+    for schedule in ("constant", "linear"):
+        codes = pipe.prior.generate(
+            3, [0, 1, 2], guidance_scale=2.0, guidance_schedule=schedule, generator=seeded()
+        )
+        with torch.no_grad():
+            expected = postprocess_samples(pipe.model.decode(codes), pipe.model.config, "pt")
+        torch.testing.assert_close(run(guidance_scale=2.0, guidance_schedule=schedule), stack(expected))
 
 
 def test_the_pipeline_uses_the_priors_saved_guidance_scale(tmp_path):
@@ -522,7 +600,11 @@ def test_the_cli_samples_with_guidance(tmp_path, capsys):
 
     unguided = grid("default")
     np.testing.assert_array_equal(grid("one", "--guidance_scale", "1"), unguided)
-    assert not np.array_equal(grid("three", "--guidance_scale", "3"), unguided)
+    three = grid("three", "--guidance_scale", "3")
+    assert not np.array_equal(three, unguided)
+    assert not np.array_equal(grid("cosine", "--guidance_scale", "3", "--guidance_schedule", "cosine"), three)
+    message = run_failing(["sample", str(folder), "--guidance_schedule", "ramp"], capsys)
+    assert "--guidance_schedule: invalid choice: 'ramp' (choose from 'constant', 'linear', 'cosine')" in message
 
 
 def test_the_cli_reports_guidance_of_an_unconditional_prior(tmp_path, capsys):

@@ -59,6 +59,7 @@ def test_num_speakers_alone_names_them():
         ({"num_speakers": -1}, "num_speakers must be an integer >= 0"),
         ({"spectral_loss_weight": 0.1, "modality": "image"}, "audio loss"),
         ({"spectral_loss_weight": -1.0}, "spectral_loss_weight must be a number >= 0"),
+        ({"speaker_adversary_weight": -0.1}, "speaker_adversary_weight must be a number >= 0"),
     ],
 )
 def test_bad_speaker_and_spectral_fields_are_refused(fields, message):
@@ -226,14 +227,27 @@ def test_train_vqvae_learns_the_speakers_of_the_speaker_column(speaker_parquet, 
             "--modality", "audio", "--output_dir", str(tmp_path), "--max_train_steps", "3",
             "--train_batch_size", "4", "--validation_split_percentage", "10", "--report_to", "none",
             "--config_overrides", "hidden_channels=16,residual_channels=8,codebook_size=16,embedding_dim=8,"
-            "sample_size=512,sampling_rate=8000,downsample_factors=16,spectral_loss_weight=0.01",
+            "sample_size=512,sampling_rate=8000,downsample_factors=16,spectral_loss_weight=0.01,"
+            "speaker_adversary_weight=0.01",
         ]
     )  # fmt: skip
     model = VQVAEModel.from_pretrained(tmp_path)
     assert model.config.id2speaker == dict(enumerate(SPEAKERS))
     # Every speaker's vector moved away from its zero init: the batches carried the speaker ids.
     assert (model.decoder.speaker_embedding.weight.abs().sum(dim=1) > 0).all()
-    assert '"spectral_loss"' in (tmp_path / "training_history.jsonl").read_text()
+    history = (tmp_path / "training_history.jsonl").read_text()
+    assert '"spectral_loss"' in history and '"speaker_adversary_loss"' in history
+
+
+def test_a_speaker_adversary_without_a_speaker_column_is_refused(speaker_parquet, tmp_path):
+    with pytest.raises(ValueError, match="speaker_adversary_weight.*--speaker_column"):
+        load_script(EXAMPLES / "train_vqvae.py").main(
+            [
+                "--data_files", str(speaker_parquet), "--audio_column", "audio", "--modality", "audio",
+                "--output_dir", str(tmp_path), "--max_train_steps", "1", "--report_to", "none",
+                "--config_overrides", "sample_size=512,sampling_rate=8000,speaker_adversary_weight=0.01",
+            ]
+        )  # fmt: skip
 
 
 # ---- whole recordings, conversion
@@ -394,6 +408,36 @@ def test_evaluate_samples_scores_voices_conversion_and_level(speaker_parquet, tm
     assert real["recording_snr_db_largest_gap"] < 0.01
     assert [row["guidance_scale"] for row in rows] == [1, 2]
     assert all(row["speaker_accuracy"] is not None and row["harmonicity"] is not None for row in rows)
+
+
+@pytest.mark.parametrize("modality", MODALITIES)
+def test_the_speaker_adversary_trains_in_training_mode_only_and_reverses_its_gradient(modality):
+    model = speaker_model(modality, speaker_adversary_weight=0.5).train()
+    inputs = tiny_inputs(modality)
+    outputs = model(inputs, speaker_ids=torch.arange(len(inputs)) % len(SPEAKERS))
+    others = outputs.reconstruction_loss + outputs.codebook_loss + 0.25 * outputs.commitment_loss
+    assert outputs.speaker_adversary_loss > 0
+    assert torch.allclose(outputs.loss, others + 0.5 * outputs.speaker_adversary_loss)
+    assert model(tiny_inputs(modality)).speaker_adversary_loss is None  # no speaker ids, nothing to guess
+    assert model.eval()(tiny_inputs(modality), speaker_ids=0).speaker_adversary_loss is None
+
+    adversary = model.speaker_adversary
+    latents = torch.randn(2, model.config.embedding_dim, *model.config.code_shape, requires_grad=True)
+    adversary(latents, torch.tensor([0, 2])).backward()
+    reversed_gradient = latents.grad.clone()
+    latents.grad = None
+    hidden = adversary.layers(latents).flatten(2).mean(dim=2)
+    torch.nn.functional.cross_entropy(adversary.classifier(hidden), torch.tensor([0, 2])).backward()
+    assert reversed_gradient.abs().sum() > 0
+    assert torch.allclose(reversed_gradient, -latents.grad)
+
+
+def test_the_speaker_adversary_comes_with_speakers_only():
+    assert VQVAEModel(tiny_config("audio", speaker_adversary_weight=0.5)).speaker_adversary is None
+    assert speaker_model("audio").speaker_adversary is None
+    model = VQVAEModel(tiny_config("audio", speaker_adversary_weight=0.5))
+    model.add_speakers(SPEAKERS)
+    assert model.speaker_adversary.classifier.out_features == len(SPEAKERS)
 
 
 def test_code_noise_replaces_codes_in_training_only():

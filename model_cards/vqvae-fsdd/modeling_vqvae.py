@@ -9,16 +9,16 @@ import torch
 from torch import nn
 from transformers import PreTrainedModel
 from transformers import initialization as init
-from transformers.utils import ModelOutput, logging
+from transformers.utils import ModelOutput
 from transformers.utils.generic import can_return_tuple
 
-from .number_checks import is_integer_tensor
 from .remote_code import RemoteCodeMixin
 from .strict_loading import StrictLoadingMixin
-from .tracing import is_tracing
 from .configuration_vqvae import VQVAEConfig
 from .encoder_decoder import VQVAEDecoder, VQVAEEncoder
+from .input_checks import check_codes, check_inputs
 from .quantization import VectorQuantizer
+from .speaker_adversary import SpeakerAdversary
 from .speakers import SpeakerIds, speaker_ids_tensor
 from .spectral_loss import multi_resolution_stft_loss
 
@@ -27,10 +27,6 @@ try:  # the processors need Pillow, which the model does not: as remote code it 
 except ImportError:
     processor_auto_map = save_processor = None
 
-logger = logging.get_logger(__name__)
-
-# Inputs are documented to lie in [-1, 1]; beyond this magnitude they were almost surely not scaled.
-FAR_OUTSIDE_RANGE = 2.0
 
 PSNR_LOSS_MSE_FLOOR = 1e-8
 
@@ -67,6 +63,9 @@ class VQVAEOutput(ModelOutput):
             the mean over examples of `10 * log10(MSE_i)`.
         spectral_loss (`torch.FloatTensor` of shape `()`, *optional*):
             The multi-resolution STFT loss, unweighted (audio with `config.spectral_loss_weight > 0`).
+        speaker_adversary_loss (`torch.FloatTensor` of shape `()`, *optional*):
+            The speaker adversary's cross-entropy, unweighted (training with speaker ids and
+            `config.speaker_adversary_weight > 0`); the encoder is trained to raise it.
         codebook_loss (`torch.FloatTensor` of shape `()`):
             ||sg[z_e] - e||^2 (zero for the EMA codebook, which is learned without gradients).
         commitment_loss (`torch.FloatTensor` of shape `()`):
@@ -82,6 +81,7 @@ class VQVAEOutput(ModelOutput):
     codes: torch.LongTensor | None = None
     reconstruction_loss: torch.FloatTensor | None = None
     spectral_loss: torch.FloatTensor | None = None
+    speaker_adversary_loss: torch.FloatTensor | None = None
     codebook_loss: torch.FloatTensor | None = None
     commitment_loss: torch.FloatTensor | None = None
     perplexity: torch.FloatTensor | None = None
@@ -124,6 +124,8 @@ class VQVAEPreTrainedModel(RemoteCodeMixin, StrictLoadingMixin, PreTrainedModel)
             # PyTorch's default (Kaiming-uniform) init, as in the reference implementations; transformers' default
             # would re-initialise convs with N(0, 0.02).
             module.reset_parameters()
+        elif isinstance(module, nn.Linear):
+            module.reset_parameters()
         elif isinstance(module, VQVAEDecoder) and module.speaker_embedding is not None:
             # Zero: a decoder given speakers starts as the decoder without them (fine-tuning adds them safely).
             init.zeros_(module.speaker_embedding.weight)
@@ -155,6 +157,7 @@ class VQVAEModel(VQVAEPreTrainedModel):
         self.encoder = VQVAEEncoder(config)
         self.quantizer = VectorQuantizer(config)
         self.decoder = VQVAEDecoder(config)
+        self.speaker_adversary = self._new_speaker_adversary()
         self.post_init()
         # Built under another default dtype (`from_config(..., dtype=torch.bfloat16)`), the quantizer still keeps
         # fp32 state, as `from_pretrained(..., dtype=...)` keeps it (`_keep_in_fp32_modules_strict`).
@@ -192,12 +195,17 @@ class VQVAEModel(VQVAEPreTrainedModel):
                 reconstruction, inputs, self.config.spectral_loss_fft_sizes
             )
             loss = loss + self.config.spectral_loss_weight * spectral_loss
+        speaker_adversary_loss = None
+        if self.training and self.speaker_adversary is not None and speaker_ids is not None:
+            speaker_adversary_loss = self.speaker_adversary(latents, speaker_ids)
+            loss = loss + self.config.speaker_adversary_weight * speaker_adversary_loss
         return VQVAEOutput(
             loss=loss,
             reconstruction=reconstruction,
             codes=quantization.codes,
             reconstruction_loss=reconstruction_loss,
             spectral_loss=spectral_loss,
+            speaker_adversary_loss=speaker_adversary_loss,
             codebook_loss=quantization.codebook_loss,
             commitment_loss=quantization.commitment_loss,
             perplexity=quantization.perplexity,
@@ -219,7 +227,7 @@ class VQVAEModel(VQVAEPreTrainedModel):
         A model with speakers speaks with `speaker_ids` (one id or name, or one per example): encoding one
         speaker's recording and decoding it with another's id converts the voice.
         """
-        self._check_codes(codes)
+        check_codes(self.config, codes)
         return self.decode_latents(self.quantizer.lookup(codes.long()), speaker_ids)
 
     def decode_latents(
@@ -246,6 +254,15 @@ class VQVAEModel(VQVAEPreTrainedModel):
         self.decoder.speaker_embedding = embedding
         self.config.id2speaker = dict(enumerate(map(str, names)))
         self.config.num_speakers = len(names)
+        self.speaker_adversary = self._new_speaker_adversary()
+        if self.speaker_adversary is not None:
+            self.speaker_adversary.to(weight.device)
+
+    def _new_speaker_adversary(self) -> SpeakerAdversary | None:
+        """The training-only speaker adversary (`config.speaker_adversary_weight`), for a model with speakers."""
+        if not (self.config.num_speakers and self.config.speaker_adversary_weight):
+            return None
+        return SpeakerAdversary(self.config)
 
     def _with_code_noise(self, quantization) -> torch.Tensor:
         """The quantized latents the decoder trains on: with `config.code_noise`, that fraction of positions
@@ -276,7 +293,7 @@ class VQVAEModel(VQVAEPreTrainedModel):
                 "(or positionally)."
             )
         inputs = pixel_values if pixel_values is not None else input_values
-        self._check_inputs(inputs)
+        check_inputs(self.config, inputs)
         # Like transformers' vision models: inputs follow the weights' dtype, so a bf16-loaded model takes fp32.
         return inputs.to(self.encoder_dtype)
 
@@ -284,97 +301,6 @@ class VQVAEModel(VQVAEPreTrainedModel):
     def encoder_dtype(self) -> torch.dtype:
         """The dtype of the encoder's weights, which inputs are cast to."""
         return next(self.encoder.parameters()).dtype
-
-    def _check_inputs(self, inputs: torch.Tensor) -> None:
-        """Raise a clear error for inputs the model cannot encode, naming what is accepted."""
-        config, layout = self.config, self.config.modality_spec.layout
-        if not isinstance(inputs, torch.Tensor):
-            raise TypeError(f"Expected a torch.Tensor of shape {layout}, got {type(inputs).__name__}.")
-        if not inputs.is_floating_point():
-            raise TypeError(
-                f"Expected floating-point inputs scaled to [-1, 1], got dtype {inputs.dtype}; "
-                "e.g. convert uint8 pixels with `x.float() / 127.5 - 1`."
-            )
-        channel_axis = config.modality_spec.channel_axis
-        if inputs.ndim != config.num_axes + 2:
-            raise ValueError(
-                f"A {config.modality} VQ-VAE expects a {config.num_axes + 2}-D tensor {layout}, got shape "
-                f"{tuple(inputs.shape)}{self._missing_axis_hint(inputs, channel_axis)}."
-            )
-        if inputs.shape[channel_axis] != config.in_channels:
-            channels_last = inputs.shape[-1] == config.in_channels
-            raise ValueError(
-                f"Expected {config.in_channels} channels at axis {channel_axis} of {layout}, got shape "
-                f"{tuple(inputs.shape)}"
-                + (
-                    f" (channels last? use `{_channels_first(inputs.ndim, channel_axis)}`)."
-                    if channels_last
-                    else "."
-                )
-            )
-        if inputs.shape[0] == 0:
-            raise ValueError(f"Got an empty batch, shape {tuple(inputs.shape)}; pass at least one example.")
-        sizes = [s for axis, s in enumerate(inputs.shape[1:], 1) if axis != channel_axis]
-        if any(size == 0 for size in sizes) or any(
-            size % factor for size, factor in zip(sizes, config.downsample_factors, strict=True)
-        ):
-            nearest = [
-                sorted({max(factor, size // factor * factor), -(-size // factor) * factor})
-                for size, factor in zip(sizes, config.downsample_factors, strict=True)
-            ]
-            raise ValueError(
-                f"Input sizes {sizes} of shape {tuple(inputs.shape)} are not divisible by downsample_factors "
-                f"{config.downsample_factors}; nearest valid sizes per axis: {nearest}."
-            )
-        if is_tracing():  # the value checks below would break a compiled or exported graph
-            return
-        if not torch.isfinite(inputs).all():
-            raise ValueError("Inputs contain NaN or infinite values.")
-        if inputs.detach().abs().max().item() > FAR_OUTSIDE_RANGE:
-            # One message text, so that transformers' `warning_once` shows it once per process.
-            logger.warning_once(
-                f"Inputs reach magnitudes above {FAR_OUTSIDE_RANGE}, far outside the [-1, 1] the model was trained "
-                "on (e.g. pixels in [0, 255]): scale them first, e.g. `x / 127.5 - 1` for 8-bit pixels. "
-                "Reconstructions and codes of such inputs are meaningless."
-            )
-
-    def _missing_axis_hint(self, inputs: torch.Tensor, channel_axis: int) -> str:
-        """For an input one axis short: which axis to add, judged by where its channels are."""
-        if inputs.ndim != self.config.num_axes + 1:
-            return ""
-        if inputs.shape[channel_axis - 1] == self.config.in_channels:  # one example
-            return " (add a batch axis with `x.unsqueeze(0)`)"
-        if inputs.shape[-1] == self.config.in_channels:  # one example, channels last
-            return f" (one example with its channels last? use `{_channels_first(inputs.ndim, channel_axis - 1)}.unsqueeze(0)`)"
-        return f" (add a channel axis with `x.unsqueeze({channel_axis})`)"
-
-    def _check_codes(self, codes: torch.Tensor) -> None:
-        """Raise a clear error for code grids that `decode` cannot map back to signals."""
-        config = self.config
-        grid = ", ".join(f"{size}" for size in config.code_shape)
-        if not isinstance(codes, torch.Tensor) or not is_integer_tensor(codes):
-            raise TypeError(
-                f"codes must be an integer tensor (torch.long), got {getattr(codes, 'dtype', type(codes))}."
-            )
-        if codes.ndim != config.num_axes + 1 or 0 in codes.shape:
-            raise ValueError(
-                f"codes must have shape (batch, *code_grid) with a {config.num_axes}-D code grid (e.g. "
-                f"(batch, {grid}) for sample_size {config.sample_size}), got shape {tuple(codes.shape)}."
-            )
-        if is_tracing():
-            return
-        if codes.min() < 0 or codes.max() >= config.codebook_size:
-            raise ValueError(
-                f"codes must lie in [0, {config.codebook_size}), got values in [{int(codes.min())}, "
-                f"{int(codes.max())}]."
-            )
-
-
-def _channels_first(ndim: int, channel_axis: int) -> str:
-    """The `x.permute(...)` call that moves a channels-last tensor's last axis to `channel_axis`."""
-    order = list(range(ndim - 1))
-    order.insert(channel_axis, ndim - 1)
-    return f"x.permute({', '.join(map(str, order))})"
 
 
 __all__ = ["VQVAEEncoderOutput", "VQVAEModel", "VQVAEOutput", "VQVAEPreTrainedModel"]

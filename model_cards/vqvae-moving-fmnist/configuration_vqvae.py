@@ -129,6 +129,10 @@ class VQVAEConfig(PreTrainedConfig):
             In training, the fraction of code positions whose code the decoder receives replaced by a random one.
             A decoder trained so learns to decode imperfect code sequences (as a prior samples them) into a clean
             signal, and to take what the codes no longer tell reliably (the voice) from its speaker. 0 disables it.
+        speaker_adversary_weight (`float`, defaults to 0.0):
+            With speakers: the weight of a speaker classifier on the encoder's latents that the encoder is trained
+            to defeat (a gradient reversal layer), so that the codes carry the content and leave the voice to the
+            decoder's speaker vector, as voice conversion needs. Used in training only; 0 disables it.
     """
 
     model_type = "hf_vqvae"
@@ -165,6 +169,7 @@ class VQVAEConfig(PreTrainedConfig):
     spectral_loss_weight: float = 0.0
     spectral_loss_fft_sizes: list[int] | tuple[int, ...] = (128, 256, 512)
     code_noise: float = 0.0
+    speaker_adversary_weight: float = 0.0
 
     def __post_init__(self, **kwargs):
         check_code_version(type(self), kwargs.get(VERSION_KEY))  # remote code of the config's version
@@ -267,6 +272,10 @@ class VQVAEConfig(PreTrainedConfig):
             )
         if not is_real(self.code_noise) or not 0.0 <= self.code_noise < 1.0:
             raise ValueError(f"code_noise must lie in [0, 1), got {self.code_noise!r}.")
+        if not is_real(self.speaker_adversary_weight) or self.speaker_adversary_weight < 0:
+            raise ValueError(
+                f"speaker_adversary_weight must be a number >= 0, got {self.speaker_adversary_weight!r}."
+            )
         if not self.spectral_loss_fft_sizes or any(size < 4 for size in self.spectral_loss_fft_sizes):
             raise ValueError(
                 f"spectral_loss_fft_sizes must list FFT sizes >= 4, got {self.spectral_loss_fft_sizes}."

@@ -37,7 +37,7 @@ from .remote_code import RemoteCodeMixin
 from .strict_loading import StrictLoadingMixin
 from .coding import PriorCodingMixin
 from .configuration_prior import VQPriorConfig
-from .guidance import check_guidance_scale, guided_rows, num_guidance_passes
+from .guidance import guided_rows, resolved_guidance
 from .pixelcnn_backbone import GatedPixelCNNPrior
 from .prior_inputs import (
     ClassLabels,
@@ -233,6 +233,9 @@ class VQPriorModel(PriorCodingMixin, PriorSurgeryMixin, VQPriorPreTrainedModel):
     def __init__(self, config: VQPriorConfig):
         super().__init__(config)
         self.backbone: PriorBackbone = BACKBONES[config.prior_type](config)
+        # Sampling defaults set by hand, not derived from the model config: transformers drops the fields it does
+        # not know (`guidance_schedule`) when it reloads a generation config marked `_from_model_config`.
+        self.generation_config = GenerationConfig()
         self.post_init()
 
     @can_return_tuple
@@ -302,9 +305,9 @@ class VQPriorModel(PriorCodingMixin, PriorSurgeryMixin, VQPriorPreTrainedModel):
         guidance_scale: float | None = None,
         prompt_codes: torch.LongTensor | None = None,
         compile: bool = False,
+        guidance_schedule: str | None = None,
     ) -> torch.LongTensor:
-        """
-        Samples code grids one code at a time in raster order, in eval mode (the training mode is restored).
+        """Samples code grids one code at a time in raster order, in eval mode (the training mode is restored).
 
         Args:
             num_samples (`int`):
@@ -313,14 +316,15 @@ class VQPriorModel(PriorCodingMixin, PriorSurgeryMixin, VQPriorPreTrainedModel):
                 Classes to sample, in [0, num_classes); an int gives every sample that class. Required if and
                 only if `config.num_classes > 0`.
             temperature (`float`, defaults to 1.0): divides the logits; below 1 sharpens, above 1 flattens.
-            top_k (`int`, *optional*): sample among the `top_k` most likely codes only (1 = greedy).
-            top_p (`float`, *optional*): nucleus sampling, among the likeliest codes of total mass `top_p`.
+            top_k (`int`, *optional*), top_p (`float`, *optional*): sample among the `top_k` likeliest codes
+                only (1 = greedy), or among the likeliest codes of total mass `top_p`.
             generator (`torch.Generator`, *optional*): source of randomness; the same seed, the same samples.
             use_cache (`bool`, defaults to `True`): reuse the work of earlier codes (same samples, much faster).
             show_progress_bar (`bool`, defaults to `False`): a tqdm bar over the codes of the grid.
             guidance_scale (`float`, *optional*):
-                Classifier-free guidance (`hf_vqvae.models.prior.guidance`): 1 is none, above 1 clearer classes, 0 the
-                unconditional distribution. Defaults to `default_guidance_scale`.
+                Classifier-free guidance (`guidance.py`): 1 is none, above 1 clearer classes, 0 the unconditional
+                distribution. `guidance_schedule` (`"constant"`, or `"linear"`/`"cosine"`: from 0 at the first code
+                to `guidance_scale` at the last) spreads it over the grid. Both default to `generation_config`'s.
             prompt_codes (`torch.LongTensor`, *optional*):
                 The first codes of every grid, kept exactly while the prior samples the rest: `(num_samples or 1,
                 P)` in raster order, or the first slices of the grid's first axis (see `prompt_as_prefix`).
@@ -331,11 +335,11 @@ class VQPriorModel(PriorCodingMixin, PriorSurgeryMixin, VQPriorPreTrainedModel):
         Returns:
             `torch.LongTensor` of shape `(num_samples, *code_shape)` with values in [0, codebook_size).
         """
-        guidance_scale = self.default_guidance_scale if guidance_scale is None else guidance_scale
         check_sampling_arguments(num_samples, temperature, top_k, top_p, generator)
         check_compile(compile, use_cache, self.config)
-        check_guidance_scale(guidance_scale, self.config)
-        passes = 1 if guidance_scale == 1 else num_guidance_passes(self.config)
+        guidance_scale, guidance_schedule, passes = resolved_guidance(
+            guidance_scale, guidance_schedule, self.generation_config, self.config
+        )
         check_sampling_memory(num_samples * passes, self.config, available_memory(self.device))
         class_labels = sampling_class_labels(class_labels, num_samples, self.config.num_classes, self.device)
         prompt = prompt_as_prefix(prompt_codes, num_samples, self.config, self.device)
@@ -343,12 +347,11 @@ class VQPriorModel(PriorCodingMixin, PriorSurgeryMixin, VQPriorPreTrainedModel):
             sample_codes, warpers=logits_warpers(temperature, top_k, top_p), generator=generator
         )
         labels, sample_next, prompt = guided_rows(
-            class_labels, sample_next, prompt, guidance_scale, self.config
+            class_labels, sample_next, prompt, guidance_scale, self.config, guidance_schedule
         )
         rows = num_samples * passes
-        return self._sample_rows(rows, labels, sample_next, use_cache, show_progress_bar, prompt, compile)[
-            :num_samples
-        ]
+        codes = self._sample_rows(rows, labels, sample_next, use_cache, show_progress_bar, prompt, compile)
+        return codes[:num_samples]
 
     def _sample_rows(
         self,
@@ -372,10 +375,8 @@ class VQPriorModel(PriorCodingMixin, PriorSurgeryMixin, VQPriorPreTrainedModel):
 
     @property
     def default_guidance_scale(self) -> float:
-        """`generation_config.guidance_scale` (a released prior's saved default), else 1 (no guidance). A saved 0,
-        the unconditional distribution, is a value, not "unset"."""
-        saved = self.generation_config.guidance_scale
-        return 1.0 if saved is None else saved
+        """The scale `generate` guides with unless told (`generation_config.json`'s, else 1: no guidance)."""
+        return resolved_guidance(None, None, self.generation_config, self.config)[0]
 
 
 __all__ = ["PriorBackbone", "VQPriorModel", "VQPriorOutput", "VQPriorPreTrainedModel", "sample_codes"]

@@ -6,6 +6,7 @@ from pathlib import Path
 from transformers import pipeline
 
 from ..models.number_checks import non_negative_float, positive_int
+from ..models.prior.guidance import GUIDANCE_SCHEDULES
 from ..pipelines.exporting import VIDEO_FORMATS, save_outputs
 from .common import (
     USER_ERRORS,
@@ -43,12 +44,7 @@ def add_sample_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--temperature", type=float, default=1.0, help="Below 1 sharpens, above 1 flattens.")
     parser.add_argument("--top_k", type=int, help="Sample among the k most likely codes only.")
     parser.add_argument("--top_p", type=float, help="Nucleus sampling: smallest set of codes with this mass.")
-    parser.add_argument(
-        "--guidance_scale",
-        type=non_negative_float,
-        help="Classifier-free guidance: above 1, samples show their class more clearly (1 = none; default: the "
-        "prior's saved default, else 1).",
-    )
+    add_guidance_args(parser)
     parser.add_argument(
         "--prompt",
         metavar="FILE",
@@ -79,6 +75,23 @@ def add_sample_parser(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
+def add_guidance_args(parser: argparse.ArgumentParser) -> None:
+    """`--guidance_scale` and `--guidance_schedule`, which default to the prior's saved ones."""
+    parser.add_argument(
+        "--guidance_scale",
+        type=non_negative_float,
+        help="Classifier-free guidance: above 1, samples show their class more clearly (1 = none; default: the "
+        "prior's saved default, else 1).",
+    )
+    parser.add_argument(
+        "--guidance_schedule",
+        choices=GUIDANCE_SCHEDULES,
+        help="How the guidance scale changes over the code grid: the same everywhere (constant), or rising from 0 "
+        "at the first code to --guidance_scale at the last (linear, cosine). Default: the prior's saved one, else "
+        "constant.",
+    )
+
+
 def run_sample(args: argparse.Namespace) -> None:
     """Sample with the `vq-sample` pipeline and write the sample set."""
     check_output_dir(args.output_dir)  # before sampling, not after
@@ -91,6 +104,7 @@ def run_sample(args: argparse.Namespace) -> None:
         top_k=args.top_k,
         top_p=args.top_p,
         guidance_scale=args.guidance_scale,
+        guidance_schedule=args.guidance_schedule,
         prompt=prompt_file(args.prompt),
         prompt_fraction=args.prompt_fraction,
         speaker_ids=sampling_labels(args.speakers),

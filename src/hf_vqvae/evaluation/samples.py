@@ -89,6 +89,7 @@ class SweepRow:
     harmonicity: float | None = None
     harmonicity_overlap: float | None = None
     speaker_accuracy: float | None = None
+    guidance_schedule: str = "constant"
 
 
 @torch.no_grad()
@@ -101,6 +102,7 @@ def sample_decoded(
     batch_size: int = 100,
     temperature: float = 1.0,
     speaker_ids: torch.LongTensor | None = None,
+    guidance_schedule: str = "constant",
 ) -> torch.Tensor:
     """Samples of `class_labels` `(n,)` decoded by the VQ-VAE (with `speaker_ids` `(n,)` for a decoder with
     speakers), in [-1, 1], batch by batch."""
@@ -108,7 +110,12 @@ def sample_decoded(
     for start in range(0, len(class_labels), batch_size):
         labels = class_labels[start : start + batch_size]
         codes = prior.generate(
-            len(labels), labels, temperature=temperature, guidance_scale=guidance_scale, generator=generator
+            len(labels),
+            labels,
+            temperature=temperature,
+            guidance_scale=guidance_scale,
+            guidance_schedule=guidance_schedule,
+            generator=generator,
         )
         speakers = speaker_ids[start : start + batch_size] if speaker_ids is not None else None
         decoded.append(vqvae.decode(codes, speaker_ids=speakers).float().clamp(-1, 1))
@@ -125,9 +132,10 @@ def guidance_sweep(
     seed: int = 0,
     batch_size: int = 100,
     speaker_classifier: SampleClassifier | None = None,
+    guidance_schedule: str = "constant",
 ) -> tuple[list[SweepRow], dict[float, torch.Tensor]]:
-    """Draws `samples_per_class` samples of every class at each guidance scale (the same seed for each) and
-    scores them; returns the rows and the samples of each scale. A decoder with speakers gives sample `i` speaker
+    """Draws `samples_per_class` samples of every class at each guidance scale of `guidance_schedule` (the same
+    seed for each) and scores them; returns the rows and the samples of each scale. A decoder with speakers gives sample `i` speaker
     `i % num_speakers`, and `speaker_classifier` scores how often the sample is heard as that speaker."""
     num_classes = prior.config.num_classes
     labels = per_class_labels(num_classes, samples_per_class)
@@ -136,7 +144,16 @@ def guidance_sweep(
     for scale in guidance_scales:
         start = time.perf_counter()
         generator = torch.Generator().manual_seed(seed)
-        decoded = sample_decoded(vqvae, prior, labels, scale, generator, batch_size, speaker_ids=speakers)
+        decoded = sample_decoded(
+            vqvae,
+            prior,
+            labels,
+            scale,
+            generator,
+            batch_size,
+            speaker_ids=speakers,
+            guidance_schedule=guidance_schedule,
+        )
         seconds = time.perf_counter() - start
         predictions, features = classify(classifier, decoded)
         correct = (predictions == labels).float()
@@ -160,6 +177,7 @@ def guidance_sweep(
                 harmonicity=voiced,
                 harmonicity_overlap=voiced_overlap,
                 speaker_accuracy=speaker_accuracy,
+                guidance_schedule=guidance_schedule,
             )
         )
         samples[scale] = decoded
@@ -176,8 +194,9 @@ def sweep_table(rows: list[SweepRow], class_names: list[str]) -> str:
     header += class_names
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
+        schedule = f" ({row.guidance_schedule})" if row.guidance_schedule != "constant" else ""
         cells = [
-            f"{row.guidance_scale:g}",
+            f"{row.guidance_scale:g}{schedule}",
             f"{row.fidelity:.1%}",
             f"{row.diversity:.2f}",
             f"{row.diversity_ratio:.2f}",

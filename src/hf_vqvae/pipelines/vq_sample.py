@@ -49,8 +49,9 @@ class VQSamplePipeline(Pipeline):
     ```
 
     `guidance_scale` is classifier-free guidance ([`VQPriorModel.generate`]): above 1, samples show their class
-    more clearly, at some cost in variety. Left out, the prior's saved default applies
-    (`prior/generation_config.json`; 1, no guidance, when it has none).
+    more clearly, at some cost in variety. `guidance_schedule="linear"` or `"cosine"` raises the scale from 0 at a
+    grid's first code to `guidance_scale` at its last (`"constant"`: the same scale everywhere). Left out, the
+    prior's saved defaults apply (`prior/generation_config.json`; no guidance when it has none).
 
     Without `class_labels`, a class-conditional prior cycles through its classes (as `hf-vqvae sample` does), so
     that a bare `pipe()` shows what the model knows and each sample's class is known.
@@ -149,6 +150,7 @@ class VQSamplePipeline(Pipeline):
         prompt_fraction=None,
         speaker_ids=None,
         compile=None,
+        guidance_schedule=None,
     ):
         preprocess = {
             k: v
@@ -177,6 +179,7 @@ class VQSamplePipeline(Pipeline):
                 "generator": generator,
                 "batch_size": sampling_batch_size,
                 "guidance_scale": guidance_scale,
+                "guidance_schedule": guidance_schedule,
                 "compile": compile,
             }.items()
             if v is not None
@@ -294,6 +297,7 @@ class VQSamplePipeline(Pipeline):
         batch_size=None,
         guidance_scale=None,
         compile=False,
+        guidance_schedule=None,
     ):
         """2. Sample code grids from the prior, batch by batch (`compile=True`: the transformer prior's static cache
         and compiled step, see `VQPriorModel.generate`); 3. decode them with the VQ-VAE."""
@@ -315,6 +319,7 @@ class VQSamplePipeline(Pipeline):
                 top_p=top_p,
                 generator=generator,
                 guidance_scale=guidance_scale,
+                guidance_schedule=guidance_schedule,
                 prompt_codes=prompt_codes,
                 compile=compile,
                 show_progress_bar=not self._progress_bar_config.get("disable", False),

@@ -215,6 +215,11 @@ def main(argv: list[str] | None = None) -> None:
     accelerator = build_accelerator(args)
 
     model = build_model(args)
+    if model.config.speaker_adversary_weight and not args.speaker_column:
+        raise ValueError(
+            f"speaker_adversary_weight={model.config.speaker_adversary_weight} trains the encoder against a "
+            "speaker classifier, which needs each example's speaker: give --speaker_column."
+        )
     raw_train, raw_eval, _, speaker_names = load_splits(args, model.config.modality)
     if speaker_names is not None:
         with_speakers(model, speaker_names)
