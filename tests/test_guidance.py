@@ -501,6 +501,14 @@ def test_a_saved_guidance_schedule_is_the_default(tmp_path):
     assert torch.equal(loaded.generate(4, LABELS, generator=seeded()), expected)
     constant = loaded.generate(4, LABELS, guidance_schedule="constant", generator=seeded())
     assert not torch.equal(constant, expected)
+    # The saved schedule goes with the saved scale: a scale given alone is constant, and 1 is unguided.
+    assert torch.equal(
+        loaded.generate(4, LABELS, guidance_scale=3.0, generator=seeded()),
+        loaded.generate(4, LABELS, guidance_scale=3.0, guidance_schedule="constant", generator=seeded()),
+    )
+    assert torch.equal(
+        loaded.generate(4, LABELS, guidance_scale=1, generator=seeded()), unguided_codes(loaded, LABELS)
+    )
 
 
 def test_a_saved_guidance_scale_of_0_is_kept(tmp_path):
@@ -604,7 +612,9 @@ def test_the_cli_samples_with_guidance(tmp_path, capsys):
     assert not np.array_equal(three, unguided)
     assert not np.array_equal(grid("cosine", "--guidance_scale", "3", "--guidance_schedule", "cosine"), three)
     message = run_failing(["sample", str(folder), "--guidance_schedule", "ramp"], capsys)
-    assert "--guidance_schedule: invalid choice: 'ramp' (choose from 'constant', 'linear', 'cosine')" in message
+    assert (
+        "--guidance_schedule: invalid choice: 'ramp' (choose from 'constant', 'linear', 'cosine')" in message
+    )
 
 
 def test_the_cli_reports_guidance_of_an_unconditional_prior(tmp_path, capsys):

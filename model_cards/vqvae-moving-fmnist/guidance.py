@@ -99,15 +99,19 @@ def check_guidance_schedule(guidance_schedule: str, config: VQPriorConfig) -> No
 def resolved_guidance(
     guidance_scale: float | None, guidance_schedule: str | None, generation_config, config: VQPriorConfig
 ) -> tuple[float, str, int]:
-    """The scale and schedule to sample with, checked, and the passes per sample they take. `None` takes the
-    prior's saved default from `generation_config` (`generation_config.json`): its `guidance_scale` (a saved 0,
-    the unconditional distribution, is a value, not "unset"), else 1 (no guidance); its `guidance_schedule`,
-    else `"constant"`."""
+    """The scale and schedule to sample with, checked, and the passes per sample they take.
+
+    `None` takes the prior's saved defaults from `generation_config` (`generation_config.json`): its
+    `guidance_scale` (a saved 0, the unconditional distribution, is a value, not "unset"), else 1 (no guidance),
+    and its `guidance_schedule`, else `"constant"`. The saved schedule belongs to the saved scale: a scale given
+    without a schedule is applied everywhere (`"constant"`), so that `guidance_scale=1` is always unguided.
+    """
+    if guidance_schedule is None:
+        saved_schedule = getattr(generation_config, "guidance_schedule", None) or "constant"
+        guidance_schedule = saved_schedule if guidance_scale is None else "constant"
     if guidance_scale is None:
         saved = generation_config.guidance_scale
         guidance_scale = 1.0 if saved is None else saved
-    if guidance_schedule is None:
-        guidance_schedule = getattr(generation_config, "guidance_schedule", None) or "constant"
     check_guidance_scale(guidance_scale, config)
     check_guidance_schedule(guidance_schedule, config)
     passes = num_guidance_passes(config) if is_guided(guidance_scale, guidance_schedule) else 1

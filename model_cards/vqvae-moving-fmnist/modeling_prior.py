@@ -319,12 +319,13 @@ class VQPriorModel(PriorCodingMixin, PriorSurgeryMixin, VQPriorPreTrainedModel):
             top_k (`int`, *optional*), top_p (`float`, *optional*): sample among the `top_k` likeliest codes
                 only (1 = greedy), or among the likeliest codes of total mass `top_p`.
             generator (`torch.Generator`, *optional*): source of randomness; the same seed, the same samples.
-            use_cache (`bool`, defaults to `True`): reuse the work of earlier codes (same samples, much faster).
-            show_progress_bar (`bool`, defaults to `False`): a tqdm bar over the codes of the grid.
+            use_cache (`bool`, defaults to `True`), show_progress_bar (`bool`, defaults to `False`): reuse the
+                work of earlier codes (same samples, much faster); a tqdm bar over the codes of the grid.
             guidance_scale (`float`, *optional*):
                 Classifier-free guidance (`guidance.py`): 1 is none, above 1 clearer classes, 0 the unconditional
                 distribution. `guidance_schedule` (`"constant"`, or `"linear"`/`"cosine"`: from 0 at the first code
-                to `guidance_scale` at the last) spreads it over the grid. Both default to `generation_config`'s.
+                to `guidance_scale` at the last) spreads it over the grid. Left out, both take the saved defaults
+                of `generation_config`; a scale given alone is applied everywhere (1 = unguided).
             prompt_codes (`torch.LongTensor`, *optional*):
                 The first codes of every grid, kept exactly while the prior samples the rest: `(num_samples or 1,
                 P)` in raster order, or the first slices of the grid's first axis (see `prompt_as_prefix`).
@@ -343,9 +344,8 @@ class VQPriorModel(PriorCodingMixin, PriorSurgeryMixin, VQPriorPreTrainedModel):
         check_sampling_memory(num_samples * passes, self.config, available_memory(self.device))
         class_labels = sampling_class_labels(class_labels, num_samples, self.config.num_classes, self.device)
         prompt = prompt_as_prefix(prompt_codes, num_samples, self.config, self.device)
-        sample_next = partial(
-            sample_codes, warpers=logits_warpers(temperature, top_k, top_p), generator=generator
-        )
+        warpers = logits_warpers(temperature, top_k, top_p)
+        sample_next = partial(sample_codes, warpers=warpers, generator=generator)
         labels, sample_next, prompt = guided_rows(
             class_labels, sample_next, prompt, guidance_scale, self.config, guidance_schedule
         )
