@@ -12,6 +12,8 @@ import tempfile
 import gradio as gr
 from handlers import encode, model_choices, model_locations, sample
 
+from hf_vqvae.models.prior.guidance import GUIDANCE_SCHEDULES
+
 WORK_DIR = tempfile.mkdtemp(prefix="hf_vqvae_space_")
 TITLE = "hf_vqvae: VQ-VAE and its prior"
 
@@ -44,6 +46,7 @@ def sample_controls(name: str):
             visible=bool(choices.speakers),
         ),
         gr.Slider(value=choices.default_guidance, visible=bool(choices.classes)),
+        gr.Dropdown(value=choices.default_schedule, visible=bool(choices.classes)),
         gr.Image(visible=choices.modality != "audio"),
         gr.Audio(visible=choices.modality == "audio"),
     )
@@ -58,6 +61,7 @@ def run_sample(
     class_name,
     speaker,
     guidance,
+    schedule,
     temperature,
     seed,
     num_samples,
@@ -65,7 +69,7 @@ def run_sample(
     progress=PROGRESS,
 ):
     return page_errors(sample)(
-        name, class_name, speaker, guidance, temperature, seed, num_samples, prompt, WORK_DIR
+        name, class_name, speaker, guidance, schedule, temperature, seed, num_samples, prompt, WORK_DIR
     )
 
 
@@ -107,11 +111,18 @@ def build() -> gr.Blocks:
                     )
                     guidance = gr.Slider(
                         0,
-                        8,
+                        16,
                         value=first.default_guidance,
                         step=0.5,
                         label="Guidance scale",
                         elem_id="sample-guidance",
+                        visible=bool(first.classes),
+                    )
+                    schedule = gr.Dropdown(
+                        list(GUIDANCE_SCHEDULES),
+                        value=first.default_schedule,
+                        label="Guidance schedule (linear, cosine: from 0 at the first code up to the scale)",
+                        elem_id="sample-schedule",
                         visible=bool(first.classes),
                     )
                     temperature = gr.Slider(
@@ -140,10 +151,10 @@ def build() -> gr.Blocks:
                         visible=first.modality == "audio",
                     )
                     status = gr.Markdown(elem_id="sample-status")
-            model.change(sample_controls, model, [class_name, speaker, guidance, image, audio])
+            model.change(sample_controls, model, [class_name, speaker, guidance, schedule, image, audio])
             button.click(
                 run_sample,
-                [model, class_name, speaker, guidance, temperature, seed, num_samples, prompt],
+                [model, class_name, speaker, guidance, schedule, temperature, seed, num_samples, prompt],
                 [image, audio, status],
             )
         with gr.Tab("Encode", elem_id="encode-tab"):

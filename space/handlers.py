@@ -57,14 +57,17 @@ class ModelChoices:
     classes: list[str]
     speakers: list[str]
     default_guidance: float
+    default_schedule: str
 
 
 def model_choices(name: str) -> ModelChoices:
     pipe = load(name)
     prior_config, config = pipe.prior.config, pipe.model.config
     classes = [prior_config.id2label.get(i, str(i)) for i in range(prior_config.num_classes)]
+    speakers = list((config.id2speaker or {}).values())
+    prior = pipe.prior
     return ModelChoices(
-        config.modality, classes, list((config.id2speaker or {}).values()), pipe.prior.default_guidance_scale
+        config.modality, classes, speakers, prior.default_guidance_scale, prior.default_guidance_schedule
     )
 
 
@@ -81,6 +84,7 @@ def sample(
     class_name: str | None,
     speaker: str | None,
     guidance_scale: float,
+    guidance_schedule: str,
     temperature: float,
     seed,
     num_samples: int,
@@ -97,6 +101,7 @@ def sample(
         class_labels=class_name or None,
         speaker_ids=speaker or None,
         guidance_scale=float(guidance_scale) if pipe.prior.config.num_classes else None,
+        guidance_schedule=guidance_schedule if pipe.prior.config.num_classes else None,
         temperature=float(temperature),
         seed=seed,
         prompt=checked_upload(prompt_path, pipe.model.config.modality) if prompt_path else None,

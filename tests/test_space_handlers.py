@@ -49,7 +49,7 @@ def test_sampling_and_encoding_the_released_image_model(tmp_path):
     if "vqvae-cifar10" not in handlers.model_locations():
         pytest.skip("the released vqvae-cifar10 folder is not here")
     picture, audio, status = handlers.sample(
-        "vqvae-cifar10", "cat", None, 3.0, 1.0, "0", 2, None, str(tmp_path)
+        "vqvae-cifar10", "cat", None, 12.0, "cosine", 1.0, "0", 2, None, str(tmp_path)
     )
     assert audio is None and "2 sample(s)" in status and PIL.Image.open(picture).size == (256, 128)
     PIL.Image.new("RGB", (40, 30), (200, 30, 30)).save(tmp_path / "red.png")
@@ -63,7 +63,7 @@ def test_speech_and_video_models_sample_and_encode(tmp_path):
     if not {"vqvae-fsdd", "vqvae-moving-fmnist"} <= names.keys():
         pytest.skip("the released speech and video folders are not here")
     _, (rate, audio), status = handlers.sample(
-        "vqvae-fsdd", "7", "theo", 4.0, 1.0, "0", 2, None, str(tmp_path)
+        "vqvae-fsdd", "7", "theo", 4.0, "constant", 1.0, "0", 2, None, str(tmp_path)
     )
     assert rate == 8000 and audio.dtype == np.int16 and len(audio) > 2 * 4096 and "2 sample(s)" in status
     with wave.open(str(tmp_path / "take.wav"), "wb") as recording:
@@ -75,6 +75,8 @@ def test_speech_and_video_models_sample_and_encode(tmp_path):
         "vqvae-fsdd", str(tmp_path / "take.wav"), str(tmp_path)
     )
     assert picture is None and original[0] == reconstruction[0] == 8000 and "SNR" in summary
-    clips, _, _ = handlers.sample("vqvae-moving-fmnist", None, None, 1.0, 1.0, "0", 2, None, str(tmp_path))
+    clips, _, _ = handlers.sample(
+        "vqvae-moving-fmnist", None, None, 1.0, "constant", 1.0, "0", 2, None, str(tmp_path)
+    )
     animation = PIL.Image.open(clips)
     assert animation.n_frames == 16 and animation.size == (256, 128)
