@@ -18,7 +18,9 @@ The scale can change over the grid (`guidance_schedule`). `"constant"` uses `s` 
 `"cosine"` rise from 0 (the unconditional distribution) at the grid's first code to `s` at its last, as MUSE and
 VAR schedule their guidance: the first codes, which lay out the whole sample, are drawn as freely as the
 unconditional model draws them, and the class is imposed on the details. On the CIFAR-10 prior this keeps more
-of the real images' diversity at the same class fidelity (see the vqvae-cifar10 card).
+of the real images' diversity at the same class fidelity (see the vqvae-cifar10 card). It does not suit every
+modality: a spoken digit is decided by its first codes, and on the FSDD prior the schedule halves how often samples
+say the digit asked for (see the vqvae-fsdd card).
 """
 
 from collections.abc import Callable, Iterator

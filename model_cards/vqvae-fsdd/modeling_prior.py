@@ -378,5 +378,10 @@ class VQPriorModel(PriorCodingMixin, PriorSurgeryMixin, VQPriorPreTrainedModel):
         """The scale `generate` guides with unless told (`generation_config.json`'s, else 1: no guidance)."""
         return resolved_guidance(None, None, self.generation_config, self.config)[0]
 
+    @property
+    def default_guidance_schedule(self) -> str:
+        """The schedule of that default scale (`generation_config.json`'s, else `"constant"`)."""
+        return resolved_guidance(None, None, self.generation_config, self.config)[1]
+
 
 __all__ = ["PriorBackbone", "VQPriorModel", "VQPriorOutput", "VQPriorPreTrainedModel", "sample_codes"]
