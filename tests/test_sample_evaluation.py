@@ -117,6 +117,9 @@ def test_evaluate_samples_writes_the_sweep(trained_pipeline_dir, tmp_path):  # n
         assert row["fidelity"] == pytest.approx(sum(row["per_class_fidelity"]) / num_classes)
         assert row["diversity_ratio"] == pytest.approx(row["diversity"] / summary["real"]["diversity"])
     assert 0 <= summary["real"]["classifier_accuracy"] <= 1
+    per_class = summary["real"]["reconstruction_accuracy_per_class"]
+    assert set(per_class) <= {str(label) for label in range(num_classes)}
+    assert min(per_class.values()) <= summary["real"]["reconstruction_accuracy"] <= max(per_class.values())
     assert (output_dir / "sweep.md").read_text().startswith("| guidance scale | class fidelity")
     assert (output_dir / "guidance_3" / "sample_grid.png").is_file()
     # The classifier is kept and reused: a second run reports the same validation accuracy without retraining.
