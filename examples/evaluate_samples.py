@@ -337,12 +337,13 @@ def sweep_and_save(args, vqvae, prior, classifier, speaker_classifier, real_dive
         args.guidance_schedule,
     )
     output_dir = Path(args.output_dir)
+    schedule = "" if args.guidance_schedule == "constant" else f"{args.guidance_schedule}_"
     for scale, decoded in samples.items():
         per_class = decoded.view(len(label_names), args.samples_per_class, *decoded.shape[1:])
         save_samples(
             per_class[:, :10].flatten(0, 1),
             vqvae.config,
-            output_dir / f"guidance_{scale:g}",
+            output_dir / f"guidance_{schedule}{scale:g}",
             rows=len(label_names),
         )
     table = sweep_table(rows, label_names)

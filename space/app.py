@@ -121,7 +121,8 @@ def build() -> gr.Blocks:
                     schedule = gr.Dropdown(
                         list(GUIDANCE_SCHEDULES),
                         value=first.default_schedule,
-                        label="Guidance schedule (linear, cosine: from 0 at the first code up to the scale)",
+                        label="Guidance schedule (linear, cosine: from 0 at the first code up to the scale; "
+                        "constant at scale 1: no guidance)",
                         elem_id="sample-schedule",
                         visible=bool(first.classes),
                     )

@@ -2,6 +2,7 @@
 "no label" and class-mixture fallback) against hand-computed guided logits, its cache, the generation config
 default, the pipeline, the CLI flag and train_prior.py's --condition_dropout; for both backbones."""
 
+import json
 from functools import partial
 
 import numpy as np
@@ -205,7 +206,7 @@ def test_scheduled_scales_rise_from_0_to_the_scale_over_the_grid():
     assert scheduled_scales(3.0, "linear", 4) == pytest.approx([0.0, 1.0, 2.0, 3.0])
     assert scheduled_scales(4.0, "cosine", 5) == pytest.approx([0.0, 2 - 2**0.5, 2.0, 2 + 2**0.5, 4.0])
     assert scheduled_scales(3.0, "linear", 4, first_code=2) == pytest.approx([2.0, 3.0])  # after a prompt
-    assert scheduled_scales(3.0, "cosine", 1) == [0.0]
+    assert scheduled_scales(3.0, "cosine", 1) == [3.0]  # a one-code grid: its only code is its last
 
 
 def scheduled_hand_guided_log_probs(model, codes, class_labels, scale, schedule) -> torch.Tensor:
@@ -227,9 +228,10 @@ def test_greedy_scheduled_guidance_takes_the_top_code_of_each_positions_guided_l
     assert not torch.equal(codes, model.generate(4, LABELS, top_k=1, guidance_scale=5.0))
 
 
+@pytest.mark.parametrize("prior_type", PRIOR_TYPES)
 @pytest.mark.parametrize("schedule", ["linear", "cosine"])
-def test_a_schedule_continues_a_prompt_at_the_prompts_end(schedule):
-    model = distinct_prior("transformer", "null_label")
+def test_a_schedule_continues_a_prompt_at_the_prompts_end(prior_type, schedule):
+    model = distinct_prior(prior_type, "null_label")
     prompt = random_codes()[:1].flatten(1)[:, :5]
     codes = model.generate(
         4, LABELS, top_k=1, guidance_scale=5.0, guidance_schedule=schedule, prompt_codes=prompt
@@ -246,6 +248,38 @@ def test_a_schedule_at_scale_1_still_guides_and_constant_1_does_not(prior_type, 
     model.generate(4, LABELS, guidance_scale=1.0, guidance_schedule="constant")
     model.generate(4, LABELS, guidance_scale=1.0, guidance_schedule="linear")
     assert sizes == [4, 8]
+
+
+def test_choosing_codes_for_compression_ignores_a_saved_schedule():
+    """`generate_with` (the entropy coder's sampler) codes at the scale it is given, constant, whatever defaults the
+    prior saves for sampling: compressed files must not depend on them."""
+    model = distinct_prior("transformer", "null_label")
+    codes = random_codes().flatten(1)
+    position = iter(range(model.config.num_codes))
+
+    def choose_next(logits: torch.FloatTensor) -> torch.LongTensor:
+        return codes[:, next(position)]
+
+    before = model.generate_with(choose_next, 4, LABELS, guidance_scale=1.0)
+    model.generation_config.guidance_scale = 12.0
+    model.generation_config.guidance_schedule = "cosine"
+    position = iter(range(model.config.num_codes))
+    seen = []
+
+    def recording_choose_next(logits: torch.FloatTensor) -> torch.LongTensor:
+        seen.append(logits)
+        return codes[:, next(position)]
+
+    assert torch.equal(model.generate_with(recording_choose_next, 4, LABELS, guidance_scale=1.0), before)
+    conditional = flat_logits(model, codes.view(4, 4, 4), LABELS)
+    torch.testing.assert_close(torch.stack(seen, dim=1), conditional)
+
+
+def test_a_schedule_without_any_scale_is_refused():
+    with pytest.raises(
+        ValueError, match="guidance_schedule='cosine' spreads a guidance_scale .* pass guidance_scale"
+    ):
+        distinct_prior().generate(2, 0, guidance_schedule="cosine")
 
 
 def test_bad_guidance_schedules_are_named():
@@ -509,6 +543,19 @@ def test_a_saved_guidance_schedule_is_the_default(tmp_path):
     assert torch.equal(
         loaded.generate(4, LABELS, guidance_scale=1, generator=seeded()), unguided_codes(loaded, LABELS)
     )
+
+
+def test_a_schedule_in_a_generation_config_written_from_the_model_config_is_kept(tmp_path):
+    """Priors saved before they had their own sampling defaults wrote `_from_model_config: true`, with which
+    transformers drops the fields it does not know."""
+    model = distinct_prior("transformer", "null_label")
+    model.save_pretrained(tmp_path)
+    legacy = {"_from_model_config": True, "guidance_scale": 5.0, "guidance_schedule": "cosine"}
+    (tmp_path / "generation_config.json").write_text(json.dumps(legacy))
+    loaded = VQPriorModel.from_pretrained(tmp_path)
+    assert (loaded.default_guidance_scale, loaded.default_guidance_schedule) == (5.0, "cosine")
+    loaded.save_pretrained(tmp_path / "again")
+    assert VQPriorModel.from_pretrained(tmp_path / "again").default_guidance_schedule == "cosine"
 
 
 def test_a_saved_guidance_scale_of_0_is_kept(tmp_path):

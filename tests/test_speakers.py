@@ -432,6 +432,42 @@ def test_the_speaker_adversary_trains_in_training_mode_only_and_reverses_its_gra
     assert torch.allclose(reversed_gradient, -latents.grad)
 
 
+def test_a_speaker_adversary_can_be_added_to_or_dropped_from_a_saved_model(tmp_path):
+    """Its weights are training-only: a checkpoint may carry them or not, whatever the loading config says."""
+    plain = speaker_model("audio")
+    plain.save_pretrained(tmp_path / "plain")
+    added = VQVAEModel.from_pretrained(tmp_path / "plain", speaker_adversary_weight=0.5)
+    assert added.speaker_adversary is not None
+    assert all(torch.isfinite(p).all() for p in added.speaker_adversary.parameters())
+    assert added.speaker_adversary.classifier.weight.abs().sum() > 0  # initialised, not left empty
+
+    trained = speaker_model("audio", speaker_adversary_weight=0.5)
+    trained.save_pretrained(tmp_path / "trained")
+    dropped = VQVAEModel.from_pretrained(tmp_path / "trained", speaker_adversary_weight=0.0)
+    assert dropped.speaker_adversary is None
+    inputs = tiny_inputs("audio")
+    with torch.no_grad():
+        torch.testing.assert_close(
+            dropped.eval()(inputs, speaker_ids=1).reconstruction,
+            trained.eval()(inputs, speaker_ids=1).reconstruction,
+        )
+    with pytest.raises(ValueError, match="does not match its config"):  # other weights stay strict
+        VQVAEModel.from_pretrained(tmp_path / "trained", hidden_channels=32)
+
+
+def test_a_speaker_adversary_with_a_frozen_encoder_is_refused(speaker_parquet, tmp_path):
+    model = speaker_model("audio", speaker_adversary_weight=0.5)
+    model.save_pretrained(tmp_path / "model")
+    with pytest.raises(ValueError, match="--train_decoder_only freezes"):
+        load_script(EXAMPLES / "train_vqvae.py").main(
+            [
+                "--model_name_or_path", str(tmp_path / "model"), "--train_decoder_only", "--data_files",
+                str(speaker_parquet), "--audio_column", "audio", "--speaker_column", "speaker", "--output_dir",
+                str(tmp_path / "out"), "--max_train_steps", "1", "--report_to", "none",
+            ]
+        )  # fmt: skip
+
+
 def test_the_speaker_adversary_comes_with_speakers_only():
     assert VQVAEModel(tiny_config("audio", speaker_adversary_weight=0.5)).speaker_adversary is None
     assert speaker_model("audio").speaker_adversary is None

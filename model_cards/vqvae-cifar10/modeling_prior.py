@@ -194,8 +194,10 @@ class VQPriorPreTrainedModel(RemoteCodeMixin, StrictLoadingMixin, PreTrainedMode
         model = loaded[0] if isinstance(loaded, tuple) else loaded
         name_or_path = args[0] if args else kwargs["pretrained_model_name_or_path"]
         try:
+            # Files written before the priors had their own defaults are marked `_from_model_config`, which would
+            # make transformers drop the fields it does not know (`guidance_schedule`).
             model.generation_config = GenerationConfig.from_pretrained(
-                name_or_path, **model.hub_loading_kwargs
+                name_or_path, _from_model_config=False, **model.hub_loading_kwargs
             )
         except OSError:  # no generation_config.json: the defaults stay
             pass

@@ -96,6 +96,10 @@ class VQVAEPreTrainedModel(RemoteCodeMixin, StrictLoadingMixin, PreTrainedModel)
     _no_split_modules = ["VectorQuantizer"]
     # Distances, argmin and the codebook statistics must stay fp32 even when the model is loaded in bf16/fp16.
     _keep_in_fp32_modules_strict = ["quantizer"]
+    # The training-only speaker adversary: a checkpoint may carry it or not, whatever `speaker_adversary_weight` the
+    # loading config has (fine-tuning adds a new one, or drops a trained one).
+    _keys_to_ignore_on_load_missing = [r"^speaker_adversary\."]
+    _keys_to_ignore_on_load_unexpected = [r"^speaker_adversary\."]
 
     def remote_code_auto_map(self) -> dict[str, str]:
         """The model's Auto classes, and the Auto class of its processor (image processor, feature extractor or
@@ -256,7 +260,7 @@ class VQVAEModel(VQVAEPreTrainedModel):
         self.config.num_speakers = len(names)
         self.speaker_adversary = self._new_speaker_adversary()
         if self.speaker_adversary is not None:
-            self.speaker_adversary.to(weight.device)
+            self.speaker_adversary.to(device=weight.device, dtype=weight.dtype)
 
     def _new_speaker_adversary(self) -> SpeakerAdversary | None:
         """The training-only speaker adversary (`config.speaker_adversary_weight`), for a model with speakers."""

@@ -18,7 +18,8 @@ The scale can change over the grid (`guidance_schedule`). `"constant"` uses `s` 
 `"cosine"` rise from 0 (the unconditional distribution) at the grid's first code to `s` at its last, as MUSE and
 VAR schedule their guidance: the first codes, which lay out the whole sample, are drawn as freely as the
 unconditional model draws them, and the class is imposed on the details. On the CIFAR-10 prior this keeps more
-of the real images' diversity at the same class fidelity (see the vqvae-cifar10 card). It does not suit every
+of the real images' diversity at the same class fidelity (see the vqvae-cifar10 card). After a prompt, sampling
+starts where the ramp stands at the prompt's end. It does not suit every
 modality: a spoken digit is decided by its first codes, and on the FSDD prior the schedule halves how often samples
 say the digit asked for (see the vqvae-fsdd card).
 """
@@ -111,11 +112,16 @@ def resolved_guidance(
     if guidance_schedule is None:
         saved_schedule = getattr(generation_config, "guidance_schedule", None) or "constant"
         guidance_schedule = saved_schedule if guidance_scale is None else "constant"
+    check_guidance_schedule(guidance_schedule, config)
     if guidance_scale is None:
         saved = generation_config.guidance_scale
+        if saved is None and guidance_schedule != "constant":
+            raise ValueError(
+                f"guidance_schedule={guidance_schedule!r} spreads a guidance_scale over the grid, but none was "
+                "given and this prior saves no default: pass guidance_scale too (e.g. 3.0)."
+            )
         guidance_scale = 1.0 if saved is None else saved
     check_guidance_scale(guidance_scale, config)
-    check_guidance_schedule(guidance_schedule, config)
     passes = num_guidance_passes(config) if is_guided(guidance_scale, guidance_schedule) else 1
     return guidance_scale, guidance_schedule, passes
 
@@ -129,7 +135,10 @@ def scheduled_scales(
     guidance_scale: float, guidance_schedule: str, num_codes: int, first_code: int = 0
 ) -> list[float]:
     """The guidance scale of each code of a grid of `num_codes`, from `first_code` (the prompt's length) on."""
-    fractions = [position / max(num_codes - 1, 1) for position in range(first_code, num_codes)]
+    # A grid of one code has its last code first: the full scale.
+    fractions = [
+        position / (num_codes - 1) if num_codes > 1 else 1.0 for position in range(first_code, num_codes)
+    ]
     if guidance_schedule == "linear":
         return [guidance_scale * fraction for fraction in fractions]
     if guidance_schedule == "cosine":

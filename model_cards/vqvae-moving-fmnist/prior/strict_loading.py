@@ -82,6 +82,17 @@ def check_finite_weights(model: PreTrainedModel, source) -> None:
         )
 
 
+def _not_ignored(model: PreTrainedModel, kind: str, keys) -> list[str]:
+    """The `kind` keys of a load report that the model does not declare optional: transformers'
+    `_keys_to_ignore_on_load_missing` / `_keys_to_ignore_on_load_unexpected` patterns (training-only weights, such
+    as the VQ-VAE's speaker adversary, which a model may or may not carry)."""
+    patterns = {
+        "missing_keys": model._keys_to_ignore_on_load_missing,
+        "unexpected_keys": model._keys_to_ignore_on_load_unexpected,
+    }.get(kind) or []
+    return [str(key) for key in keys if not any(re.search(pattern, str(key)) for pattern in patterns)]
+
+
 class StrictLoadingMixin:
     """`from_pretrained` that checks what it loads.
 
@@ -117,10 +128,11 @@ class StrictLoadingMixin:
                 f"read ({error}); download or save the model again."
             ) from error
         model.hub_loading_kwargs = hub_loading_kwargs
+        keys = {kind: _not_ignored(model, kind, info.get(kind) or []) for kind in _PROBLEMS}
         problems = [
-            f"{len(info[kind])} tensors {what}: {sorted(map(str, info[kind]))[:8]}"
+            f"{len(keys[kind])} tensors {what}: {sorted(keys[kind])[:8]}"
             for kind, what in _PROBLEMS.items()
-            if info.get(kind)
+            if keys[kind]
         ]
         if problems and not lenient:
             raise ValueError(

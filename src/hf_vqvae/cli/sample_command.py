@@ -80,15 +80,15 @@ def add_guidance_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--guidance_scale",
         type=non_negative_float,
-        help="Classifier-free guidance: above 1, samples show their class more clearly (1 = none; default: the "
-        "prior's saved default, else 1).",
+        help="Classifier-free guidance: above 1, samples show their class more clearly (1 = none). Given alone, "
+        "the same scale at every code; default: the prior's saved scale and schedule, else 1.",
     )
     parser.add_argument(
         "--guidance_schedule",
         choices=GUIDANCE_SCHEDULES,
         help="How the guidance scale changes over the code grid: the same everywhere (constant), or rising from 0 "
-        "at the first code to --guidance_scale at the last (linear, cosine). Default: the prior's saved one, else "
-        "constant.",
+        "at the first code to --guidance_scale at the last (linear, cosine). Default: the prior's saved one, or "
+        "constant when --guidance_scale is given.",
     )
 
 

@@ -135,8 +135,9 @@ def guidance_sweep(
     guidance_schedule: str = "constant",
 ) -> tuple[list[SweepRow], dict[float, torch.Tensor]]:
     """Draws `samples_per_class` samples of every class at each guidance scale of `guidance_schedule` (the same
-    seed for each) and scores them; returns the rows and the samples of each scale. A decoder with speakers gives sample `i` speaker
-    `i % num_speakers`, and `speaker_classifier` scores how often the sample is heard as that speaker."""
+    seed for each) and scores them; returns the rows and the samples of each scale. A decoder with speakers gives
+    sample `i` speaker `i % num_speakers`, and `speaker_classifier` scores how often the sample is heard as that
+    speaker."""
     num_classes = prior.config.num_classes
     labels = per_class_labels(num_classes, samples_per_class)
     speakers = torch.arange(len(labels)) % vqvae.config.num_speakers if vqvae.config.num_speakers else None

@@ -147,6 +147,22 @@ def with_speakers(model: VQVAEModel, speaker_names: list[str]) -> None:
         model.config.check_speakers(speaker_names)
 
 
+def check_speaker_adversary(args: argparse.Namespace, config: VQVAEConfig) -> None:
+    """A speaker adversary trains the encoder against a speaker classifier: it needs speakers and an encoder that
+    trains."""
+    weight = config.speaker_adversary_weight
+    if weight and not args.speaker_column:
+        raise ValueError(
+            f"speaker_adversary_weight={weight} trains the encoder against a speaker classifier, which needs each "
+            "example's speaker: give --speaker_column."
+        )
+    if weight and args.train_decoder_only:
+        raise ValueError(
+            f"speaker_adversary_weight={weight} trains the encoder, which --train_decoder_only freezes: add "
+            '--config_overrides "speaker_adversary_weight=0" (its weights are then dropped), or train the whole model.'
+        )
+
+
 def set_train_mode(accelerator: Accelerator, model, decoder_only: bool) -> None:
     """Training mode, except a frozen encoder and quantizer stay in eval mode (no EMA updates, no restarts)."""
     model.train()
@@ -215,11 +231,7 @@ def main(argv: list[str] | None = None) -> None:
     accelerator = build_accelerator(args)
 
     model = build_model(args)
-    if model.config.speaker_adversary_weight and not args.speaker_column:
-        raise ValueError(
-            f"speaker_adversary_weight={model.config.speaker_adversary_weight} trains the encoder against a "
-            "speaker classifier, which needs each example's speaker: give --speaker_column."
-        )
+    check_speaker_adversary(args, model.config)
     raw_train, raw_eval, _, speaker_names = load_splits(args, model.config.modality)
     if speaker_names is not None:
         with_speakers(model, speaker_names)
