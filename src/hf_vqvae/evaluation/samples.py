@@ -145,16 +145,8 @@ def guidance_sweep(
     for scale in guidance_scales:
         start = time.perf_counter()
         generator = torch.Generator().manual_seed(seed)
-        decoded = sample_decoded(
-            vqvae,
-            prior,
-            labels,
-            scale,
-            generator,
-            batch_size,
-            speaker_ids=speakers,
-            guidance_schedule=guidance_schedule,
-        )
+        sampling = {"speaker_ids": speakers, "guidance_schedule": guidance_schedule}
+        decoded = sample_decoded(vqvae, prior, labels, scale, generator, batch_size, **sampling)
         seconds = time.perf_counter() - start
         predictions, features = classify(classifier, decoded)
         correct = (predictions == labels).float()
