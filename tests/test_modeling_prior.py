@@ -393,11 +393,12 @@ def test_output_hidden_states_returns_the_input_and_every_layer(prior_type):
 
 
 def test_compiled_sampling_draws_the_same_codes_as_the_cached_sampler():
-    """`generate(compile=True)`: a static key/value cache and a compiled step, with guidance and a prompt, give the
-    eager sampler's codes for the same seed; a second run reuses the compiled step."""
+    """`generate(compile=True)`: a static key/value cache and a compiled step, with guidance (constant or
+    scheduled) and a prompt, give the eager sampler's codes for the same seed; later runs reuse the compiled step."""
     prior = tiny_prior(num_classes=3, condition_dropout=0.1)
     labels, prompt = [0, 1, 2], torch.tensor([[3, 5, 7]])
-    for options in ({"guidance_scale": 1.0}, {"guidance_scale": 2.0, "prompt_codes": prompt}):
+    scheduled = {"guidance_scale": 6.0, "guidance_schedule": "cosine", "prompt_codes": prompt}
+    for options in ({"guidance_scale": 1.0}, {"guidance_scale": 2.0, "prompt_codes": prompt}, scheduled):
         expected = prior.generate(3, labels, generator=torch.Generator().manual_seed(1), **options)
         compiled = prior.generate(
             3, labels, generator=torch.Generator().manual_seed(1), compile=True, **options
