@@ -71,9 +71,8 @@ def decoding_step(backbone: nn.Module, batch_size: int) -> tuple[StaticDecodingS
     position symbolic, serves every later one."""
     weight = backbone.decoder.wte.weight
     key = (batch_size, weight.dtype, weight.device)
-    steps = backbone.__dict__.setdefault(
-        "_static_steps", {}
-    )  # not a submodule: no weights of its own to save
+    # Kept in the instance dict, not as a submodule: the steps have no weights of their own to save.
+    steps = backbone.__dict__.setdefault("_static_steps", {})
     if key not in steps:
         step = StaticDecodingStep(backbone, batch_size)
         steps[key] = (step, torch.compile(step, fullgraph=True, dynamic=True))

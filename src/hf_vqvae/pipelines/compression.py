@@ -4,8 +4,8 @@ with the same distributions and decodes them with the VQ-VAE.
 
 The decoder must see exactly the encoder's probabilities. Both run the prior's cached sampler over batches of
 exactly `CODING_BATCH` grids (padded; `VQPriorModel.generate_with`), on one thread, so that the logits do not
-depend on how many files are coded together or on a thread count; the file names the models it was made with (a fingerprint of their weights), so that other weights are
-refused rather than decoded into noise.
+depend on how many files are coded together or on a thread count. The file names the models it was made with (a
+fingerprint of their weights), so that other weights are refused rather than decoded into noise.
 
 File layout (little-endian), format version 1:
 

@@ -40,9 +40,8 @@ def prompt_slices(config: VQVAEConfig, prompt_fraction: float) -> int:
 def preprocess_one(vqvae: VQVAEModel, value: Any, name: str = "inputs") -> torch.Tensor:
     """One image, recording or clip (see `ACCEPTED_PROMPTS`) as model input, as validation preprocesses it; a
     `ValueError` naming `name` and what is accepted when it cannot be read as the model's modality."""
-    from ..data import (
-        build_preprocessor,  # the data extras (datasets, PyAV, soundfile) only when reading files
-    )
+    # The data extras (datasets, PyAV, soundfile) are imported only when a file is read.
+    from ..data import build_preprocessor
 
     config = vqvae.config
     try:
