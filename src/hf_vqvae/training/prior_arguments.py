@@ -29,6 +29,13 @@ def add_prior_model_args(parser: argparse.ArgumentParser) -> None:
         "(block expansion, Wu et al. 2024, LLaMA Pro), spread evenly between the trained ones, each starting as the "
         "identity (zero output projections), so the deeper prior starts out computing what the trained one did.",
     )
+    model.add_argument(
+        "--axial_positions",
+        action="store_true",
+        help="Transformer prior: add learned axial position embeddings (one table per axis of the code grid, as in "
+        "VideoGPT), so that codes in the same row, column or time slice share part of their position. A prior "
+        "loaded with --model_name_or_path gains them at zero, so it starts out computing what it did.",
+    )
     architecture = parser.add_argument_group("architecture of a new prior (defaults in brackets)")
     architecture.add_argument("--prior_type", choices=["transformer", "pixelcnn"], help="[transformer]")
     architecture.add_argument("--hidden_size", type=positive_int, help="[256]")

@@ -46,6 +46,8 @@ def pretrained_prior(args, augment_dim: int) -> VQPriorModel:
         prior = prior.with_augment_labels(augment_dim)
     if args.num_added_layers:
         prior = prior.with_added_layers(args.num_added_layers)
+    if args.axial_positions and not prior.config.axial_positions:
+        prior = prior.with_axial_positions()
     if args.condition_dropout is not None and prior.config.null_label_id is not None:
         if not args.condition_dropout:
             raise ValueError(
@@ -71,6 +73,7 @@ def new_prior(args, vqvae: VQVAEModel, label_names: list[str] | None, augment_di
         "num_heads": args.num_heads,
         "augment_dim": augment_dim,
         "condition_dropout": args.condition_dropout or 0.0,
+        "axial_positions": args.axial_positions,
     }
     config = apply_config_overrides(
         VQPriorConfig, {**fields, **parse_config_overrides(args.config_overrides)}
