@@ -24,13 +24,8 @@ from hf_vqvae import VQPriorModel, VQVAEImageProcessor, VQVAEModel
 from hf_vqvae.data import load_raw_dataset, split_train_validation
 from hf_vqvae.evaluation.metrics import psnr_uint8, ssim
 from hf_vqvae.models.vqvae.processors import processor_for
-from hf_vqvae.pipelines.compression import (
-    CODING_BATCH,
-    code_probabilities,
-    compress_many,
-    decompress_many,
-    run_coder,
-)
+from hf_vqvae.pipelines.compression import CODING_BATCH, compress_many, decompress_many, run_coder
+from hf_vqvae.pipelines.range_coding import code_probabilities
 
 MODEL = Path(__file__).resolve().parents[1] / "model_cards" / "vqvae-cifar10"
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10" / "train.parquet"

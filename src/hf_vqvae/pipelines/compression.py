@@ -7,7 +7,7 @@ exactly `CODING_BATCH` grids (padded; `VQPriorModel.generate_with`), on one thre
 depend on how many files are coded together or on a thread count. The file names the models it was made with (a
 fingerprint of their weights), so that other weights are refused rather than decoded into noise.
 
-File layout (little-endian), format version 1:
+File layout (little-endian), format version 2:
 
 | bytes | field |
 |---|---|
@@ -18,10 +18,11 @@ File layout (little-endian), format version 1:
 | 2 | class label, -1 for none (int16) |
 | 2 | speaker the decoder speaks with, -1 for a VQ-VAE without speakers (int16) |
 | 1 + 2n | code grid: n axes, then each axis's size (uint16) |
-| 4k | payload: the range coder's k 32-bit words |
+| k | payload: the range coder's output, big-endian, cut to its shortest form (`shortest_payload`) |
 | 4 | CRC-32 of everything before it |
 
-The header and checksum take 19 + 2n bytes (23 for an 8x8 grid).
+The header and checksum take 19 + 2n bytes (23 for an 8x8 grid). Version 1 (still read) stored the coder's whole
+32-bit words, little-endian: about 2 bytes more per file.
 """
 
 import hashlib
@@ -36,9 +37,12 @@ import torch
 
 from ..models.prior.modeling_prior import VQPriorModel
 from ..models.vqvae.modeling_vqvae import VQVAEModel
+from .range_coding import code_probabilities, padded_words, range_coder, shortest_payload
 
 MAGIC = b"HFVQ"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+# Version 1 payloads were whole 32-bit little-endian words; still read.
+WORD_PAYLOAD_VERSION = 1
 MODALITY_IDS = {"image": 0, "audio": 1, "video": 2}
 # Grids coded at once: always this many rows (padded), so that the logits, and the decoder's probabilities, do not
 # depend on how many files are coded together.
@@ -64,17 +68,6 @@ class CompressedHeader:
     speaker_id: int | None = None
 
 
-def range_coder():
-    """`constriction` (the `compression` extra), imported when a file is coded."""
-    try:
-        import constriction
-    except ImportError as error:
-        raise ImportError(
-            "Compression needs the constriction entropy coder: pip install 'hf_vqvae[compression]'."
-        ) from error
-    return constriction
-
-
 def model_fingerprint(vqvae: VQVAEModel, prior: VQPriorModel) -> bytes:
     """4 bytes that change with any weight of either model (the same for a model loaded in another dtype)."""
     digest = hashlib.sha256()
@@ -95,14 +88,6 @@ def one_thread() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(threads)
-
-
-def code_probabilities(logits: torch.FloatTensor) -> np.ndarray:
-    """The coder's model of each row's position: float64 probabilities `(rows, K)` from fp32 logits, computed the
-    same way on both sides (numpy, not a threaded kernel)."""
-    values = logits.double().cpu().numpy()
-    values = np.exp(values - values.max(axis=-1, keepdims=True))
-    return values / values.sum(axis=-1, keepdims=True)
 
 
 def conditioning(prior: VQPriorModel, class_labels: list[int] | None) -> tuple[list[int] | None, float]:
@@ -157,7 +142,8 @@ def compress_many(
 ) -> list[bytes]:
     """One file per example of a batch `(N, ...)` of model inputs, coded `CODING_BATCH` at a time; `speaker_ids`:
     one speaker for all files or one per file (a VQ-VAE with speakers; default the first)."""
-    constriction = range_coder()
+    # Fails with the install hint before any encoding when the compression extra is missing.
+    range_coder()
     prior.config.check_matches(vqvae.config)
     if not vqvae.config.num_speakers:
         speakers = [None] * len(inputs)
@@ -180,21 +166,19 @@ def compress_many(
     files = []
     for chunk in inputs.split(CODING_BATCH):
         codes = vqvae.encode(chunk.to(vqvae.device, vqvae.dtype)).codes.flatten(1).cpu()
-        encoders = [constriction.stream.queue.RangeEncoder() for _ in chunk]
-        position = iter(range(codes.shape[1]))
+        position, step_tables = iter(range(codes.shape[1])), []
 
-        def encode_next(logits: torch.FloatTensor, codes=codes, encoders=encoders, position=position):
-            step, tables = next(position), code_probabilities(logits)
-            for row, encoder in enumerate(encoders):
-                code = int(codes[row, step])
-                encoder.encode(code, constriction.stream.model.Categorical(tables[row], perfect=False))
+        def record_next(logits: torch.FloatTensor, codes=codes, position=position, step_tables=step_tables):
+            step = next(position)
+            step_tables.append(code_probabilities(logits)[: len(codes)])
             chosen = torch.zeros(len(logits), dtype=torch.long)
-            chosen[: len(encoders)] = codes[:, step]
+            chosen[: len(codes)] = codes[:, step]
             return chosen.to(logits.device)
 
-        run_coder(prior, encode_next, [class_label] * len(chunk))
-        for encoder in encoders:
-            body = headers[len(files)] + encoder.get_compressed().astype("<u4").tobytes()
+        run_coder(prior, record_next, [class_label] * len(chunk))
+        tables = np.stack(step_tables, axis=1)
+        for row in range(len(chunk)):
+            body = headers[len(files)] + shortest_payload(codes[row].numpy(), tables[row])
             files.append(body + _CHECKSUM.pack(zlib.crc32(body)))
     return files
 
@@ -225,7 +209,7 @@ def decompress_many(vqvae: VQVAEModel, prior: VQPriorModel, files: list[bytes]) 
         indices = [i for i, (header, _) in enumerate(parsed) if (header.class_label is not None) == has_label]
         for start in range(0, len(indices), CODING_BATCH):
             chunk = indices[start : start + CODING_BATCH]
-            decoders = [constriction.stream.queue.RangeDecoder(as_words(parsed[i][1])) for i in chunk]
+            decoders = [constriction.stream.queue.RangeDecoder(payload_words(*parsed[i])) for i in chunk]
 
             def decode_next(logits: torch.FloatTensor, decoders=decoders) -> torch.LongTensor:
                 tables = code_probabilities(logits)
@@ -268,8 +252,11 @@ def checked_file(
     return header, payload
 
 
-def as_words(payload: bytes) -> np.ndarray:
-    return np.frombuffer(payload, dtype="<u4").astype(np.uint32)
+def payload_words(header: CompressedHeader, payload: bytes) -> np.ndarray:
+    """The range decoder's words of a file's payload, as its format version stores them."""
+    if header.version == WORD_PAYLOAD_VERSION:
+        return np.frombuffer(payload, dtype="<u4").astype(np.uint32)
+    return padded_words(payload)
 
 
 def write_header(header: CompressedHeader) -> bytes:
@@ -287,9 +274,10 @@ def split_file(data: bytes) -> tuple[CompressedHeader, bytes]:
     if len(data) < _FIXED.size + 1 + _CHECKSUM.size or data[:4] != MAGIC:
         raise CompressedFileError("Not an hf_vqvae compressed file (no HFVQ header, or too short).")
     magic, version, modality_id, fingerprint, label, speaker = _FIXED.unpack_from(data)
-    if version != FORMAT_VERSION:
+    if version not in (WORD_PAYLOAD_VERSION, FORMAT_VERSION):
         raise CompressedFileError(
-            f"This file has format version {version}; this hf_vqvae reads version {FORMAT_VERSION}"
+            f"This file has format version {version}; this hf_vqvae reads versions {WORD_PAYLOAD_VERSION} and "
+            f"{FORMAT_VERSION}"
             f"{' (a newer hf_vqvae made it)' if version > FORMAT_VERSION else ''}."
         )
     (checksum,) = _CHECKSUM.unpack_from(data, len(data) - _CHECKSUM.size)
@@ -301,7 +289,7 @@ def split_file(data: bytes) -> tuple[CompressedHeader, bytes]:
         raise CompressedFileError("The file is damaged or truncated (shorter than its header).")
     code_shape = struct.unpack_from(f"<{num_axes}H", data, _FIXED.size + 1)
     payload = data[offset : -_CHECKSUM.size]
-    if len(payload) % 4:
+    if version == WORD_PAYLOAD_VERSION and len(payload) % 4:
         raise CompressedFileError("The file is damaged or truncated (its payload is not whole 32-bit words).")
     modality = {value: key for key, value in MODALITY_IDS.items()}.get(modality_id)
     if modality is None:
