@@ -1101,6 +1101,18 @@ def test_prior_fine_tuning_deepens_a_trained_prior(trained_pipeline_dir, tmp_pat
     assert deeper.backbone.decoder.h[-1].mlp.c_proj.weight.abs().sum() > 0  # trained, from a zero start
 
 
+def test_prior_training_adds_axial_positions_to_a_new_or_trained_prior(trained_pipeline_dir, tmp_path):
+    argv = [*two_step_fine_tune_args(trained_pipeline_dir, tmp_path / "codes"), "--axial_positions"]
+    load_script(TRAIN_PRIOR).main([*argv, "--output_dir", str(tmp_path / "new")])
+    assert VQPriorModel.from_pretrained(tmp_path / "new" / "prior").config.axial_positions
+
+    trained = trained_pipeline_dir / "prior"
+    load_script(TRAIN_PRIOR).main([*fine_tuning(argv, trained), "--output_dir", str(tmp_path / "tuned")])
+    tuned = VQPriorModel.from_pretrained(tmp_path / "tuned" / "prior")
+    assert tuned.config.axial_positions and not VQPriorModel.from_pretrained(trained).config.axial_positions
+    assert all(table.abs().sum() > 0 for table in tuned.backbone.axial_positions.tables)  # trained, from zero
+
+
 def test_randomly_translated_crops_the_reflected_input_and_leaves_the_rest():
     image = torch.arange(25.0).view(1, 1, 5, 5)
     padded = torch.nn.functional.pad(image, (1, 1, 1, 1), mode="reflect")[0]

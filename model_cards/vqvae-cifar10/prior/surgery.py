@@ -1,6 +1,7 @@
 # hf_vqvae 0.1.0: model code saved beside the weights, loaded with trust_remote_code=True.
 """Model surgery on a trained prior, for fine-tuning: a "no label" for classifier-free guidance, augmentation labels,
-and more transformer blocks. Each change leaves what the prior computes as it was until training moves it."""
+axial positions and more transformer blocks. Each change leaves what the prior computes as it was until training
+moves it."""
 
 import math
 import re
@@ -53,6 +54,16 @@ class PriorSurgeryMixin:
         return self._with_new_parts(
             self.state_dict(), ("backbone.augment_embedding.",), augment_dim=augment_dim
         )
+
+    def with_axial_positions(self):
+        """A copy of this transformer prior with axial position embeddings ([`AxialPositionEmbedding`]), which
+        start at zero: the same model until training moves them."""
+        if self.config.prior_type != "transformer":
+            raise ValueError(
+                f"Axial positions (--axial_positions) belong to transformer priors; this one is a "
+                f"{self.config.prior_type}."
+            )
+        return self._with_new_parts(self.state_dict(), ("backbone.axial_positions.",), axial_positions=True)
 
     def with_added_layers(self, num_added_layers: int):
         """A copy of this transformer prior with `num_added_layers` more decoder blocks (block expansion, Wu et

@@ -30,6 +30,7 @@ from transformers import GPT2Config, GPT2Model
 from transformers import initialization as init
 from transformers.cache_utils import Cache, CacheLayerMixin
 
+from .axial_positions import AxialPositionEmbedding
 from .configuration_prior import VQPriorConfig
 from .static_decoding import decoding_step
 
@@ -162,7 +163,7 @@ class TransformerPrior(nn.Module):
     Args:
         config ([`VQPriorConfig`]):
             Uses `codebook_size`, `code_shape` (1, 2 or 3 axes), `num_classes`, `hidden_size`, `num_layers`,
-            `num_heads`, `dropout`, `initializer_range` and `augment_dim`.
+            `num_heads`, `dropout`, `initializer_range`, `augment_dim` and `axial_positions`.
     """
 
     def __init__(self, config: VQPriorConfig):
@@ -174,6 +175,8 @@ class TransformerPrior(nn.Module):
         self.head = nn.Linear(config.hidden_size, config.codebook_size)
         if config.augment_dim:
             self.augment_embedding = AugmentLabelEmbedding(config.augment_dim, config.hidden_size)
+        if config.axial_positions:
+            self.axial_positions = AxialPositionEmbedding(self.code_shape, config.hidden_size)
 
     def forward(
         self,
@@ -204,7 +207,7 @@ class TransformerPrior(nn.Module):
         # Teacher forcing: position i reads the start token and codes 0..i-1.
         start = self._start_tokens(batch_size, class_labels)
         inputs = torch.cat([start, codes.reshape(batch_size, -1)[:, :-1]], dim=1)
-        embeddings = self.decoder.wte(inputs)
+        embeddings = self.input_embeddings(inputs, first_position=0)
         if augment_labels is not None:
             embeddings = embeddings + self.augment_embedding(augment_labels)[:, None]
         outputs = self.decoder(
@@ -261,15 +264,16 @@ class TransformerPrior(nn.Module):
             self._sample_with_static_step(start, codes, first, sample_next, progress)
             return codes.view(batch_size, *self.code_shape)
         cache = Cache(layers=[PreallocatedKVLayer(num_codes) for _ in self.decoder.h]) if use_cache else None
+        axial = self.axial_positions() if hasattr(self, "axial_positions") else None
         for position in range(first, num_codes):
             if cache is None:
-                logits = self._last_logits(torch.cat([start, codes[:, :position]], dim=1))
+                logits = self._last_logits(torch.cat([start, codes[:, :position]], dim=1), 0, axial)
             elif position == first:
                 # An empty cache: the start token and the prompt, in one pass.
-                logits = self._last_logits(torch.cat([start, codes[:, :position]], dim=1), cache)
+                logits = self._last_logits(torch.cat([start, codes[:, :position]], dim=1), 0, axial, cache)
             else:
                 # The cache holds positions 0..position-1; feed only the newest input.
-                logits = self._last_logits(codes[:, position - 1 : position], cache)
+                logits = self._last_logits(codes[:, position - 1 : position], position, axial, cache)
             codes[:, position] = sample_next(logits.float())
             if progress is not None:
                 progress()
@@ -316,9 +320,29 @@ class TransformerPrior(nn.Module):
             return torch.full((batch_size, 1), self.codebook_size, dtype=torch.long, device=device)
         return (self.codebook_size + class_labels.to(device)).view(batch_size, 1)
 
-    def _last_logits(self, input_ids: torch.LongTensor, cache: Cache | None = None) -> torch.FloatTensor:
-        """Logits `(batch, K)` at the last of the positions `input_ids` `(batch, n)` that follow the cache."""
-        outputs = self.decoder(input_ids=input_ids, cache=cache, use_cache=cache is not None)
+    def input_embeddings(
+        self, input_ids: torch.LongTensor, first_position: int, axial: torch.FloatTensor | None = None
+    ) -> torch.FloatTensor:
+        """The decoder's input embeddings `(batch, n, hidden)` of `input_ids` `(batch, n)` read at positions
+        `first_position`.. on: the token embeddings, plus the axial positions of a prior that has them (`axial`,
+        their table, when the caller computed it once for many calls). GPT-2 adds its own positions itself."""
+        embeddings = self.decoder.wte(input_ids)
+        if hasattr(self, "axial_positions"):
+            axial = self.axial_positions() if axial is None else axial
+            embeddings = embeddings + axial[first_position : first_position + input_ids.shape[1]]
+        return embeddings
+
+    def _last_logits(
+        self,
+        input_ids: torch.LongTensor,
+        first_position: int,
+        axial: torch.FloatTensor | None,
+        cache: Cache | None = None,
+    ) -> torch.FloatTensor:
+        """Logits `(batch, K)` at the last of the positions `input_ids` `(batch, n)`, which start at
+        `first_position` (the cache holds the ones before)."""
+        embeddings = self.input_embeddings(input_ids, first_position, axial)
+        outputs = self.decoder(inputs_embeds=embeddings, cache=cache, use_cache=cache is not None)
         return self.head(outputs.last_hidden_state[:, -1])
 
 

@@ -60,6 +60,11 @@ class VQPriorConfig(PreTrainedConfig):
             extra label (id `num_classes`, see `null_label_id`), which gives it an unconditional distribution for
             `generate(guidance_scale=...)`; 0 leaves it without one (guidance then falls back to the mixture of
             the classes).
+        axial_positions (`bool`, defaults to `False`):
+            Transformer prior: also add learned axial position embeddings (one table per axis of `code_shape`,
+            summed, as in VideoGPT) to GPT-2's own positions, so that codes in the same row, column or time slice
+            share part of their position. They start at zero, so they can be added to a trained prior
+            (`with_axial_positions`).
     """
 
     model_type = "hf_vqvae_prior"
@@ -78,6 +83,7 @@ class VQPriorConfig(PreTrainedConfig):
     initializer_range: float = 0.02
     augment_dim: int = 0
     condition_dropout: float = 0.0
+    axial_positions: bool = False
 
     def __post_init__(self, **kwargs):
         check_code_version(type(self), kwargs.get(VERSION_KEY))  # remote code of the config's version
@@ -108,7 +114,14 @@ class VQPriorConfig(PreTrainedConfig):
             raise ValueError(
                 f"hidden_size ({self.hidden_size}) must be divisible by num_heads ({self.num_heads})."
             )
+        if not isinstance(self.axial_positions, bool):
+            raise ValueError(f"axial_positions must be True or False, got {self.axial_positions!r}.")
         if self.prior_type == "pixelcnn":
+            if self.axial_positions:
+                raise ValueError(
+                    "axial_positions=True: only prior_type='transformer' takes position embeddings (the PixelCNN's "
+                    "masked convolutions know where they are)."
+                )
             if self.augment_dim:
                 raise ValueError(
                     f"augment_dim={self.augment_dim}: only prior_type='transformer' takes augmentation labels."

@@ -38,6 +38,18 @@ class StaticDecodingStep(nn.Module):
         shape = (batch_size, self.num_heads, self.num_positions, self.head_dim)
         self.keys = [weight.new_zeros(shape) for _ in decoder.h]
         self.values = [weight.new_zeros(shape) for _ in decoder.h]
+        self.positions = weight.new_zeros(self.num_positions, decoder.config.n_embd)
+        self.read_positions()
+
+    @torch.no_grad()
+    def read_positions(self) -> None:
+        """Copies the position embeddings of every position into `self.positions`, in place (the compiled program
+        reads that tensor): GPT-2's positions, plus the axial ones of a prior that has them, summed once per run
+        rather than at every step. Called at the start of every run, so that a run sees the current weights."""
+        positions = self.backbone.decoder.wpe.weight[: self.num_positions]
+        if hasattr(self.backbone, "axial_positions"):
+            positions = positions + self.backbone.axial_positions()
+        self.positions.copy_(positions)
 
     def forward(self, tokens: torch.LongTensor, position: int) -> torch.FloatTensor:
         """`tokens` `(batch, 1)` at `position` -> logits `(batch, codebook_size)` of the code after it. Attention
@@ -47,7 +59,7 @@ class StaticDecodingStep(nn.Module):
         position."""
         decoder = self.backbone.decoder
         batch_size = tokens.shape[0]
-        hidden = decoder.wte(tokens) + decoder.wpe.weight[position : position + 1]
+        hidden = decoder.wte(tokens) + self.positions[position : position + 1]
         for block, keys, values in zip(decoder.h, self.keys, self.values, strict=True):
             query, key, value = block.attn.c_attn(block.ln_1(hidden)).split(decoder.config.n_embd, dim=2)
             query, key, value = (
@@ -76,6 +88,8 @@ def decoding_step(backbone: nn.Module, batch_size: int) -> tuple[StaticDecodingS
     if key not in steps:
         step = StaticDecodingStep(backbone, batch_size)
         steps[key] = (step, torch.compile(step, fullgraph=True, dynamic=True))
+    else:
+        steps[key][0].read_positions()
     return steps[key]
 
 
