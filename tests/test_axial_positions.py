@@ -10,8 +10,8 @@ from hf_vqvae.models.prior.modeling_prior import VQPriorModel
 
 
 def video_prior(**overrides) -> VQPriorModel:
-    fields = {"codebook_size": 16, "code_shape": [2, 3, 4], "hidden_size": 16, "num_layers": 2, "num_heads": 2}
-    return VQPriorModel(VQPriorConfig(**{**fields, **overrides})).eval()
+    sizes = {"codebook_size": 16, "hidden_size": 16, "num_layers": 2, "num_heads": 2}
+    return VQPriorModel(VQPriorConfig(code_shape=[2, 3, 4], **sizes, **overrides)).eval()
 
 
 def randomised(prior: VQPriorModel) -> VQPriorModel:
@@ -35,7 +35,8 @@ def test_added_axial_positions_start_at_zero_and_leave_the_prior_unchanged():
     extended = prior.with_axial_positions().eval()
     codes = torch.randint(0, 16, (3, 2, 3, 4))
     assert extended.config.axial_positions and not prior.config.axial_positions
-    assert [tuple(table.shape) for table in extended.backbone.axial_positions.tables] == [(2, 16), (3, 16), (4, 16)]
+    shapes = [tuple(table.shape) for table in extended.backbone.axial_positions.tables]
+    assert shapes == [(2, 16), (3, 16), (4, 16)]
     assert torch.equal(extended(codes).logits, prior(codes).logits)
     # A new prior's tables start at zero too, on the meta device as eagerly.
     assert not any(table.any() for table in video_prior(axial_positions=True).backbone.axial_positions.tables)
@@ -77,7 +78,9 @@ def test_the_compiled_step_reads_the_current_axial_positions():
 def test_axial_positions_are_refused_for_the_pixelcnn():
     with pytest.raises(ValueError, match="only prior_type='transformer' takes position embeddings"):
         VQPriorConfig(prior_type="pixelcnn", code_shape=[4, 4], axial_positions=True)
-    pixelcnn = VQPriorModel(VQPriorConfig(prior_type="pixelcnn", codebook_size=16, code_shape=[3, 3], hidden_size=8))
+    pixelcnn = VQPriorModel(
+        VQPriorConfig(prior_type="pixelcnn", codebook_size=16, code_shape=[3, 3], hidden_size=8)
+    )
     with pytest.raises(ValueError, match="belong to transformer priors; this one is a pixelcnn"):
         pixelcnn.with_axial_positions()
     with pytest.raises(ValueError, match="axial_positions must be True or False"):

@@ -28,7 +28,7 @@ from hf_vqvae.pipelines.compression import (
     decompress_many,
     read_header,
 )
-from hf_vqvae.pipelines.range_coding import range_coder, shortest_payload
+from hf_vqvae.pipelines.range_coding import padded_words, range_coder, shortest_payload
 
 
 @pytest.fixture(scope="module")
@@ -92,8 +92,9 @@ def test_the_shortest_payload_decodes_to_the_codes_within_a_byte_of_their_inform
         codes = np.array([rng.choice(64, p=row) for row in tables], dtype=np.int32)
         information = -np.log2(tables[np.arange(40), codes]).sum()
         payload = shortest_payload(codes, tables)
-        decoder = constriction.stream.queue.RangeDecoder(compression.padded_words(payload))
-        assert np.array_equal(decoder.decode(constriction.stream.model.Categorical(perfect=False), tables), codes)
+        decoder = constriction.stream.queue.RangeDecoder(padded_words(payload))
+        decoded = decoder.decode(constriction.stream.model.Categorical(perfect=False), tables)
+        assert np.array_equal(decoded, codes)
         assert len(payload) <= math.ceil(information / 8) + 1
         overheads.append(8 * len(payload) - information)
     # The sealed output carries about 15 bits more than the information (measured); cut, a few.
