@@ -22,7 +22,8 @@ from hf_vqvae.data.loading import load_raw_dataset
 from hf_vqvae.evaluation.prediction import predict_clips, prediction_scores
 from hf_vqvae.models.number_checks import positive_float, positive_int
 from hf_vqvae.models.prior.modeling_prior import VQPriorModel
-from hf_vqvae.pipelines.exporting import postprocess_samples, save_outputs, side_by_side
+from hf_vqvae.pipelines.exporting import save_outputs, side_by_side
+from hf_vqvae.pipelines.outputs import postprocess_samples
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

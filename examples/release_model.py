@@ -33,7 +33,8 @@ from hf_vqvae.data import (
 from hf_vqvae.evaluation.reconstruction import compare_with_code_entropy, evaluate_prior, evaluate_split
 from hf_vqvae.evaluation.samples import conversion_targets
 from hf_vqvae.models.prior.modeling_prior import VQPriorModel
-from hf_vqvae.pipelines.exporting import postprocess_samples, save_outputs, save_reconstructions, write_output
+from hf_vqvae.pipelines.exporting import save_outputs, save_reconstructions, write_output
+from hf_vqvae.pipelines.outputs import postprocess_samples
 from hf_vqvae.pipelines.vq_sample import VQSamplePipeline, per_class_labels
 from hf_vqvae.training.arguments import add_data_args, data_column, load_raw_splits
 from hf_vqvae.training.code_datasets import encode_batches

@@ -20,7 +20,7 @@ from hf_vqvae.cli import CommandError, main
 from hf_vqvae.cli.evaluate_command import data_source
 from hf_vqvae.cli.sample_command import sampling_labels
 from hf_vqvae.data import build_preprocessor, load_builtin_dataset, make_shapes, split_train_validation
-from hf_vqvae.pipelines.exporting import postprocess_samples
+from hf_vqvae.pipelines.outputs import postprocess_samples
 from hf_vqvae.training import demo
 
 CLASS_NAMES = ["circle", "square", "triangle", "star"]

@@ -12,12 +12,12 @@ from conftest import tiny_config
 from hf_vqvae.data import VideoPreprocessor
 from hf_vqvae.pipelines.exporting import (
     export_to_mp4,
-    postprocess_samples,
     save_image_grid,
     save_outputs,
     save_reconstructions,
     save_samples,
 )
+from hf_vqvae.pipelines.outputs import postprocess_samples
 
 # Signal values and the uint8 levels they are stored as: (x + 1) / 2 * 255 rounded, after clamping to [-1, 1].
 VALUES = [-2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0]

@@ -25,7 +25,7 @@ from hf_vqvae import VQPriorConfig, VQPriorModel
 from hf_vqvae.cli import main
 from hf_vqvae.models.prior.guidance import guided_batch, scheduled_scales
 from hf_vqvae.models.prior.modeling_prior import sample_codes
-from hf_vqvae.pipelines.exporting import postprocess_samples
+from hf_vqvae.pipelines.outputs import postprocess_samples
 
 K = 16
 NUM_CLASSES = 3

@@ -1,6 +1,8 @@
 """VQSamplePipeline ("vq-sample"): loading from a saved folder, outputs per modality and output_type, seeds,
 sampling batches, class conditioning, the progress bar and bad input."""
 
+import json
+
 import numpy as np
 import PIL.Image
 import pytest
@@ -9,7 +11,8 @@ from conftest import tiny_config
 from transformers import pipeline
 
 from hf_vqvae import VQPriorConfig, VQPriorModel, VQSamplePipeline, VQVAEModel
-from hf_vqvae.pipelines.exporting import postprocess_samples
+from hf_vqvae.pipelines.outputs import postprocess_samples
+from hf_vqvae.pipelines.remote_pipeline import REMOTE_TASK
 
 K = 16
 SAMPLING_RATE = 8000  # not the config default, so the pipeline must read it from the config
@@ -349,7 +352,10 @@ def test_save_pretrained_writes_a_folder_the_pipeline_loads(load_saved, tmp_path
     assert saved == {"config.json", "model.safetensors", "preprocessor_config.json", "prior"}
     assert (tmp_path / "saved" / "modeling_vqvae.py").is_file()  # remote code (tests/test_remote_code.py)
     assert (tmp_path / "saved" / "prior" / "modeling_prior.py").is_file()
-    assert "custom_pipelines" not in (tmp_path / "saved" / "config.json").read_text()
+    # The pipeline's own code is registered under its own task name only: "vq-sample" still loads without
+    # trust_remote_code, from the installed package.
+    custom_pipelines = json.loads((tmp_path / "saved" / "config.json").read_text())["custom_pipelines"]
+    assert list(custom_pipelines) == [REMOTE_TASK] and (tmp_path / "saved" / "vq_sample.py").is_file()
     reloaded = quiet(pipeline("vq-sample", model=str(tmp_path / "saved")))
     torch.testing.assert_close(
         stack(reloaded(num_samples=2, class_labels=1, seed=0, output_type="pt")),

@@ -17,7 +17,7 @@ from hf_vqvae import VQPriorModel, VQSamplePipeline, VQVAEModel
 from hf_vqvae.cli import main
 from hf_vqvae.data import build_preprocessor
 from hf_vqvae.models.prior import modeling_prior
-from hf_vqvae.pipelines.exporting import postprocess_samples
+from hf_vqvae.pipelines.outputs import postprocess_samples
 from hf_vqvae.pipelines.prompting import encode_prompt, prompt_slices
 
 # (prior_type, code_shape, flat prompt length P): P is no whole number of rows / slices.
@@ -195,11 +195,11 @@ def test_a_pixelcnn_trained_to_copy_the_row_above_repeats_its_prompts_row():
 
 
 def record_decoder_inputs(model: VQPriorModel) -> list[tuple[int, int]]:
-    """The (batch, length) of the input ids of every call of the transformer's decoder."""
+    """The (batch, length) of the input embeddings of every call of the transformer's decoder."""
     shapes = []
 
     def record(module, args, kwargs):
-        shapes.append(tuple(kwargs["input_ids"].shape))
+        shapes.append(tuple(kwargs["inputs_embeds"].shape[:2]))
 
     model.backbone.decoder.register_forward_pre_hook(record, with_kwargs=True)
     return shapes

@@ -5,6 +5,7 @@ Every test skips cleanly when a folder holds no weights yet, or when its validat
 (CIFAR-10 and FSDD beside the repo in `../shared/data`, Fashion-MNIST from Debian's `dataset-fashion-mnist`).
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -31,6 +32,7 @@ from hf_vqvae.data.columns import speakers_as_ids
 from hf_vqvae.data.idx import FASHION_MNIST_DIR
 from hf_vqvae.evaluation.reconstruction import evaluate_split
 from hf_vqvae.models.remote_code import code_files
+from hf_vqvae.pipelines.remote_pipeline import REMOTE_TASK
 
 MODEL_CARDS = Path(__file__).resolve().parents[1] / "model_cards"
 NUM_CHECKED_EXAMPLES = 64
@@ -203,10 +205,17 @@ def test_released_model_has_the_processor_of_its_data_path(name):
 
 @pytest.mark.parametrize("name", sorted(RELEASED_MODELS))
 def test_released_folders_carry_the_packages_current_model_code(name):
-    """The code a released folder runs as remote code is the package's own (refresh it with
-    `hf_vqvae.models.remote_code.add_remote_code` after changing the models)."""
+    """The code a released folder runs as remote code is the package's own, the pipeline's included (refresh it
+    with `hf_vqvae.models.remote_code.add_remote_code` and `hf_vqvae.pipelines.remote_pipeline.add_pipeline_code`
+    after changing the models or the pipeline)."""
     folder = released_folder(name)
-    expected = code_files(VQVAEModel.__module__) | code_files(VQPriorModel.__module__)
+    expected = (
+        code_files(VQVAEModel.__module__)
+        | code_files(VQPriorModel.__module__)
+        | code_files(VQSamplePipeline.__module__)
+    )
+    config = json.loads((folder / "config.json").read_text())
+    assert config["custom_pipelines"][REMOTE_TASK]["impl"] == "vq_sample.VQSamplePipeline"
     for file_name, source in expected.items():
         assert (folder / file_name).read_text() == source, f"{name}/{file_name} is stale"
     for file_name, source in code_files(VQPriorModel.__module__).items():

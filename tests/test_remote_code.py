@@ -10,13 +10,17 @@ import sys
 import textwrap
 
 import numpy as np
+import PIL.Image
 import pytest
 import torch
 from conftest import tiny_config, tiny_inputs
+from test_pipeline import quiet
+from transformers import pipeline
 
-from hf_vqvae import VQPriorConfig, VQPriorModel, VQVAEModel
+from hf_vqvae import VQPriorConfig, VQPriorModel, VQSamplePipeline, VQVAEModel
 from hf_vqvae.models.remote_code import add_remote_code, code_files
 from hf_vqvae.models.vqvae.processors import processor_for
+from hf_vqvae.pipelines.remote_pipeline import REMOTE_TASK
 
 # Runs in a fresh interpreter: the package is made unimportable before transformers loads the folders.
 REMOTE_SCRIPT = """
@@ -50,10 +54,35 @@ vqvae.save_pretrained(folder + "-resaved")  # the remote classes write their own
 """
 
 
-def run_without_package(*args, env_extra=None) -> subprocess.CompletedProcess:
+# The pipeline folder's own pipeline, as transformers loads a custom pipeline (the task read from config.json).
+REMOTE_PIPELINE_SCRIPT = """
+import sys
+sys.modules["hf_vqvae"] = None
+import PIL.Image
+import torch
+from transformers import pipeline
+
+folder, prompt_file, outputs_file = sys.argv[1:4]
+pipe = pipeline(model=folder, trust_remote_code=True)
+assert type(pipe).__module__.startswith("transformers_modules"), type(pipe).__module__
+assert type(pipe.prior).__module__.startswith("transformers_modules"), type(pipe.prior).__module__
+outputs = {
+    "samples": pipe([0, 1], guidance_scale=2.0, seed=0, output_type="pt"),
+    "prompted": pipe(prompt=PIL.Image.open(prompt_file), class_labels=1, num_samples=2, seed=0, output_type="pt"),
+}
+try:
+    pipe(prompt=prompt_file)
+except ValueError as error:
+    outputs["file_prompt_error"] = str(error)
+torch.save(outputs, outputs_file)
+pipe.save_pretrained(folder + "-resaved")
+"""
+
+
+def run_without_package(*args, env_extra=None, script=REMOTE_SCRIPT) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env_extra or {})}
     return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(REMOTE_SCRIPT), *map(str, args)],
+        [sys.executable, "-c", textwrap.dedent(script), *map(str, args)],
         capture_output=True,
         text=True,
         env=env,
@@ -175,3 +204,44 @@ def test_add_remote_code_leaves_the_weights_untouched(tmp_path):
 def test_a_loaded_model_with_the_package_installed_uses_the_package(tmp_path):
     saved_models(tmp_path)
     assert type(VQVAEModel.from_pretrained(tmp_path / "model")) is VQVAEModel
+
+
+def test_a_pipeline_folder_samples_with_its_own_pipeline_where_the_package_is_not_installed(tmp_path):
+    """`pipeline(model=folder, trust_remote_code=True)`: transformers reads the task from config.json's
+    `custom_pipelines` and loads the pipeline's code from the folder; samples and prompted samples equal the
+    installed package's `pipeline("vq-sample", ...)`, which the entry leaves working without trust_remote_code."""
+    vqvae, prior = saved_models(tmp_path)
+    VQSamplePipeline(model=vqvae, prior=prior).save_pretrained(tmp_path / "pipe")
+    PIL.Image.fromarray(np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(
+        tmp_path / "prompt.png"
+    )
+    result = run_without_package(
+        tmp_path / "pipe", tmp_path / "prompt.png", tmp_path / "outputs.pt",
+        env_extra={"HF_MODULES_CACHE": str(tmp_path / "modules")}, script=REMOTE_PIPELINE_SCRIPT,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    remote = torch.load(tmp_path / "outputs.pt")
+    installed = quiet(pipeline("vq-sample", model=str(tmp_path / "pipe")))
+    for remote_sample, sample in zip(
+        remote["samples"], installed([0, 1], guidance_scale=2.0, seed=0, output_type="pt"), strict=True
+    ):
+        assert torch.equal(remote_sample, sample)
+    prompted = installed(
+        prompt=PIL.Image.open(tmp_path / "prompt.png"),
+        class_labels=1,
+        num_samples=2,
+        seed=0,
+        output_type="pt",
+    )
+    assert all(torch.equal(a, b) for a, b in zip(remote["prompted"], prompted, strict=True))
+    assert "reading files needs the hf_vqvae package" in remote["file_prompt_error"]
+
+    config = json.loads((tmp_path / "pipe-resaved" / "config.json").read_text())
+    assert config["custom_pipelines"][REMOTE_TASK]["impl"] == "vq_sample.VQSamplePipeline"
+    files = {path.name: path.read_text() for path in (tmp_path / "pipe-resaved").glob("*.py")}
+    assert set(files) == set(code_files(VQSamplePipeline.__module__)) | set(code_files(VQVAEModel.__module__))
+    # The one import of the package is the data readers', guarded for folders without it.
+    absolute = {
+        name for name, source in files.items() if re.search(r"^\s*from hf_vqvae", source, re.MULTILINE)
+    }
+    assert absolute == {"prompting.py"}

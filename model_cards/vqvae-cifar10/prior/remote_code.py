@@ -91,11 +91,17 @@ def add_remote_code(
     return write_remote_code(model_class, folder)
 
 
+def is_remote_code(cls: type) -> bool:
+    """Whether `cls` was loaded from a folder's code by transformers (`trust_remote_code=True`), not from the
+    installed package."""
+    return cls.__module__.startswith("transformers_modules")
+
+
 def check_code_version(config_class: type, config_version: str | None) -> None:
     """Raises `ValueError` when a config loaded as remote code was written by another package version than the
     code file beside it (the folder's code and its config.json come from different saves)."""
     module_name = config_class.__module__
-    if config_version is None or not module_name.startswith("transformers_modules"):
+    if config_version is None or not is_remote_code(config_class):
         return
     code_version = own_version(module_name)
     if code_version != config_version:

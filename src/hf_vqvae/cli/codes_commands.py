@@ -15,7 +15,8 @@ from ..models.number_checks import positive_int
 from ..models.vqvae.configuration_vqvae import VQVAEConfig
 from ..models.vqvae.modalities import IMAGE
 from ..models.vqvae.speakers import speaker_ids_tensor
-from ..pipelines.exporting import VIDEO_FORMATS, postprocess_samples, write_output
+from ..pipelines.exporting import VIDEO_FORMATS, write_output
+from ..pipelines.outputs import postprocess_samples
 from .common import (
     USER_ERRORS,
     CommandError,

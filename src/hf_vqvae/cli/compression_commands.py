@@ -15,7 +15,8 @@ from ..pipelines.compression import (
     decompress_many,
     model_fingerprint,
 )
-from ..pipelines.exporting import VIDEO_FORMATS, postprocess_samples, write_output
+from ..pipelines.exporting import VIDEO_FORMATS, write_output
+from ..pipelines.outputs import postprocess_samples
 from .codes_commands import read_inputs
 from .common import (
     USER_ERRORS,

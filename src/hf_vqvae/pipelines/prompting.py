@@ -6,6 +6,7 @@ and the first `prompt_fraction` of its code grid's first axis is kept: the top r
 recording, the code slices of a clip's first frames. The prior samples the rest (`generate(prompt_codes=...)`).
 """
 
+import os
 from typing import Any
 
 import torch
@@ -13,6 +14,7 @@ import torch
 from ..models.number_checks import is_real
 from ..models.vqvae.configuration_vqvae import VQVAEConfig
 from ..models.vqvae.modeling_vqvae import VQVAEModel
+from ..models.vqvae.processors import processor_for
 
 ACCEPTED_PROMPTS = {
     "image": "a PIL image, an image file path or bytes, or a uint8 array (H, W[, C])",
@@ -40,17 +42,44 @@ def prompt_slices(config: VQVAEConfig, prompt_fraction: float) -> int:
 def preprocess_one(vqvae: VQVAEModel, value: Any, name: str = "inputs") -> torch.Tensor:
     """One image, recording or clip (see `ACCEPTED_PROMPTS`) as model input, as validation preprocesses it; a
     `ValueError` naming `name` and what is accepted when it cannot be read as the model's modality."""
-    # The data extras (datasets, PyAV, soundfile) are imported only when a file is read.
-    from ..data import build_preprocessor
-
     config = vqvae.config
     try:
-        return build_preprocessor(config, train=False)(value)
+        return read_example(config, value)
     except (ValueError, TypeError, OSError) as error:
         raise ValueError(
             f"{name}: cannot read {type(value).__name__} as input to this {config.modality} model ({error}); "
             f"it takes {ACCEPTED_PROMPTS[config.modality]}."
         ) from error
+
+
+def read_example(config: VQVAEConfig, value: Any) -> torch.Tensor:
+    """One example as model input without the batch axis: read by the package's data readers (files, bytes and
+    arrays, resampled and cropped as validation data), or, where this code runs as a folder's remote code without
+    the package, by the model's processor (in-memory images, frames and audio dicts only)."""
+    try:
+        # Absolute on purpose: a folder's remote code carries the models and the pipeline, not the data readers
+        # (datasets, PyAV, soundfile), which come with the installed package only.
+        from hf_vqvae.data.preprocessing import build_preprocessor
+    except ImportError:
+        return processed_in_memory(config, value)
+    return build_preprocessor(config, train=False)(value)
+
+
+def processed_in_memory(config: VQVAEConfig, value: Any) -> torch.Tensor:
+    """An in-memory example through the model's processor, for remote code without the package's data readers."""
+    if isinstance(value, (str, bytes, os.PathLike)):
+        raise ValueError(
+            "reading files needs the hf_vqvae package (pip install hf_vqvae); without it, pass the example "
+            "in memory (a PIL image, a list of frames, an {'array', 'sampling_rate'} dict)"
+        )
+    processor = processor_for(config)
+    if config.modality == "audio":
+        if not isinstance(value, dict) or not {"array", "sampling_rate"} <= value.keys():
+            raise TypeError("audio in memory is a {'array', 'sampling_rate'} dict")
+        features = processor(value["array"], sampling_rate=value["sampling_rate"])
+    else:
+        features = processor(value)
+    return features[config.modality_spec.input_name][0]
 
 
 @torch.no_grad()

@@ -12,13 +12,15 @@ from transformers import AutoModel, Pipeline
 
 from ..models.number_checks import is_int
 from ..models.prior.prior_inputs import check_class_labels, class_labels_as_tensor
-from ..models.remote_code import PRIOR_SUBFOLDER
+from ..models.remote_code import PRIOR_SUBFOLDER, is_remote_code
+from ..models.vqvae.image_processing_vqvae import OUTPUT_TYPES
 from ..models.vqvae.modeling_vqvae import VQVAEModel
 from ..models.vqvae.speakers import speaker_ids_tensor
 from .compression import compress, decompress
-from .exporting import OUTPUT_TYPES, postprocess_samples
 from .hub import push_output_dir
+from .outputs import postprocess_samples
 from .prompting import encode_prompt, preprocess_one
+from .remote_pipeline import add_pipeline_code
 
 DEFAULT_NUM_SAMPLES = 4
 
@@ -80,7 +82,9 @@ class VQSamplePipeline(Pipeline):
     _load_video_processor = False
 
     def __init__(self, model: VQVAEModel, prior: torch.nn.Module | None = None, **kwargs):
-        if not isinstance(model, VQVAEModel):
+        # By model type, not class: loaded as remote code, the model's class and the one this module imports come
+        # from different copies of the folder's code.
+        if getattr(model.config, "model_type", None) != VQVAEModel.config_class.model_type:
             raise ValueError(
                 f"vq-sample takes the folder with the VQ-VAE at its root and the prior in `prior/`; got a "
                 f"{type(model).__name__} (for a prior's own folder, pass its parent folder)."
@@ -97,9 +101,11 @@ class VQSamplePipeline(Pipeline):
     def save_pretrained(self, save_directory: str | os.PathLike, **kwargs) -> None:
         """Write the pipeline folder this pipeline loads from: the VQ-VAE at its root and the prior in `prior/`.
 
-        transformers' `Pipeline.save_pretrained` would instead record the task as remote code in the VQ-VAE's
-        config (so that loading the folder asks for `trust_remote_code`) and leave the prior out; the package
-        registers the task itself, so nothing of it needs saving. `push_to_hub` saves through this method too;
+        transformers' `Pipeline.save_pretrained` would instead record the task "vq-sample" as remote code in the
+        VQ-VAE's config (so that loading the folder asks for `trust_remote_code` even with the package installed,
+        which registers the task itself) and leave the prior out. The pipeline's code is saved under its own task
+        name instead (`remote_pipeline.py`), for `pipeline(model=folder, trust_remote_code=True)` where the package
+        is not installed. `push_to_hub` saves through this method too;
         `save_pretrained(..., push_to_hub=True)` uploads the whole folder once (each model pushing its own would
         put the prior over the VQ-VAE at the repo's root).
         """
@@ -113,6 +119,8 @@ class VQSamplePipeline(Pipeline):
         token = kwargs.pop("token", None)
         self.model.save_pretrained(save_directory, **kwargs)
         self.prior.save_pretrained(Path(save_directory) / PRIOR_SUBFOLDER, **kwargs)
+        if kwargs.get("is_main_process", True):
+            add_pipeline_code(type(self), save_directory)
         if push_to_hub:
             push_output_dir(save_directory, repo_id, token)
 
@@ -377,7 +385,11 @@ def load_prior(vqvae: VQVAEModel) -> torch.nn.Module:
         raise ValueError(no_prior_message(local_prior))
     try:
         # In the VQ-VAE's dtype: `pipeline(..., dtype=torch.bfloat16)` reaches only the model it loads itself.
-        return AutoModel.from_pretrained(source, subfolder=subfolder, dtype=vqvae.dtype, **hub_kwargs)
+        # A VQ-VAE loaded as a folder's remote code comes with a prior that is remote code too.
+        remote = {"trust_remote_code": True} if is_remote_code(type(vqvae)) else {}
+        return AutoModel.from_pretrained(
+            source, subfolder=subfolder, dtype=vqvae.dtype, **hub_kwargs, **remote
+        )
     except OSError as error:
         raise ValueError(no_prior_message(f"{source} (subfolder '{subfolder}')")) from error
 

@@ -57,12 +57,13 @@ Without `hf_vqvae` installed, transformers loads the models from the code saved 
 runs on your machine):
 
 ```python
-from transformers import AutoModel
+from transformers import AutoModel{% if prior_rows %}, pipeline{% endif %}
 
 model = AutoModel.from_pretrained("{{ model_id }}", trust_remote_code=True)
 {%- if prior_rows %}
 prior = AutoModel.from_pretrained("{{ model_id }}", subfolder="prior", trust_remote_code=True)
 samples = model.decode(prior.generate(4{{ class_labels }}))  # in [-1, 1]
+pipe = pipeline(model="{{ model_id }}", trust_remote_code=True)  # this folder's own pipeline (prompts in memory)
 {%- endif %}
 ```
 {%- if prior_rows %}

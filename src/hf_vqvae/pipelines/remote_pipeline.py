@@ -1,0 +1,37 @@
+"""The vq-sample pipeline as remote code: a pipeline folder carries the pipeline's code beside the models' and names
+it in config.json's `custom_pipelines`, so that `pipeline(model=folder, trust_remote_code=True)` samples where
+hf_vqvae is not installed.
+
+There the task has its own name, `REMOTE_TASK`. transformers gives a task named in `custom_pipelines` precedence
+over a registered one and then asks for `trust_remote_code`: named "vq-sample", it would make the installed
+package's own `pipeline("vq-sample", model=folder)` ask for it too.
+"""
+
+import json
+import os
+from pathlib import Path
+
+from ..models.remote_code import code_files
+
+REMOTE_TASK = "vq-sample-remote-code"
+
+
+def add_pipeline_code(pipeline_class: type, folder: str | os.PathLike) -> list[Path]:
+    """Write the code of `pipeline_class` (its module and every module it imports relatively) into a saved pipeline
+    folder, and register it in the folder's config.json as the `REMOTE_TASK` custom pipeline. Returns the written
+    code files."""
+    config_file = Path(folder, "config.json")
+    config = json.loads(config_file.read_text())
+    impl = f"{pipeline_class.__module__.rsplit('.', 1)[-1]}.{pipeline_class.__name__}"
+    config["custom_pipelines"] = {
+        REMOTE_TASK: {"impl": impl, "pt": ["AutoModel"], "tf": [], "type": "multimodal"}
+    }
+    config_file.write_text(json.dumps(dict(sorted(config.items())), indent=2) + "\n")
+    written = []
+    for name, source in sorted(code_files(pipeline_class.__module__).items()):
+        Path(folder, name).write_text(source)
+        written.append(Path(folder, name))
+    return written
+
+
+__all__ = ["REMOTE_TASK", "add_pipeline_code"]
