@@ -35,6 +35,7 @@ from hf_vqvae.evaluation.samples import conversion_targets
 from hf_vqvae.models.prior.modeling_prior import VQPriorModel
 from hf_vqvae.pipelines.exporting import save_outputs, save_reconstructions, write_output
 from hf_vqvae.pipelines.outputs import postprocess_samples
+from hf_vqvae.pipelines.remote_pipeline import add_pipeline_code
 from hf_vqvae.pipelines.vq_sample import VQSamplePipeline, per_class_labels
 from hf_vqvae.training.arguments import add_data_args, data_column, load_raw_splits
 from hf_vqvae.training.code_datasets import encode_batches
@@ -322,6 +323,7 @@ def main(argv: list[str] | None = None) -> None:
     store_weights_as(release_dir, vqvae_dtype)
     prior.save_pretrained(release_dir / "prior")
     store_weights_as(release_dir / "prior", prior_dtype)
+    add_pipeline_code(VQSamplePipeline, release_dir)
     samples_dir = release_dir / "samples"
     pairs = save_reconstruction_pairs(
         vqvae, raw_eval, column, args.num_samples, samples_dir, args.speaker_column

@@ -38,7 +38,7 @@ def test_added_axial_positions_start_at_zero_and_leave_the_prior_unchanged():
     shapes = [tuple(table.shape) for table in extended.backbone.axial_positions.tables]
     assert shapes == [(2, 16), (3, 16), (4, 16)]
     assert torch.equal(extended(codes).logits, prior(codes).logits)
-    # A new prior's tables start at zero too, on the meta device as eagerly.
+    # A new prior's tables start at zero too (through the meta device: test_transformers_conventions.py).
     assert not any(table.any() for table in video_prior(axial_positions=True).backbone.axial_positions.tables)
 
 
@@ -65,6 +65,17 @@ def test_every_sampling_path_reads_the_axial_positions(options):
     assert torch.equal(teacher_forced.flatten(1)[:, first:], cached.flatten(1)[:, first:])
     assert torch.equal(prior.generate(2, use_cache=False, **greedy), cached)
     assert torch.equal(prior.generate(2, compile=True, **greedy), cached)
+
+
+def test_guided_sampling_reads_the_axial_positions_in_every_pass():
+    """Guidance runs the class and "no label" rows through the same sampler: the compiled and uncached paths give
+    the cached path's codes."""
+    prior = randomised(video_prior(axial_positions=True, num_classes=2, condition_dropout=0.1))
+    codes = [
+        prior.generate(2, [0, 1], generator=torch.Generator().manual_seed(0), guidance_scale=3.0, **options)
+        for options in ({}, {"use_cache": False}, {"compile": True})
+    ]
+    assert torch.equal(codes[0], codes[1]) and torch.equal(codes[0], codes[2])
 
 
 def test_the_compiled_step_reads_the_current_axial_positions():

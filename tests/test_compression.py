@@ -160,8 +160,10 @@ def with_checksum(body: bytes) -> bytes:
         (lambda data: b"", "Not an hf_vqvae compressed file"),
         (lambda data: b"GIF89a" + data[6:], "Not an hf_vqvae compressed file"),
         (lambda data: with_checksum(data[:4] + bytes([3]) + data[5:-4]), r"format version 3; this hf_vqvae reads versions 1 and 2 \(a newer"),
+        # A payload no code leads to (all ones: past the top of the coder's range), its checksum rewritten to match.
+        (lambda data: with_checksum(data[:23] + b"\xff" * (len(data) - 27)), "damaged: its payload does not decode"),
     ],
-    ids=["truncated", "flipped-bit", "empty", "other-format", "future-version"],
+    ids=["truncated", "flipped-bit", "empty", "other-format", "future-version", "undecodable-payload"],
 )  # fmt: skip
 def test_damaged_and_future_files_are_refused_with_a_reason(pipe, damage, message):
     data = pipe.compress(tiny_inputs("image")[0], class_labels=0)

@@ -407,6 +407,17 @@ def test_compiled_sampling_draws_the_same_codes_as_the_cached_sampler():
     assert len(prior.backbone._static_steps) == 2  # batch 3 unguided, 6 guided: one compiled step each
 
 
+def test_compiled_sampling_runs_eager_past_the_recompile_limit(caplog):
+    """Each prior and batch size compiles its own program; once torch.compile refuses more (its recompile limit,
+    0 here), sampling goes on without compiling, with a warning and the same codes."""
+    prior = tiny_prior()
+    expected = prior.generate(2, generator=seeded(3))
+    with torch._dynamo.config.patch(recompile_limit=0), caplog.at_level("WARNING"):
+        assert torch.equal(prior.generate(2, generator=seeded(3), compile=True), expected)
+    assert "recompile limit is reached" in caplog.text
+    assert torch.equal(prior.generate(2, generator=seeded(3), compile=True), expected)  # stays eager
+
+
 def test_compiled_sampling_needs_the_transformer_prior_and_its_cache():
     with pytest.raises(ValueError, match="compile=True samples through a static key/value cache"):
         tiny_prior(prior_type="pixelcnn").generate(1, compile=True)

@@ -99,6 +99,11 @@ def test_release_loads_with_from_pretrained_and_the_pipeline(released):
     assert VQVAEModel.from_pretrained(release_dir).config.codebook_size == 32
     images = pipeline("vq-sample", model=str(release_dir))(num_samples=2, class_labels=[0, 3], seed=0)
     assert [image.size for image in images] == [(32, 32)] * 2
+    # The release carries the pipeline's code for transformers without the package (test_remote_code.py).
+    assert (
+        "vq-sample-remote-code" in json.loads((release_dir / "config.json").read_text())["custom_pipelines"]
+    )
+    assert (release_dir / "vq_sample.py").is_file()
 
 
 def test_config_overrides_change_the_released_config(released, trained_folder):

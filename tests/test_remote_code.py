@@ -201,6 +201,16 @@ def test_add_remote_code_leaves_the_weights_untouched(tmp_path):
     )
 
 
+def test_a_vqvae_saved_alone_leaves_its_pipeline_folders_pipeline_behind(tmp_path):
+    """The pipeline's entry in config.json goes with the pipeline's code, which a model saved alone does not
+    write."""
+    vqvae, prior = saved_models(tmp_path)
+    VQSamplePipeline(model=vqvae, prior=prior).save_pretrained(tmp_path / "pipe")
+    VQVAEModel.from_pretrained(tmp_path / "pipe").save_pretrained(tmp_path / "alone")
+    assert "custom_pipelines" not in json.loads((tmp_path / "alone" / "config.json").read_text())
+    assert not (tmp_path / "alone" / "vq_sample.py").exists()
+
+
 def test_a_loaded_model_with_the_package_installed_uses_the_package(tmp_path):
     saved_models(tmp_path)
     assert type(VQVAEModel.from_pretrained(tmp_path / "model")) is VQVAEModel
@@ -234,7 +244,7 @@ def test_a_pipeline_folder_samples_with_its_own_pipeline_where_the_package_is_no
         output_type="pt",
     )
     assert all(torch.equal(a, b) for a, b in zip(remote["prompted"], prompted, strict=True))
-    assert "reading files needs the hf_vqvae package" in remote["file_prompt_error"]
+    assert "remote code reads examples in memory only" in remote["file_prompt_error"]
 
     config = json.loads((tmp_path / "pipe-resaved" / "config.json").read_text())
     assert config["custom_pipelines"][REMOTE_TASK]["impl"] == "vq_sample.VQSamplePipeline"

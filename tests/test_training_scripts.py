@@ -43,6 +43,8 @@ from hf_vqvae import VQPriorConfig, VQVAEConfig, VQVAEModel
 from hf_vqvae.data import decode_video, load_raw_dataset
 from hf_vqvae.models.prior.modeling_prior import VQPriorModel
 from hf_vqvae.models.prior.surgery import added_layer_positions
+from hf_vqvae.models.remote_code import code_files
+from hf_vqvae.pipelines.remote_pipeline import REMOTE_TASK
 from hf_vqvae.pipelines.vq_sample import VQSamplePipeline
 from hf_vqvae.training import augmentation, prior_arguments
 from hf_vqvae.training import prior_codes as prior_code_grids
@@ -1099,6 +1101,16 @@ def test_prior_fine_tuning_deepens_a_trained_prior(trained_pipeline_dir, tmp_pat
     deeper = VQPriorModel.from_pretrained(tmp_path / "deeper" / "prior")
     assert deeper.config.num_layers == VQPriorModel.from_pretrained(trained).config.num_layers + 1
     assert deeper.backbone.decoder.h[-1].mlp.c_proj.weight.abs().sum() > 0  # trained, from a zero start
+
+
+def test_prior_training_writes_the_pipelines_code_beside_the_models(trained_pipeline_dir):
+    """`pipeline(model=folder, trust_remote_code=True)` finds the pipeline in a training output folder
+    (test_remote_code.py runs it)."""
+    config = json.loads((trained_pipeline_dir / "config.json").read_text())
+    assert config["custom_pipelines"][REMOTE_TASK]["impl"] == "vq_sample.VQSamplePipeline"
+    assert set(code_files(VQSamplePipeline.__module__)) <= {
+        path.name for path in trained_pipeline_dir.glob("*.py")
+    }
 
 
 def test_prior_training_adds_axial_positions_to_a_new_or_trained_prior(trained_pipeline_dir, tmp_path):

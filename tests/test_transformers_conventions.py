@@ -62,11 +62,12 @@ def meta_and_eager(model_class, config):
     [
         lambda: meta_and_eager(VQVAEModel, tiny_config("image", hidden_channels=64, residual_channels=32)),
         lambda: meta_and_eager(VQPriorModel, VQPriorConfig(**{**PRIOR_FIELDS, "hidden_size": 256})),
+        lambda: meta_and_eager(VQPriorModel, VQPriorConfig(**{**PRIOR_FIELDS, "axial_positions": True})),
         lambda: meta_and_eager(
             VQPriorModel, VQPriorConfig(**{**PRIOR_FIELDS, "prior_type": "pixelcnn", "hidden_size": 64})
         ),
     ],
-    ids=["vqvae", "transformer-prior", "pixelcnn-prior"],
+    ids=["vqvae", "transformer-prior", "transformer-prior-axial", "pixelcnn-prior"],
 )
 def test_initialisation_through_the_meta_device_equals_eager_initialisation(build):
     eager, meta = build()

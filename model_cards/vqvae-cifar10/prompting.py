@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from .number_checks import is_real
+from .remote_code import is_remote_code
 from .configuration_vqvae import VQVAEConfig
 from .modeling_vqvae import VQVAEModel
 from .processors import processor_for
@@ -55,23 +56,31 @@ def preprocess_one(vqvae: VQVAEModel, value: Any, name: str = "inputs") -> torch
 
 def read_example(config: VQVAEConfig, value: Any) -> torch.Tensor:
     """One example as model input without the batch axis: read by the package's data readers (files, bytes and
-    arrays, resampled and cropped as validation data), or, where this code runs as a folder's remote code without
-    the package, by the model's processor (in-memory images, frames and audio dicts only)."""
-    try:
-        # Absolute on purpose: a folder's remote code carries the models and the pipeline, not the data readers
-        # (datasets, PyAV, soundfile), which come with the installed package only.
-        from hf_vqvae.data.preprocessing import build_preprocessor
-    except ImportError:
+    arrays, resampled and cropped as validation data), or, where this code runs as a folder's remote code, by the
+    model's processor (in-memory images, frames and audio dicts only): remote code does not mix with whatever
+    version of the package may be installed."""
+    if is_remote_code(VQVAEModel):
         return processed_in_memory(config, value)
+    try:
+        # Absolute, and in a try block, on purpose: a folder's remote code carries the models and the pipeline but
+        # not the data readers (datasets, PyAV, soundfile), and transformers requires every package that a remote
+        # file imports outside a try block to be installed.
+        from hf_vqvae.data.preprocessing import build_preprocessor
+    except ModuleNotFoundError as error:
+        raise ImportError(
+            f"Reading inputs needs the data readers' packages ({error.name} is missing): "
+            "pip install 'hf_vqvae[train]'."
+        ) from error
     return build_preprocessor(config, train=False)(value)
 
 
 def processed_in_memory(config: VQVAEConfig, value: Any) -> torch.Tensor:
-    """An in-memory example through the model's processor, for remote code without the package's data readers."""
+    """An in-memory example through the model's processor, for a folder's remote code, which carries no data
+    readers."""
     if isinstance(value, (str, bytes, os.PathLike)):
         raise ValueError(
-            "reading files needs the hf_vqvae package (pip install hf_vqvae); without it, pass the example "
-            "in memory (a PIL image, a list of frames, an {'array', 'sampling_rate'} dict)"
+            "a folder's remote code reads examples in memory only (a PIL image, a list of frames, an {'array', "
+            "'sampling_rate'} dict); to read files, install hf_vqvae and load pipeline('vq-sample', model=...)"
         )
     processor = processor_for(config)
     if config.modality == "audio":
@@ -107,6 +116,11 @@ def encode_prompt(vqvae: VQVAEModel, prompt: Any, prompt_fraction: float = 0.5) 
         )
     inputs = preprocess_one(vqvae, prompt, "prompt")
     codes = vqvae.encode(inputs[None].to(vqvae.device, vqvae.dtype)).codes
+    if codes.shape[1] < kept:
+        raise ValueError(
+            f"prompt is too short: it gives {codes.shape[1]} of the {kept} code slices that prompt_fraction="
+            f"{prompt_fraction} keeps; give a longer prompt or a smaller prompt_fraction."
+        )
     return codes[:, :kept]
 
 

@@ -35,7 +35,7 @@ from transformers.utils.generic import can_return_tuple
 from .eval_mode import eval_mode
 from .remote_code import RemoteCodeMixin
 from .strict_loading import StrictLoadingMixin
-from .axial_positions import AxialPositionEmbedding
+from .axial_positions import AxialTables
 from .coding import PriorCodingMixin
 from .configuration_prior import VQPriorConfig
 from .guidance import guided_rows, resolved_guidance
@@ -211,8 +211,8 @@ class VQPriorPreTrainedModel(RemoteCodeMixin, StrictLoadingMixin, PreTrainedMode
         std = self.config.initializer_range
         if isinstance(module, AugmentLabelEmbedding):
             init.zeros_(module.weight)
-        elif isinstance(module, AxialPositionEmbedding):
-            for table in module.tables:
+        elif isinstance(module, AxialTables):
+            for table in module:
                 init.zeros_(table)
         elif isinstance(module, (nn.Linear, nn.Embedding)):
             init.normal_(module.weight, mean=0.0, std=std)

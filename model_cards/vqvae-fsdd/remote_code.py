@@ -126,6 +126,9 @@ class RemoteCodeMixin:
                 f"save_directory {os.fspath(save_directory)!r} is a file; give a folder to save the model to."
             )
         self.config.auto_map = self.remote_code_auto_map()
+        # A config loaded from a pipeline folder names the pipeline's code (`custom_pipelines`), which a model saved
+        # on its own does not carry; the pipeline's save writes both again.
+        self.config.__dict__.pop("custom_pipelines", None)
         setattr(self.config, VERSION_KEY, own_version(type(self).__module__))
         if kwargs.get("is_main_process", True):
             # Before the weights: `push_to_hub=True` uploads the folder as transformers leaves it.

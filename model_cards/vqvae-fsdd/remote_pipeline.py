@@ -19,13 +19,14 @@ REMOTE_TASK = "vq-sample-remote-code"
 
 def add_pipeline_code(pipeline_class: type, folder: str | os.PathLike) -> list[Path]:
     """Write the code of `pipeline_class` (its module and every module it imports relatively) into a saved pipeline
-    folder, and register it in the folder's config.json as the `REMOTE_TASK` custom pipeline. Returns the written
-    code files."""
+    folder, and register it in the folder's config.json as the `REMOTE_TASK` custom pipeline (beside any others).
+    Returns the written code files."""
     config_file = Path(folder, "config.json")
     config = json.loads(config_file.read_text())
     impl = f"{pipeline_class.__module__.rsplit('.', 1)[-1]}.{pipeline_class.__name__}"
     config["custom_pipelines"] = {
-        REMOTE_TASK: {"impl": impl, "pt": ["AutoModel"], "tf": [], "type": "multimodal"}
+        **config.get("custom_pipelines", {}),
+        REMOTE_TASK: {"impl": impl, "pt": ["AutoModel"], "type": "multimodal"},
     }
     config_file.write_text(json.dumps(dict(sorted(config.items())), indent=2) + "\n")
     written = []

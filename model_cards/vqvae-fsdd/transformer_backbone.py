@@ -290,9 +290,9 @@ class TransformerPrior(nn.Module):
         """Fills `codes` after its first `first` (prompt) codes, one compiled step per position: the step at
         position p reads the start token (p = 0) or code p - 1 and gives the logits of code p."""
         eager_step, compiled = decoding_step(self, codes.shape[0])
-        tokens = start
+        tokens, last = start, codes.shape[1] - 1
         for position in range(codes.shape[1]):
-            logits = (compiled if position >= 2 else eager_step)(tokens, position)
+            logits = (compiled if 2 <= position < last else eager_step)(tokens, position)
             if position >= first:
                 codes[:, position] = sample_next(logits.float())
                 if progress is not None:

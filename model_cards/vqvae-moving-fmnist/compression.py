@@ -38,7 +38,14 @@ import torch
 
 from .modeling_prior import VQPriorModel
 from .modeling_vqvae import VQVAEModel
-from .range_coding import code_probabilities, padded_words, range_coder, shortest_payload
+from .range_coding import (
+    InvalidPayloadError,
+    code_probabilities,
+    decode_codes,
+    padded_words,
+    range_coder,
+    shortest_payload,
+)
 
 MAGIC = b"HFVQ"
 FORMAT_VERSION = 2
@@ -167,17 +174,17 @@ def compress_many(
     files = []
     for chunk in inputs.split(CODING_BATCH):
         codes = vqvae.encode(chunk.to(vqvae.device, vqvae.dtype)).codes.flatten(1).cpu()
-        position, step_tables = iter(range(codes.shape[1])), []
+        position = iter(range(codes.shape[1]))
+        tables = np.empty((len(chunk), codes.shape[1], prior.config.codebook_size))
 
-        def record_next(logits: torch.FloatTensor, codes=codes, position=position, step_tables=step_tables):
+        def record_next(logits: torch.FloatTensor, codes=codes, position=position, tables=tables):
             step = next(position)
-            step_tables.append(code_probabilities(logits)[: len(codes)])
+            tables[:, step] = code_probabilities(logits)[: len(codes)]
             chosen = torch.zeros(len(logits), dtype=torch.long)
             chosen[: len(codes)] = codes[:, step]
             return chosen.to(logits.device)
 
         run_coder(prior, record_next, [class_label] * len(chunk))
-        tables = np.stack(step_tables, axis=1)
         for row in range(len(chunk)):
             body = headers[len(files)] + shortest_payload(codes[row].numpy(), tables[row])
             files.append(body + _CHECKSUM.pack(zlib.crc32(body)))
@@ -212,13 +219,17 @@ def decompress_many(vqvae: VQVAEModel, prior: VQPriorModel, files: list[bytes]) 
             chunk = indices[start : start + CODING_BATCH]
             decoders = [constriction.stream.queue.RangeDecoder(payload_words(*parsed[i])) for i in chunk]
 
-            def decode_next(logits: torch.FloatTensor, decoders=decoders) -> torch.LongTensor:
+            def decode_next(logits: torch.FloatTensor, decoders=decoders, chunk=chunk) -> torch.LongTensor:
                 tables = code_probabilities(logits)
                 chosen = torch.zeros(len(logits), dtype=torch.long)
                 for row, decoder in enumerate(decoders):
-                    chosen[row] = int(
-                        decoder.decode(constriction.stream.model.Categorical(tables[row], perfect=False))
-                    )
+                    try:
+                        chosen[row] = int(decode_codes(decoder, tables[row : row + 1])[0])
+                    except InvalidPayloadError as error:
+                        raise CompressedFileError(
+                            f"File {chunk[row]} is damaged: its payload does not decode under this model, though "
+                            "its checksum matches."
+                        ) from error
                 return chosen.to(logits.device)
 
             codes = run_coder(prior, decode_next, [parsed[i][0].class_label for i in chunk])[: len(chunk)]

@@ -1,7 +1,7 @@
 # hf_vqvae 0.1.0: model code saved beside the weights, loaded with trust_remote_code=True.
 """Decoded batches as what users get back: PIL images, audio dicts, video frames, arrays or tensors.
 
-Torch, numpy and the model's processor only, so that the pipeline can travel as remote code; writing files
+Torch and the model's processor only, so that the pipeline can travel as remote code; writing files
 (grids, WAV, GIF, MP4) is `exporting.py`'s job.
 """
 

@@ -12,7 +12,8 @@ sealed words were 1.039x.
 import numpy as np
 import torch
 
-# Zero words read after a payload: more than the range decoder's state takes in past the end of the code.
+# Zero words put after a payload, so that what it means does not rest on what the decoder reads past the end of
+# its array (zeros too, in constriction 0.5): more than the decoder's state takes in past the end of the code.
 PAYLOAD_PADDING_WORDS = 2
 
 
@@ -51,7 +52,7 @@ def shortest_payload(codes: np.ndarray, tables: np.ndarray) -> bytes:
     encoder.encode(codes.astype(np.int32), constriction.stream.model.Categorical(perfect=False), tables)
     sealed = encoder.get_compressed().astype(">u4").tobytes()
     shortest, misses = sealed, 0
-    for length in range(len(sealed) - 1, 0, -1):
+    for length in range(len(sealed) - 1, -1, -1):
         prefix = sealed[:length]
         raised = int.from_bytes(prefix, "big") + 1
         candidates = [prefix] + ([raised.to_bytes(length, "big")] if raised < 256**length else [])
@@ -67,21 +68,43 @@ def shortest_payload(codes: np.ndarray, tables: np.ndarray) -> bytes:
 
 def decodes_to(payload: bytes, codes: np.ndarray, tables: np.ndarray) -> bool:
     """Whether `payload` decodes to `codes` under `tables` (a payload that leaves the coder's valid range does
-    not)."""
+    not), decoded as `decompress` decodes it."""
     constriction = range_coder()
     decoder = constriction.stream.queue.RangeDecoder(padded_words(payload))
     try:
-        decoded = decoder.decode(constriction.stream.model.Categorical(perfect=False), tables)
-    except AssertionError:  # constriction's signal for data no code of these tables leads to
+        decoded = decode_codes(decoder, tables)
+    except InvalidPayloadError:
         return False
     return np.array_equal(decoded, codes)
 
 
+class InvalidPayloadError(ValueError):
+    """The range decoder met data that no code of its tables leads to."""
+
+
+def decode_codes(decoder, tables: np.ndarray) -> np.ndarray:
+    """The next `len(tables)` codes from a constriction `RangeDecoder`, one per row of probabilities `tables`
+    `(n, K)`: the one decoding call that both the encoder's check and `decompress` make, so that they build the
+    coder's integer model the same way."""
+    constriction = range_coder()
+    try:
+        return decoder.decode(constriction.stream.model.Categorical(perfect=False), tables)
+    except AssertionError as error:  # constriction's signal for invalid data
+        raise InvalidPayloadError(str(error)) from error
+
+
 def padded_words(payload: bytes) -> np.ndarray:
     """A version 2 payload as the range decoder's 32-bit words: zero bytes up to a whole word, then
-    `PAYLOAD_PADDING_WORDS` zero words, so that the decoder reads zeros from the array, not past its end."""
+    `PAYLOAD_PADDING_WORDS` zero words."""
     padded = payload + bytes(-len(payload) % 4 + 4 * PAYLOAD_PADDING_WORDS)
     return np.frombuffer(padded, dtype=">u4").astype(np.uint32)
 
 
-__all__ = ["code_probabilities", "padded_words", "range_coder", "shortest_payload"]
+__all__ = [
+    "InvalidPayloadError",
+    "code_probabilities",
+    "decode_codes",
+    "padded_words",
+    "range_coder",
+    "shortest_payload",
+]

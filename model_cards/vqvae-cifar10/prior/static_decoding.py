@@ -16,6 +16,9 @@ from math import prod
 import torch
 import torch.nn.functional as F
 from torch import nn
+from transformers.utils import logging
+
+logger = logging.get_logger(__name__)
 
 
 class StaticDecodingStep(nn.Module):
@@ -38,18 +41,17 @@ class StaticDecodingStep(nn.Module):
         shape = (batch_size, self.num_heads, self.num_positions, self.head_dim)
         self.keys = [weight.new_zeros(shape) for _ in decoder.h]
         self.values = [weight.new_zeros(shape) for _ in decoder.h]
-        self.positions = weight.new_zeros(self.num_positions, decoder.config.n_embd)
-        self.read_positions()
+        self.axial_rows = weight.new_zeros(self.num_positions, decoder.config.n_embd)
+        self.read_axial_positions()
 
     @torch.no_grad()
-    def read_positions(self) -> None:
-        """Copies the position embeddings of every position into `self.positions`, in place (the compiled program
-        reads that tensor): GPT-2's positions, plus the axial ones of a prior that has them, summed once per run
-        rather than at every step. Called at the start of every run, so that a run sees the current weights."""
-        positions = self.backbone.decoder.wpe.weight[: self.num_positions]
+    def read_axial_positions(self) -> None:
+        """Copies the axial position embedding of every position ([`AxialPositionEmbedding`], zeros for a prior
+        without them) into `self.axial_rows`, in place (the compiled program reads that tensor), so that the grid
+        is summed once per run rather than at every step. Called at the start of every run, so that a run sees
+        the current weights."""
         if hasattr(self.backbone, "axial_positions"):
-            positions = positions + self.backbone.axial_positions()
-        self.positions.copy_(positions)
+            self.axial_rows.copy_(self.backbone.axial_positions())
 
     def forward(self, tokens: torch.LongTensor, position: int) -> torch.FloatTensor:
         """`tokens` `(batch, 1)` at `position` -> logits `(batch, codebook_size)` of the code after it. Attention
@@ -59,7 +61,12 @@ class StaticDecodingStep(nn.Module):
         position."""
         decoder = self.backbone.decoder
         batch_size = tokens.shape[0]
-        hidden = decoder.wte(tokens) + self.positions[position : position + 1]
+        # Summed in the decoder's order: the token and axial embeddings (the inputs it is given), then its positions.
+        hidden = (
+            decoder.wte(tokens)
+            + self.axial_rows[position : position + 1]
+            + decoder.wpe.weight[position : position + 1]
+        )
         for block, keys, values in zip(decoder.h, self.keys, self.values, strict=True):
             query, key, value = block.attn.c_attn(block.ln_1(hidden)).split(decoder.config.n_embd, dim=2)
             query, key, value = (
@@ -76,21 +83,47 @@ class StaticDecodingStep(nn.Module):
         return self.backbone.head(decoder.ln_f(hidden)[:, -1])
 
 
-def decoding_step(backbone: nn.Module, batch_size: int) -> tuple[StaticDecodingStep, nn.Module]:
+class CompiledStep:
+    """
+    A [`StaticDecodingStep`] compiled with `torch.compile(fullgraph=True, dynamic=True)`, which falls back to the
+    eager step, with a warning, once torch.compile's recompile limit is reached in the process: every prior and
+    batch size compiles its own program, and past the limit (`torch._dynamo.config.recompile_limit`, 8 by default)
+    a full-graph compile fails rather than run. The eager step computes the same logits.
+    """
+
+    def __init__(self, step: StaticDecodingStep):
+        self.step = step
+        self.compiled = torch.compile(step, fullgraph=True, dynamic=True)
+
+    def __call__(self, tokens: torch.LongTensor, position: int) -> torch.FloatTensor:
+        if self.compiled is not None:
+            try:
+                return self.compiled(tokens, position)
+            except torch._dynamo.exc.FailOnRecompileLimitHit:
+                logger.warning(
+                    "generate(compile=True): torch.compile's recompile limit is reached in this process (one "
+                    "program per prior and batch size); this prior samples without compiling, with the same codes. "
+                    "Raise torch._dynamo.config.recompile_limit to compile more."
+                )
+                self.compiled = None
+        return self.step(tokens, position)
+
+
+def decoding_step(backbone: nn.Module, batch_size: int) -> tuple[StaticDecodingStep, CompiledStep]:
     """The backbone's step for `batch_size` rows, eager and compiled (the same module and buffers), built once and
     kept on the backbone: compiling takes seconds, so later runs of the same batch size, dtype and device reuse
-    it. torch.compile specialises the positions 0 and 1, so those run eager and the compiled program, with the
-    position symbolic, serves every later one."""
+    it. torch.compile specialises the positions 0 and 1 and the last one (where the filled prefix is the whole
+    buffer), so those run eager and the compiled program, with the position symbolic, serves every other one."""
     weight = backbone.decoder.wte.weight
     key = (batch_size, weight.dtype, weight.device)
     # Kept in the instance dict, not as a submodule: the steps have no weights of their own to save.
     steps = backbone.__dict__.setdefault("_static_steps", {})
     if key not in steps:
         step = StaticDecodingStep(backbone, batch_size)
-        steps[key] = (step, torch.compile(step, fullgraph=True, dynamic=True))
+        steps[key] = (step, CompiledStep(step))
     else:
-        steps[key][0].read_positions()
+        steps[key][0].read_axial_positions()
     return steps[key]
 
 
-__all__ = ["StaticDecodingStep", "decoding_step"]
+__all__ = ["CompiledStep", "StaticDecodingStep", "decoding_step"]

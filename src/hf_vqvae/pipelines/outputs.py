@@ -1,6 +1,6 @@
 """Decoded batches as what users get back: PIL images, audio dicts, video frames, arrays or tensors.
 
-Torch, numpy and the model's processor only, so that the pipeline can travel as remote code; writing files
+Torch and the model's processor only, so that the pipeline can travel as remote code; writing files
 (grids, WAV, GIF, MP4) is `exporting.py`'s job.
 """
 

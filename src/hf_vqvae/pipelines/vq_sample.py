@@ -120,7 +120,7 @@ class VQSamplePipeline(Pipeline):
         self.model.save_pretrained(save_directory, **kwargs)
         self.prior.save_pretrained(Path(save_directory) / PRIOR_SUBFOLDER, **kwargs)
         if kwargs.get("is_main_process", True):
-            add_pipeline_code(type(self), save_directory)
+            add_pipeline_code(VQSamplePipeline, save_directory)
         if push_to_hub:
             push_output_dir(save_directory, repo_id, token)
 

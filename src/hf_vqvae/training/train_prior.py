@@ -26,6 +26,7 @@ from ..models.prior.modeling_prior import VQPriorModel
 from ..models.vqvae.modeling_vqvae import VQVAEModel
 from ..pipelines.exporting import save_outputs
 from ..pipelines.hub import push_output_dir
+from ..pipelines.remote_pipeline import add_pipeline_code
 from ..pipelines.vq_sample import VQSamplePipeline, per_class_labels
 from .arguments import (
     build_accelerator,
@@ -210,6 +211,7 @@ def finish(
     if Path(args.vqvae_name_or_path).resolve() != output_dir.resolve():
         vqvae.save_pretrained(output_dir)
     unwrapped.save_pretrained(output_dir / "prior")
+    add_pipeline_code(VQSamplePipeline, output_dir)
     samples = save_prior_samples(
         unwrapped, vqvae, label_names, args.num_validation_samples, output_dir / "samples", args.seed
     )

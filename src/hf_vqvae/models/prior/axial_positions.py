@@ -15,6 +15,12 @@ import torch
 from torch import nn
 
 
+class AxialTables(nn.ParameterList):
+    """The per-axis tables `(axis size, hidden_size)`, zero-initialised (`VQPriorPreTrainedModel._init_weights`).
+    Their own class because transformers initialises a module's direct parameters: the list holds them, not the
+    embedding module."""
+
+
 class AxialPositionEmbedding(nn.Module):
     """
     Per-axis position vectors of a code grid, summed into one vector per raster position.
@@ -27,9 +33,7 @@ class AxialPositionEmbedding(nn.Module):
     def __init__(self, code_shape: tuple[int, ...], hidden_size: int):
         super().__init__()
         self.code_shape = tuple(code_shape)
-        self.tables = nn.ParameterList(
-            [nn.Parameter(torch.zeros(size, hidden_size)) for size in self.code_shape]
-        )
+        self.tables = AxialTables([nn.Parameter(torch.zeros(size, hidden_size)) for size in self.code_shape])
 
     def forward(self) -> torch.FloatTensor:
         """The `(num_codes, hidden_size)` embedding of every position in raster order: the sum over the axes of
@@ -45,4 +49,4 @@ class AxialPositionEmbedding(nn.Module):
         return grid.view(prod(self.code_shape), hidden_size)
 
 
-__all__ = ["AxialPositionEmbedding"]
+__all__ = ["AxialPositionEmbedding", "AxialTables"]
