@@ -35,7 +35,6 @@ from hf_vqvae.evaluation.samples import conversion_targets
 from hf_vqvae.models.prior.modeling_prior import VQPriorModel
 from hf_vqvae.pipelines.exporting import save_outputs, save_reconstructions, write_output
 from hf_vqvae.pipelines.outputs import postprocess_samples
-from hf_vqvae.pipelines.remote_pipeline import add_pipeline_code
 from hf_vqvae.pipelines.vq_sample import VQSamplePipeline, per_class_labels
 from hf_vqvae.training.arguments import add_data_args, data_column, load_raw_splits
 from hf_vqvae.training.code_datasets import encode_batches
@@ -303,8 +302,7 @@ def main(argv: list[str] | None = None) -> None:
     modality, column = vqvae.config.modality, data_column(args, vqvae.config.modality)
 
     vqvae_dtype, prior_dtype = (
-        getattr(torch, args.vqvae_storage_dtype),
-        getattr(torch, args.prior_storage_dtype),
+        getattr(torch, name) for name in (args.vqvae_storage_dtype, args.prior_storage_dtype)
     )
     round_weights_to(vqvae, vqvae_dtype)
     round_weights_to(prior, prior_dtype)
@@ -319,11 +317,9 @@ def main(argv: list[str] | None = None) -> None:
     metrics.pop("num_eval_examples")
     metrics |= prior_metrics(prior, vqvae, raw_eval, column, args.label_column, args.eval_batch_size)
 
-    vqvae.save_pretrained(release_dir)
+    VQSamplePipeline(vqvae, prior).save_pretrained(release_dir)  # the models, and the pipeline's code
     store_weights_as(release_dir, vqvae_dtype)
-    prior.save_pretrained(release_dir / "prior")
     store_weights_as(release_dir / "prior", prior_dtype)
-    add_pipeline_code(VQSamplePipeline, release_dir)
     samples_dir = release_dir / "samples"
     pairs = save_reconstruction_pairs(
         vqvae, raw_eval, column, args.num_samples, samples_dir, args.speaker_column

@@ -229,8 +229,7 @@ class TransformerPrior(nn.Module):
         """Generates code grids one code at a time in raster order.
 
         Args:
-            batch_size (`int`):
-                Number of grids B.
+            batch_size (`int`): number of grids B.
             class_labels (`torch.LongTensor` of shape `(batch_size,)`, *optional*):
                 Classes to sample; required if and only if the prior is class-conditional.
             sample_next (`Callable[[torch.FloatTensor], torch.LongTensor]`):
