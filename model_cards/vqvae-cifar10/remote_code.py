@@ -17,6 +17,7 @@ import json
 import os
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 VERSION_KEY = "hf_vqvae_version"
@@ -83,12 +84,23 @@ def add_remote_code(
 ) -> list[Path]:
     """Make an already saved folder loadable as remote code without rewriting its weights: write the code and
     add `auto_map` (with `extra_auto_map`, e.g. the processor's) and the version to its config.json."""
+    update_config_file(
+        folder,
+        lambda config: {
+            "auto_map": {**auto_map(model_class), **(extra_auto_map or {})},
+            VERSION_KEY: own_version(model_class.__module__),
+        },
+    )
+    return write_remote_code(model_class, folder)
+
+
+def update_config_file(folder: str | os.PathLike, changes: Callable[[dict], dict]) -> None:
+    """Rewrite a saved folder's config.json with the fields `changes(config)` gives (sorted, as transformers
+    writes it), leaving its other fields as they are."""
     config_file = Path(folder, "config.json")
     config = json.loads(config_file.read_text())
-    config["auto_map"] = {**auto_map(model_class), **(extra_auto_map or {})}
-    config[VERSION_KEY] = own_version(model_class.__module__)
+    config |= changes(config)
     config_file.write_text(json.dumps(dict(sorted(config.items())), indent=2) + "\n")
-    return write_remote_code(model_class, folder)
 
 
 def is_remote_code(cls: type) -> bool:

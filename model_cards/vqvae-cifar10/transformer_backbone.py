@@ -207,7 +207,7 @@ class TransformerPrior(nn.Module):
         # Teacher forcing: position i reads the start token and codes 0..i-1.
         start = self._start_tokens(batch_size, class_labels)
         inputs = torch.cat([start, codes.reshape(batch_size, -1)[:, :-1]], dim=1)
-        embeddings = self.input_embeddings(inputs, first_position=0)
+        embeddings = self.input_embeddings(inputs, 0, self.axial_table())
         if augment_labels is not None:
             embeddings = embeddings + self.augment_embedding(augment_labels)[:, None]
         outputs = self.decoder(
@@ -263,7 +263,7 @@ class TransformerPrior(nn.Module):
             self._sample_with_static_step(start, codes, first, sample_next, progress)
             return codes.view(batch_size, *self.code_shape)
         cache = Cache(layers=[PreallocatedKVLayer(num_codes) for _ in self.decoder.h]) if use_cache else None
-        axial = self.axial_positions() if hasattr(self, "axial_positions") else None
+        axial = self.axial_table()
         for position in range(first, num_codes):
             if cache is None:
                 logits = self._last_logits(torch.cat([start, codes[:, :position]], dim=1), 0, axial)
@@ -319,15 +319,19 @@ class TransformerPrior(nn.Module):
             return torch.full((batch_size, 1), self.codebook_size, dtype=torch.long, device=device)
         return (self.codebook_size + class_labels.to(device)).view(batch_size, 1)
 
+    def axial_table(self) -> torch.FloatTensor | None:
+        """The axial position embedding of every position `(num_codes, hidden)`, or `None` for a prior without
+        them: computed once per forward pass or sampling run."""
+        return self.axial_positions() if hasattr(self, "axial_positions") else None
+
     def input_embeddings(
-        self, input_ids: torch.LongTensor, first_position: int, axial: torch.FloatTensor | None = None
+        self, input_ids: torch.LongTensor, first_position: int, axial: torch.FloatTensor | None
     ) -> torch.FloatTensor:
         """The decoder's input embeddings `(batch, n, hidden)` of `input_ids` `(batch, n)` read at positions
-        `first_position`.. on: the token embeddings, plus the axial positions of a prior that has them (`axial`,
-        their table, when the caller computed it once for many calls). GPT-2 adds its own positions itself."""
+        `first_position`.. on: the token embeddings, plus the rows of `axial` (`axial_table()`) when the prior has
+        them. GPT-2 adds its own positions itself."""
         embeddings = self.decoder.wte(input_ids)
-        if hasattr(self, "axial_positions"):
-            axial = self.axial_positions() if axial is None else axial
+        if axial is not None:
             embeddings = embeddings + axial[first_position : first_position + input_ids.shape[1]]
         return embeddings
 

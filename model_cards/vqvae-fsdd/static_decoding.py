@@ -41,17 +41,17 @@ class StaticDecodingStep(nn.Module):
         shape = (batch_size, self.num_heads, self.num_positions, self.head_dim)
         self.keys = [weight.new_zeros(shape) for _ in decoder.h]
         self.values = [weight.new_zeros(shape) for _ in decoder.h]
-        self.axial_rows = weight.new_zeros(self.num_positions, decoder.config.n_embd)
-        self.read_axial_positions()
+        axial = backbone.axial_table()
+        self.axial_rows = None if axial is None else axial.detach().clone()
 
     @torch.no_grad()
     def read_axial_positions(self) -> None:
-        """Copies the axial position embedding of every position ([`AxialPositionEmbedding`], zeros for a prior
-        without them) into `self.axial_rows`, in place (the compiled program reads that tensor), so that the grid
-        is summed once per run rather than at every step. Called at the start of every run, so that a run sees
-        the current weights."""
-        if hasattr(self.backbone, "axial_positions"):
-            self.axial_rows.copy_(self.backbone.axial_positions())
+        """Copies the axial position embedding of every position (`TransformerPrior.axial_table`) into
+        `self.axial_rows`, in place (the compiled program reads that tensor), so that the grid is summed once per
+        run rather than at every step. Called at the start of every run, so that a run sees the current weights;
+        nothing to do for a prior without them."""
+        if self.axial_rows is not None:
+            self.axial_rows.copy_(self.backbone.axial_table())
 
     def forward(self, tokens: torch.LongTensor, position: int) -> torch.FloatTensor:
         """`tokens` `(batch, 1)` at `position` -> logits `(batch, codebook_size)` of the code after it. Attention
@@ -62,11 +62,10 @@ class StaticDecodingStep(nn.Module):
         decoder = self.backbone.decoder
         batch_size = tokens.shape[0]
         # Summed in the decoder's order: the token and axial embeddings (the inputs it is given), then its positions.
-        hidden = (
-            decoder.wte(tokens)
-            + self.axial_rows[position : position + 1]
-            + decoder.wpe.weight[position : position + 1]
-        )
+        hidden = decoder.wte(tokens)
+        if self.axial_rows is not None:
+            hidden = hidden + self.axial_rows[position : position + 1]
+        hidden = hidden + decoder.wpe.weight[position : position + 1]
         for block, keys, values in zip(decoder.h, self.keys, self.values, strict=True):
             query, key, value = block.attn.c_attn(block.ln_1(hidden)).split(decoder.config.n_embd, dim=2)
             query, key, value = (

@@ -7,11 +7,10 @@ over a registered one and then asks for `trust_remote_code`: named "vq-sample", 
 package's own `pipeline("vq-sample", model=folder)` ask for it too.
 """
 
-import json
 import os
 from pathlib import Path
 
-from ..models.remote_code import code_files
+from ..models.remote_code import update_config_file, write_remote_code
 
 REMOTE_TASK = "vq-sample-remote-code"
 
@@ -20,19 +19,13 @@ def add_pipeline_code(pipeline_class: type, folder: str | os.PathLike) -> list[P
     """Write the code of `pipeline_class` (its module and every module it imports relatively) into a saved pipeline
     folder, and register it in the folder's config.json as the `REMOTE_TASK` custom pipeline (beside any others).
     Returns the written code files."""
-    config_file = Path(folder, "config.json")
-    config = json.loads(config_file.read_text())
     impl = f"{pipeline_class.__module__.rsplit('.', 1)[-1]}.{pipeline_class.__name__}"
-    config["custom_pipelines"] = {
-        **config.get("custom_pipelines", {}),
-        REMOTE_TASK: {"impl": impl, "pt": ["AutoModel"], "type": "multimodal"},
-    }
-    config_file.write_text(json.dumps(dict(sorted(config.items())), indent=2) + "\n")
-    written = []
-    for name, source in sorted(code_files(pipeline_class.__module__).items()):
-        Path(folder, name).write_text(source)
-        written.append(Path(folder, name))
-    return written
+    entry = {"impl": impl, "pt": ["AutoModel"], "type": "multimodal"}
+    update_config_file(
+        folder,
+        lambda config: {"custom_pipelines": {**config.get("custom_pipelines", {}), REMOTE_TASK: entry}},
+    )
+    return write_remote_code(pipeline_class, folder)
 
 
 __all__ = ["REMOTE_TASK", "add_pipeline_code"]
